@@ -20,6 +20,15 @@ export const ADAPTER_ENV = "SELFISH_ADAPTER";
 /** Environment variable that forces {@linkcode KernelVariant}. */
 export const VARIANT_ENV = "SELFISH_KERNEL_VARIANT";
 
+/**
+ * Loop iterations one shader invocation may run on software adapters. llvmpipe (Mesa's CPU
+ * driver, behind lavapipe too) ends every loop of an invocation once it has run 65535
+ * iterations in total, shared by all its loops, and carries on silently with wrong results.
+ * Launchers whose per-thread loop count grows with a shape check it against this (with slack)
+ * and pick another kernel or throw.
+ */
+export const SOFTWARE_LOOP_BUDGET = 65000;
+
 /** The limits this project depends on, as granted to the device. */
 export interface DeviceLimits {
   maxBufferSize: number;
@@ -109,8 +118,18 @@ export function parseKernelVariant(value: string, source: string): KernelVariant
   throw new RangeError(`${source}: expected auto, regblock or tiled, got "${value}"`);
 }
 
-/** True for CPU rasterisers, whatever they call themselves. */
-export function isSoftwareAdapter(info: { isFallbackAdapter?: boolean; description: string }) {
+/**
+ * True for CPU rasterisers, whatever they call themselves.
+ *
+ * @example
+ * ```ts
+ * import { isSoftwareAdapter } from "./device.ts";
+ * isSoftwareAdapter({ description: "llvmpipe (LLVM 15.0.6, 256 bits)" }); // true
+ * ```
+ */
+export function isSoftwareAdapter(
+  info: { isFallbackAdapter?: boolean; description: string },
+): boolean {
   return info.isFallbackAdapter === true ||
     /llvmpipe|lavapipe|softpipe|swiftshader|warp|basic render/i.test(info.description);
 }

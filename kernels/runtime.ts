@@ -105,7 +105,7 @@ export class Gpu {
     this.#lostPromise.catch(() => {}); // observed through #checkLost and races
     device.addEventListener("uncapturederror", (ev) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
-      this.#uncaptured ??= e.message;
+      this.#uncaptured ??= `WebGPU error: ${e.message}`;
     });
   }
 
@@ -185,13 +185,21 @@ export class Gpu {
     if (data.length !== t.size) {
       throw new ShapeError(`write to ${t}: got ${data.length} values, expected ${t.size}`);
     }
+    if (t.size === 0) return; // a zero-length queue write panics Deno 2.9's WebGPU
     const host = t.dtype === "f32"
       ? (data instanceof Float32Array ? data : Float32Array.from(data))
       : t.dtype === "u32"
       ? (data instanceof Uint32Array ? data : Uint32Array.from(data))
       : (data instanceof Int32Array ? data : Int32Array.from(data));
     this.submit();
-    this.device.queue.writeBuffer(t.buffer, t.byteOffset, host.buffer, host.byteOffset, t.byteLength);
+    // Typed-array data offsets and sizes are in elements.
+    this.device.queue.writeBuffer(
+      t.buffer,
+      t.byteOffset,
+      host as Float32Array<ArrayBuffer>,
+      0,
+      t.size,
+    );
   }
 
   /** Returns the tensor's buffer to the pool. The tensor and all its views become invalid. */
@@ -215,9 +223,10 @@ export class Gpu {
       layout: "auto",
       compute: { module, entryPoint: "main" },
     });
+    // Stored, not thrown: a rejection nobody awaits yet would be an unhandled one.
     this.#pipelineChecks.push(
       this.device.popErrorScope().then((err) => {
-        if (err) throw new GpuError(`kernel ${spec.name} failed to compile:\n${err.message}`);
+        if (err) this.#uncaptured ??= `kernel ${spec.name} failed to compile:\n${err.message}`;
       }),
     );
     const entry = { pipeline, id: this.#pipelines.size + 1, spec, uniformBytes: paramBytes(spec) };
@@ -240,7 +249,8 @@ export class Gpu {
 
   /**
    * Records one dispatch of `spec` with `tensors` bound by name and `params` packed into its
-   * uniform block. Checks dtypes, vec4 alignment and grid limits before recording.
+   * uniform block. Checks dtypes, vec4 alignment and grid limits before recording. Tensors that
+   * share a buffer are bound `read_write` (see `promoteAliased`).
    */
   run(
     spec: KernelSpec,
@@ -257,7 +267,7 @@ export class Gpu {
       );
     }
     if (grid[0] * grid[1] * grid[2] === 0) return;
-    const cached = this.#pipeline(spec);
+    const cached = this.#pipeline(promoteAliased(spec, tensors));
     if (this.#ringUsed + cached.uniformBytes > RING_BYTES) this.submit();
     const base = this.#ringUsed;
     const w0 = base / 4;
@@ -344,8 +354,17 @@ export class Gpu {
     this.device.queue.submit([cmd]);
   }
 
+  /** Awaits `p`, turning any failure on a lost device into the {@linkcode DeviceLostError}. */
   async #raceLost<T>(p: Promise<T>): Promise<T> {
-    return await Promise.race([p, this.#lostPromise]);
+    try {
+      return await Promise.race([p, this.#lostPromise]);
+    } catch (e) {
+      if (this.#lost) throw this.#lost;
+      // device.lost can settle a turn after the operation that failed because of it.
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      if (this.#lost) throw this.#lost;
+      throw new GpuError(`GPU operation failed: ${(e as Error).message}`);
+    }
   }
 
   async #checkErrors(): Promise<void> {
@@ -354,7 +373,7 @@ export class Gpu {
     if (this.#uncaptured) {
       const msg = this.#uncaptured;
       this.#uncaptured = null;
-      throw new GpuError(`WebGPU error: ${msg}`);
+      throw new GpuError(msg);
     }
   }
 
@@ -428,6 +447,37 @@ export const LINEAR_INDEX_WGSL = `
 fn linear_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32, size: u32) -> u32 {
   return (wg.y * nwg.x + wg.x) * size + lid;
 }`;
+
+const promoted = new WeakMap<KernelSpec, KernelSpec>();
+
+/**
+ * WebGPU binds whole buffers, and one buffer may not be bound both `read` and `read_write` in a
+ * dispatch (an exclusive usage), even through disjoint views; binding it `read_write` several
+ * times is allowed. So when two bound tensors share a buffer, every binding is promoted to
+ * `read_write` (one extra cached pipeline per spec at most). Whether the views may overlap is
+ * the launcher's business ({@linkcode checkOverlap} in alias.ts).
+ */
+function promoteAliased(spec: KernelSpec, tensors: Readonly<Record<string, Tensor>>): KernelSpec {
+  const seen = new Set<GPUBuffer>();
+  let shared = false;
+  for (const b of spec.bindings) {
+    const t = tensors[b.name];
+    if (!t) continue;
+    if (seen.has(t.buffer)) shared = true;
+    seen.add(t.buffer);
+  }
+  if (!shared) return spec;
+  let p = promoted.get(spec);
+  if (!p) {
+    p = {
+      ...spec,
+      name: `${spec.name}[aliased]`,
+      bindings: spec.bindings.map((b) => ({ ...b, access: "read_write" as const })),
+    };
+    promoted.set(spec, p);
+  }
+  return p;
+}
 
 const FILL: KernelSpec = {
   name: "fill",

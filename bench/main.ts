@@ -1,0 +1,86 @@
+/**
+ * `deno task bench <suite> [--out FILE.csv] [--reps N] [--filter TEXT] [--adapter A] [--variant V]`.
+ * Suites: `kernels`. Prints a markdown table with the adapter and writes CSV with `--out`.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { Gpu } from "../kernels/runtime.ts";
+import {
+  describeAdapter,
+  GpuUnavailableError,
+  parseAdapterPreference,
+  parseKernelVariant,
+} from "../kernels/device.ts";
+import { toCsv } from "../pipeline/csv.ts";
+import { benchKernels, KERNEL_COLUMNS, type KernelRow } from "./kernels.ts";
+
+const SUITES = ["kernels"] as const;
+
+function markdown(columns: readonly string[], rows: readonly KernelRow[]): string {
+  const out = [`| ${columns.join(" | ")} |`, `| ${columns.map(() => "---").join(" | ")} |`];
+  for (const r of rows) out.push(`| ${columns.map((c) => String(r[c])).join(" | ")} |`);
+  return out.join("\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        out: { type: "string" },
+        reps: { type: "string", default: "5" },
+        filter: { type: "string" },
+        adapter: { type: "string" },
+        variant: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help || positionals.length === 0) {
+    console.log(
+      `usage: deno task bench <${SUITES.join("|")}> [--out FILE.csv] [--reps N] ` +
+        `[--filter TEXT] [--adapter auto|hardware|software] [--variant auto|regblock|tiled]`,
+    );
+    return values.help ? 0 : 2;
+  }
+  const suite = positionals[0];
+  if (!(SUITES as readonly string[]).includes(suite)) {
+    console.error(`bench: unknown suite "${suite}"; expected one of ${SUITES.join(", ")}`);
+    return 2;
+  }
+  const reps = Number(values.reps);
+  if (!Number.isInteger(reps) || reps < 5) {
+    console.error(`bench: --reps must be an integer >= 5, got "${values.reps}"`);
+    return 2;
+  }
+  let gpu: Gpu;
+  try {
+    gpu = await Gpu.create({
+      adapter: values.adapter ? parseAdapterPreference(values.adapter, "--adapter") : undefined,
+      variant: values.variant ? parseKernelVariant(values.variant, "--variant") : undefined,
+    });
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}`);
+    return e instanceof GpuUnavailableError || e instanceof RangeError ? 2 : 1;
+  }
+  console.log(`adapter: ${describeAdapter(gpu.report)}`);
+  const rows = await benchKernels(gpu, { reps, filter: values.filter, log: console.log });
+  console.log(`\n${markdown(KERNEL_COLUMNS, rows)}\n`);
+  if (values.out) {
+    const tmp = `${values.out}.tmp`;
+    await Deno.writeTextFile(tmp, toCsv(KERNEL_COLUMNS, rows));
+    await Deno.rename(tmp, values.out);
+    console.log(`wrote ${values.out}`);
+  }
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

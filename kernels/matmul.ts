@@ -1,0 +1,148 @@
+/**
+ * Dense and masked matmul: C = α·op(A)·op(B ⊙ mask) + β·C + bias, op ∈ {N, T} on each side.
+ * Picks the kernel family from `gpu.variant` ({@linkcode regblockMatmulSpec} for CPU
+ * rasterisers, {@linkcode tiledMatmulSpec} for GPUs) and the tile from the shape.
+ *
+ * RNN usage: the input and recurrent projections are `Y = X·Wᵀ` with `W: [4H, in]` (transB),
+ * the data gradient is `dX = dY·W` (NN) and the weight gradient is `dW = dYᵀ·X` (transA).
+ *
+ * @module
+ */
+
+import type { Gpu } from "./runtime.ts";
+import { type MatmulConfig, regblockMatmulSpec } from "./matmul_regblock.ts";
+import { tiledMatmulSpec } from "./matmul_tiled.ts";
+import { fmtShape, ShapeError, type Tensor } from "./tensor.ts";
+import { checkOverlap } from "./alias.ts";
+import { SOFTWARE_LOOP_BUDGET } from "./device.ts";
+
+/** Arguments of {@linkcode matmul}. All tensors are f32 and 2-D (bias 1-D). */
+export interface MatmulArgs {
+  /** `[M, K]`, or `[K, M]` when `transA`. */
+  a: Tensor;
+  /** `[K, N]`, or `[N, K]` when `transB`. The weight operand of masked products. */
+  b: Tensor;
+  /** `[M, N]` output; also read when `beta` ≠ 0. Must not overlap `a`, `b`, `bias`, `mask`. */
+  c: Tensor;
+  transA?: boolean;
+  transB?: boolean;
+  /** Default 1. */
+  alpha?: number;
+  /** Default 0: C is not read, so stale NaNs in C never leak into the result. */
+  beta?: number;
+  /** `[N]`, broadcast over rows. */
+  bias?: Tensor;
+  /** 0/1 values in `b`'s shape and layout, applied on the fly (masked-dense sparse path). */
+  mask?: Tensor;
+}
+
+function dims2(what: string, t: Tensor): [number, number] {
+  if (t.dtype !== "f32" || t.shape.length !== 2) {
+    throw new ShapeError(`matmul: ${what} must be a 2-D f32 tensor, got ${t}`);
+  }
+  return [t.shape[0], t.shape[1]];
+}
+
+/** Thread tile for the register-blocked kernel: big tiles amortise loads, small M wastes less. */
+function regblockTile(
+  m: number,
+  n: number,
+  transA: boolean,
+): Pick<MatmulConfig, "tm" | "tn" | "wx" | "wy"> {
+  const tn = n >= 16 ? 16 : n > 4 ? 8 : 4;
+  let tm = m >= 64 ? 16 : m >= 16 ? 8 : 4;
+  if (m <= 4) tm = transA ? 4 : Math.max(1, m);
+  // A workgroup spans wy·tm rows; keep it within the matrix for skinny shapes.
+  const wy = Math.max(1, Math.min(8, Math.ceil(m / tm)));
+  return { tm, tn, wx: wy >= 4 ? 8 : 16, wy };
+}
+
+/** Rows per thread of the tiled kernel: skinny batches get shorter tiles. */
+function tiledRows(m: number): number {
+  return m <= 16 ? 1 : m <= 32 ? 2 : 4;
+}
+
+/**
+ * The tiled kernel when `gpu.variant` asks for it, except on software adapters when its loop
+ * count per thread (K/16 slices of staging and 16 inner steps) would pass llvmpipe's budget:
+ * the loop-light register-blocked kernel gives the same product there.
+ */
+function useTiled(gpu: Gpu, m: number, k: number): boolean {
+  if (gpu.variant !== "tiled") return false;
+  const rm = tiledRows(m);
+  return !gpu.report.isFallback || Math.ceil(k / 16) * (5 + 17 * rm) + 8 <= SOFTWARE_LOOP_BUDGET;
+}
+
+/**
+ * Records C = α·op(A)·op(B ⊙ mask) + β·C + bias. Throws {@linkcode ShapeError} naming the
+ * shapes before anything is recorded.
+ *
+ * @example
+ * ```ts ignore
+ * // gates[B, 4H] = x[B, in] · W_ih[4H, in]ᵀ + b[4H]
+ * matmul(gpu, { a: x, b: wIh, c: gates, transB: true, bias: b });
+ * ```
+ */
+export function matmul(gpu: Gpu, args: MatmulArgs): void {
+  const { a, b, c, transA = false, transB = false, alpha = 1, beta = 0 } = args;
+  const [a0, a1] = dims2("a", a);
+  const [b0, b1] = dims2("b", b);
+  const [m, n] = dims2("c", c);
+  const [am, k] = transA ? [a1, a0] : [a0, a1];
+  const [bk, bn] = transB ? [b1, b0] : [b0, b1];
+  if (am !== m || bn !== n || bk !== k) {
+    throw new ShapeError(
+      `matmul: op(a)${transA ? "ᵀ" : ""} ${fmtShape(a.shape)} · op(b)${transB ? "ᵀ" : ""} ` +
+        `${fmtShape(b.shape)} does not give c ${fmtShape(c.shape)} ` +
+        `(need [M, K]·[K, N] = [M, N], got [${am}, ${k}]·[${bk}, ${bn}] vs [${m}, ${n}])`,
+    );
+  }
+  if (args.bias && (args.bias.dtype !== "f32" || args.bias.size !== n)) {
+    throw new ShapeError(`matmul: bias must be f32 with N = ${n} elements, got ${args.bias}`);
+  }
+  if (args.mask) {
+    const ms = args.mask.shape;
+    if (args.mask.dtype !== "f32" || ms.length !== 2 || ms[0] !== b0 || ms[1] !== b1) {
+      throw new ShapeError(
+        `matmul: mask must be f32 ${fmtShape(b.shape)} like b, got ${args.mask}`,
+      );
+    }
+  }
+  // Every output element reads whole rows/columns of the inputs: no aliasing is safe.
+  checkOverlap("matmul", { c }, { a, b, bias: args.bias, mask: args.mask });
+  if (m === 0 || n === 0) return;
+
+  const aligned = (t: Tensor, inner: number) => inner % 4 === 0 && t.offset % 4 === 0;
+  const maskAligned = !args.mask || args.mask.offset % 4 === 0;
+  const base = {
+    transA,
+    transB,
+    vecA: aligned(a, a1),
+    vecB: aligned(b, b1) && maskAligned,
+    hasBias: args.bias !== undefined,
+    hasMask: args.mask !== undefined,
+    readC: beta !== 0,
+  };
+  let spec;
+  let grid: [number, number, number];
+  if (useTiled(gpu, m, k)) {
+    const tm = tiledRows(m);
+    spec = tiledMatmulSpec({ ...base, tm, tn: 4, wx: 16, wy: 16 });
+    grid = [Math.ceil(n / 64), Math.ceil(m / (16 * tm)), 1];
+  } else {
+    if (gpu.report.isFallback && k / 4 + 4 > SOFTWARE_LOOP_BUDGET) {
+      throw new RangeError(
+        `matmul: K = ${k} needs more loop iterations per thread than software adapters ` +
+          `execute (${SOFTWARE_LOOP_BUDGET}); split K into chunks accumulated with beta = 1`,
+      );
+    }
+    const tile = regblockTile(m, n, transA);
+    // vec4 fragments along M need TM % 4 == 0; the tile chooser guarantees it for transA.
+    spec = regblockMatmulSpec({ ...base, ...tile });
+    grid = [Math.ceil(n / (tile.tn * tile.wx)), Math.ceil(m / (tile.tm * tile.wy)), 1];
+  }
+  const tensors: Record<string, Tensor> = { A: a, B: b, C: c };
+  if (args.bias) tensors.bias = args.bias;
+  if (args.mask) tensors.mask = args.mask;
+  gpu.run(spec, tensors, { M: m, N: n, K: k, alpha, beta }, grid);
+}

@@ -1,0 +1,25 @@
+/**
+ * selfish-rnn: sparse recurrent language models trained from scratch with hand-written WGSL
+ * compute shaders on WebGPU (Selfish-RNN, Liu et al., ICML 2021, and its baselines).
+ *
+ * This module is the public API. It has no dependencies and needs no import map.
+ *
+ * @example
+ * ```ts ignore
+ * import { Gpu, matmul } from "./mod.ts";
+ * const gpu = await Gpu.create();
+ * const x = gpu.upload([2, 3], [1, 2, 3, 4, 5, 6]);
+ * const w = gpu.upload([4, 3], new Float32Array(12).fill(0.5));
+ * const y = gpu.tensor([2, 4]);
+ * matmul(gpu, { a: x, b: w, c: y, transB: true }); // y = x·wᵀ
+ * console.log(await gpu.read(y));
+ * ```
+ *
+ * @module
+ */
+
+export * from "./kernels/device.ts";
+export * from "./kernels/tensor.ts";
+export * from "./kernels/kernel.ts";
+export * from "./kernels/runtime.ts";
+export * from "./kernels/matmul.ts";

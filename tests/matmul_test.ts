@@ -1,0 +1,213 @@
+import { matmul } from "../kernels/matmul.ts";
+import { matmulRef } from "../kernels/matmul_ref.ts";
+import { ShapeError } from "../kernels/tensor.ts";
+import {
+  assertClose,
+  bernoulliMask,
+  forEachVariant,
+  GPU_TEST,
+  sumTolerance,
+  testGpu,
+  uniform,
+} from "./_util.ts";
+
+interface Case {
+  m: number;
+  n: number;
+  k: number;
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  beta?: number;
+  bias?: boolean;
+  density?: number;
+}
+
+async function check(c: Case, seed: number): Promise<void> {
+  const gpu = await testGpu();
+  const { m, n, k, transA = false, transB = false } = c;
+  const a = uniform(m * k, seed);
+  const b = uniform(k * n, seed + 1);
+  const c0 = uniform(m * n, seed + 2);
+  const bias = c.bias ? uniform(n, seed + 3) : undefined;
+  const mask = c.density !== undefined ? bernoulliMask(k * n, c.density, seed + 4) : undefined;
+  const ta = gpu.upload(transA ? [k, m] : [m, k], a);
+  const tb = gpu.upload(transB ? [n, k] : [k, n], b);
+  const tc = gpu.upload([m, n], c0);
+  const tbias = bias ? gpu.upload([n], bias) : undefined;
+  const tmask = mask ? gpu.upload(transB ? [n, k] : [k, n], mask) : undefined;
+  matmul(gpu, {
+    a: ta,
+    b: tb,
+    c: tc,
+    transA,
+    transB,
+    alpha: c.alpha,
+    beta: c.beta,
+    bias: tbias,
+    mask: tmask,
+  });
+  const got = await gpu.read(tc);
+  const want = matmulRef({
+    a,
+    b,
+    c: c0,
+    m,
+    n,
+    k,
+    transA,
+    transB,
+    alpha: c.alpha,
+    beta: c.beta,
+    bias,
+    mask,
+  });
+  // Sum of k products of U(-1,1) values, scaled by alpha, plus beta*C and bias terms.
+  const scale = Math.max(1, Math.abs(c.alpha ?? 1));
+  assertClose(got, want, sumTolerance(k + 2, scale), `${gpu.variant} ${JSON.stringify(c)}`);
+  for (const t of [ta, tb, tc, tbias, tmask]) if (t) gpu.release(t);
+}
+
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [1, 17, 3],
+  [3, 5, 17],
+  [20, 127, 33],
+  [17, 3, 127],
+  [20, 40, 1000],
+  [65, 70, 19],
+  [128, 64, 64],
+];
+
+for (const transA of [false, true]) {
+  for (const transB of [false, true]) {
+    const name = `matmul ${transA ? "T" : "N"}${transB ? "T" : "N"} matches the CPU reference`;
+    Deno.test({
+      name,
+      ...GPU_TEST,
+      fn: async () => {
+        const gpu = await testGpu();
+        await forEachVariant(gpu, async () => {
+          let seed = 10;
+          for (const [m, n, k] of SHAPES) await check({ m, n, k, transA, transB }, seed += 7);
+        });
+      },
+    });
+  }
+}
+
+Deno.test({
+  name: "matmul applies alpha, beta and bias",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    await forEachVariant(gpu, async () => {
+      await check({ m: 20, n: 37, k: 21, alpha: 0.5, beta: -1.5, bias: true, transB: true }, 1);
+      await check({ m: 7, n: 9, k: 40, alpha: -2, beta: 1, bias: false }, 2);
+      await check({ m: 33, n: 18, k: 5, beta: 0, bias: true, transA: true }, 3);
+    });
+  },
+});
+
+Deno.test({
+  name: "masked matmul multiplies the weight operand by the mask",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    await forEachVariant(gpu, async () => {
+      for (const density of [0, 0.01, 0.33, 1]) {
+        await check({ m: 20, n: 61, k: 48, transB: true, density }, 100);
+        await check({ m: 13, n: 24, k: 130, density, bias: true }, 101);
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "matmul works on tensor views at unaligned offsets",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const m = 5, n = 6, k = 8;
+    const a = uniform(m * k + 3, 5);
+    const b = uniform(n * k, 6);
+    const ta = gpu.upload([m * k + 3], a);
+    const tb = gpu.upload([n, k], b);
+    const tc = gpu.zeros([2 * m * n + 1]);
+    await forEachVariant(gpu, async () => {
+      const cView = tc.view(m * n + 1, [m, n]);
+      matmul(gpu, { a: ta.view(3, [m, k]), b: tb, c: cView, transB: true });
+      const got = await gpu.read(cView);
+      const want = matmulRef({ a: a.subarray(3), b, m, n, k, transB: true });
+      assertClose(got, want, sumTolerance(k), `view ${gpu.variant}`);
+    });
+  },
+});
+
+Deno.test({
+  name: "matmul regblock and tiled variants agree on an RNN-shaped product",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const m = 20, n = 400, k = 100;
+    const ta = gpu.upload([m, k], uniform(m * k, 8));
+    const tb = gpu.upload([n, k], uniform(n * k, 9));
+    const outs: Float32Array[] = [];
+    await forEachVariant(gpu, async () => {
+      const tc = gpu.tensor([m, n]);
+      matmul(gpu, { a: ta, b: tb, c: tc, transB: true });
+      outs.push(await gpu.read(tc));
+    });
+    assertClose(outs[0], outs[1], sumTolerance(k), "regblock vs tiled");
+  },
+});
+
+Deno.test({
+  name: "matmul rejects mismatched shapes and dtypes before dispatch",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const before = gpu.dispatchCount;
+    const a = gpu.tensor([4, 5]);
+    const b = gpu.tensor([6, 7]);
+    const c = gpu.tensor([4, 7]);
+    const expectShapeError = (fn: () => void, text: string) => {
+      try {
+        fn();
+      } catch (e) {
+        if (!(e instanceof ShapeError) || !e.message.includes(text)) throw e;
+        return;
+      }
+      throw new Error(`expected a ShapeError mentioning "${text}"`);
+    };
+    expectShapeError(() => matmul(gpu, { a, b, c }), "[4, 5]");
+    expectShapeError(
+      () => matmul(gpu, { a, b: gpu.tensor([5, 7]), c, bias: gpu.tensor([6]) }),
+      "bias",
+    );
+    expectShapeError(
+      () => matmul(gpu, { a, b: gpu.tensor([5, 7]), c, mask: gpu.tensor([7, 5]) }),
+      "mask",
+    );
+    expectShapeError(() => matmul(gpu, { a: gpu.tensor([4, 5], "u32"), b, c }), "f32");
+    expectShapeError(() => matmul(gpu, { a: gpu.tensor([20]), b, c }), "2-D");
+    if (gpu.dispatchCount !== before) throw new Error("a rejected matmul recorded a dispatch");
+  },
+});
+
+Deno.test({
+  name: "tensors over the device's storage limit are refused with the limit named",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const limit = gpu.report.limits.maxStorageBufferBindingSize;
+    const rows = Math.ceil(limit / 4 / 1024) + 1;
+    try {
+      gpu.tensor([rows, 1024]);
+    } catch (e) {
+      if (e instanceof ShapeError && e.message.includes(String(limit))) return;
+      throw e;
+    }
+    throw new Error("allocation over the limit was not refused");
+  },
+});
