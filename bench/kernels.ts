@@ -8,6 +8,7 @@
 import type { Gpu } from "../kernels/runtime.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { softmaxCrossEntropy } from "../kernels/softmax_ce.ts";
+import type { KernelSpec } from "../kernels/kernel.ts";
 import { timeGpu } from "./timing.ts";
 
 /** One benchmark row. */
@@ -24,7 +25,49 @@ export interface KernelRow {
 }
 
 /** Columns of {@linkcode KernelRow}, in CSV order. */
-export const KERNEL_COLUMNS = ["kernel", "variant", "M", "N", "K", "adapter", "ms", "gflops"];
+export const KERNEL_COLUMNS = [
+  "kernel",
+  "variant",
+  "M",
+  "N",
+  "K",
+  "adapter",
+  "ms",
+  "gflops",
+  "vs_peak",
+];
+
+/**
+ * ALU-only probe: 16 independent vec4 FMA chains per thread, no memory traffic in the loop.
+ * Its rate is the adapter's arithmetic ceiling as measured now; every row reports `vs_peak`
+ * against it, a ratio that stays meaningful on machines whose speed drifts between runs.
+ */
+const FMA_PEAK: KernelSpec = {
+  name: "bench_fma_peak",
+  bindings: [{ name: "out", dtype: "f32", access: "read_write", width: 4 }],
+  params: [["iters", "u32"]],
+  body: `
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let b = vec4<f32>(f32(g.x) * 1e-3, 0.5, 0.25, 0.125);
+${Array.from({ length: 16 }, (_, i) => `  var a${i} = vec4<f32>(f32(g.x + ${i}u));`).join("\n")}
+  for (var k = 0u; k < P.iters; k = k + 1u) {
+    let x = vec4<f32>(f32(k) * 1e-6);
+${Array.from({ length: 16 }, (_, i) => `    a${i} = fma(x, b, a${i});`).join("\n")}
+  }
+  out[P.off_out + g.x] = ${Array.from({ length: 16 }, (_, i) => `a${i}`).join(" + ")};
+}`,
+};
+
+async function fmaPeak(gpu: Gpu, reps: number): Promise<number> {
+  const groups = 256, iters = 2048;
+  const out = gpu.tensor([groups * 64 * 4]);
+  const t = await timeGpu(gpu, () => gpu.run(FMA_PEAK, { out }, { iters }, [groups, 1, 1]), {
+    reps,
+  });
+  gpu.release(out);
+  return (groups * 64 * iters * 16 * 4 * 2) / t.ms / 1e6;
+}
 
 interface MatmulShape {
   label: string;
@@ -69,6 +112,19 @@ export async function benchKernels(
 ): Promise<KernelRow[]> {
   const rows: KernelRow[] = [];
   const adapter = gpu.report.description;
+  const peak = await fmaPeak(gpu, opts.reps);
+  rows.push({
+    kernel: "fma peak (ALU only)",
+    variant: "-",
+    M: 0,
+    N: 0,
+    K: 0,
+    adapter,
+    ms: 0,
+    gflops: +peak.toFixed(2),
+    vs_peak: 1,
+  });
+  opts.log(`ALU-only FMA peak: ${peak.toFixed(1)} GFLOP/s`);
   for (const s of MATMUL_SHAPES) {
     const name = s.density ? "matmul masked" : "matmul";
     if (opts.filter && !`${name} ${s.label}`.includes(opts.filter)) continue;
@@ -91,6 +147,7 @@ export async function benchKernels(
       adapter,
       ms: +t.ms.toFixed(3),
       gflops: +(flops / t.ms / 1e6).toFixed(2),
+      vs_peak: +(flops / t.ms / 1e6 / peak).toFixed(3),
     };
     rows.push(row);
     opts.log(`${row.kernel} ${s.m}x${s.n}x${s.k}: ${row.ms} ms, ${row.gflops} GFLOP/s`);
@@ -121,6 +178,7 @@ export async function benchKernels(
       adapter,
       ms: +t.ms.toFixed(3),
       gflops: +((5 * n * v) / t.ms / 1e6).toFixed(2),
+      vs_peak: +((5 * n * v) / t.ms / 1e6 / peak).toFixed(3),
     };
     rows.push(row);
     opts.log(`${row.kernel} ${n}x${v}: ${row.ms} ms`);

@@ -12,8 +12,8 @@
  * @group(0) @binding(2) var<storage, read_write> y: array<f32>;
  * ```
  *
- * `off_<name>` is the element offset of the bound tensor view (in units of the binding's element
- * type), so shaders index `x[P.off_x + i]`.
+ * `off_<name>` is the element offset of the bound tensor view (in units of the binding's array
+ * entries), so shaders index `x[P.off_x + i]`.
  *
  * @module
  */
@@ -28,8 +28,12 @@ export interface BindingDecl {
   name: string;
   dtype: DType;
   access: "read" | "read_write";
-  /** Bind as `array<vec4<f32>>`; offsets and sizes must then be multiples of 4. */
-  vec4?: boolean;
+  /**
+   * Elements per array entry: 2 or 4 bind `array<vec2<T>>`/`array<vec4<T>>` (fewer load
+   * instructions); the view offset must then be a multiple of the width, and `off_<name>` is
+   * counted in entries. Default 1.
+   */
+  width?: 1 | 2 | 4;
 }
 
 /** A compute kernel: interface, compile-time constants and WGSL body (with entry `main`). */
@@ -77,7 +81,7 @@ export function kernelSource(spec: KernelSpec): string {
   lines.push(`struct Params { ${fields.join(", ")} }`);
   lines.push(`@group(0) @binding(0) var<uniform> P: Params;`);
   spec.bindings.forEach((b, i) => {
-    const elem = b.vec4 ? `vec4<${b.dtype}>` : b.dtype;
+    const elem = (b.width ?? 1) > 1 ? `vec${b.width}<${b.dtype}>` : b.dtype;
     lines.push(`@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<${elem}>;`);
   });
   lines.push(spec.body);

@@ -26,9 +26,12 @@ import type { KernelSpec } from "./kernel.ts";
 export interface MatmulConfig {
   transA: boolean;
   transB: boolean;
-  /** Read A/B (and mask) as vec4: the contiguous dimension and view offset are multiples of 4. */
-  vecA: boolean;
-  vecB: boolean;
+  /**
+   * Elements per load of A and of B (and mask): the largest of 4, 2, 1 dividing the operand's
+   * contiguous dimension and view offset, so vector loads stay aligned.
+   */
+  widthA: 1 | 2 | 4;
+  widthB: 1 | 2 | 4;
   hasBias: boolean;
   hasMask: boolean;
   /** β ≠ 0: C is read. With β = 0, C is write-only (NaNs in old C never propagate). */
@@ -44,29 +47,42 @@ export interface MatmulConfig {
 const R = (n: number, f: (i: number) => string, sep = "\n"): string =>
   Array.from({ length: n }, (_, i) => f(i)).join(sep);
 
-/** Scalar and vec4 loaders for one operand, whichever way it is bound. */
-function loaders(name: string, vec: boolean): string {
-  return vec
-    ? `fn ld_${name}(i: u32) -> f32 { return ${name}[P.off_${name} + (i >> 2u)][i & 3u]; }
-fn ld4_${name}(i: u32) -> vec4<f32> { return ${name}[P.off_${name} + (i >> 2u)]; }`
-    : `fn ld_${name}(i: u32) -> f32 { return ${name}[P.off_${name} + i]; }
+/**
+ * Loaders for one operand, whichever way it is bound: `ld_X(i)` reads element i, `ld4_X(i)`
+ * the four elements i..i+3 (i a multiple of the binding width) with as few loads as the width
+ * allows: one vec4, two vec2 or four scalars.
+ */
+function loaders(name: string, width: 1 | 2 | 4): string {
+  const o = `P.off_${name}`;
+  if (width === 4) {
+    return `fn ld_${name}(i: u32) -> f32 { return ${name}[${o} + (i >> 2u)][i & 3u]; }
+fn ld4_${name}(i: u32) -> vec4<f32> { return ${name}[${o} + (i >> 2u)]; }`;
+  }
+  if (width === 2) {
+    return `fn ld_${name}(i: u32) -> f32 { return ${name}[${o} + (i >> 1u)][i & 1u]; }
 fn ld4_${name}(i: u32) -> vec4<f32> {
-  let o = P.off_${name} + i;
-  return vec4<f32>(${name}[o], ${name}[o + 1u], ${name}[o + 2u], ${name}[o + 3u]);
+  let j = ${o} + (i >> 1u);
+  return vec4<f32>(${name}[j], ${name}[j + 1u]);
+}`;
+  }
+  return `fn ld_${name}(i: u32) -> f32 { return ${name}[${o} + i]; }
+fn ld4_${name}(i: u32) -> vec4<f32> {
+  let j = ${o} + i;
+  return vec4<f32>(${name}[j], ${name}[j + 1u], ${name}[j + 2u], ${name}[j + 3u]);
 }`;
 }
 
 /** Matmul bindings and params, shared by both variants. */
 export function matmulInterface(
-  cfg: Pick<MatmulConfig, "vecA" | "vecB" | "hasBias" | "hasMask">,
+  cfg: Pick<MatmulConfig, "widthA" | "widthB" | "hasBias" | "hasMask">,
 ): Pick<KernelSpec, "bindings" | "params"> {
   const bindings: KernelSpec["bindings"][number][] = [
-    { name: "A", dtype: "f32", access: "read", vec4: cfg.vecA },
-    { name: "B", dtype: "f32", access: "read", vec4: cfg.vecB },
+    { name: "A", dtype: "f32", access: "read", width: cfg.widthA },
+    { name: "B", dtype: "f32", access: "read", width: cfg.widthB },
     { name: "C", dtype: "f32", access: "read_write" },
   ];
   if (cfg.hasBias) bindings.push({ name: "bias", dtype: "f32", access: "read" });
-  if (cfg.hasMask) bindings.push({ name: "mask", dtype: "f32", access: "read", vec4: cfg.vecB });
+  if (cfg.hasMask) bindings.push({ name: "mask", dtype: "f32", access: "read", width: cfg.widthB });
   const params: KernelSpec["params"] = [
     ["M", "u32"],
     ["N", "u32"],
@@ -80,9 +96,9 @@ export function matmulInterface(
 /** WGSL helpers shared by both variants: operand loaders and the guarded epilogue store. */
 export function matmulHelpers(cfg: MatmulConfig): string {
   return [
-    loaders("A", cfg.vecA),
-    loaders("B", cfg.vecB),
-    cfg.hasMask ? loaders("mask", cfg.vecB) : "",
+    loaders("A", cfg.widthA),
+    loaders("B", cfg.widthB),
+    cfg.hasMask ? loaders("mask", cfg.widthB) : "",
     // op(A)[m, k] and op(B ⊙ mask)[k, n] as scalars, for tails and tiles.
     `fn opA(m: u32, k: u32) -> f32 { return ld_A(${cfg.transA ? "k * P.M + m" : "m * P.K + k"}); }`,
     `fn opB(k: u32, n: u32) -> f32 {
@@ -107,7 +123,7 @@ export function matmulHelpers(cfg: MatmulConfig): string {
  * ```ts
  * import { regblockMatmulSpec } from "./matmul_regblock.ts";
  * const spec = regblockMatmulSpec({
- *   transA: false, transB: true, vecA: true, vecB: true, hasBias: false, hasMask: false,
+ *   transA: false, transB: true, widthA: 4, widthB: 4, hasBias: false, hasMask: false,
  *   readC: false, tm: 4, tn: 8, wx: 8, wy: 8,
  * });
  * spec.name; // "matmul_regblock_NT_4x8"

@@ -26,7 +26,7 @@ const TK = 16;
  * ```ts
  * import { tiledMatmulSpec } from "./matmul_tiled.ts";
  * const spec = tiledMatmulSpec({
- *   transA: false, transB: true, vecA: false, vecB: false, hasBias: true, hasMask: false,
+ *   transA: false, transB: true, widthA: 1, widthB: 1, hasBias: true, hasMask: false,
  *   readC: false, tm: 2, tn: 4, wx: 16, wy: 16,
  * });
  * spec.name; // "matmul_tiled_NT_2x4"

@@ -291,10 +291,13 @@ export class Gpu {
       if (t.dtype !== b.dtype) {
         throw new ShapeError(`${spec.name}: ${b.name} must be ${b.dtype}, got ${t}`);
       }
-      if (b.vec4 && (t.offset % 4 !== 0 || t.buffer.size % 16 !== 0)) {
-        throw new ShapeError(`${spec.name}: ${b.name} is read as vec4 but ${t} is not 4-aligned`);
+      const width = b.width ?? 1;
+      if (t.offset % width !== 0) {
+        throw new ShapeError(
+          `${spec.name}: ${b.name} is read as vec${width} but ${t} starts at offset ${t.offset}`,
+        );
       }
-      this.#ringU32[w0 + spec.params.length + i] = b.vec4 ? t.offset / 4 : t.offset;
+      this.#ringU32[w0 + spec.params.length + i] = t.offset / width;
       entries.push({ binding: i + 1, resource: { buffer: t.buffer } });
       keyParts.push(this.#bufferId(t.buffer));
     });

@@ -77,6 +77,9 @@ const SHAPES: [number, number, number][] = [
   [20, 40, 1000],
   [65, 70, 19],
   [128, 64, 64],
+  // Even dimensions that are not multiples of 4 take the vec2 load path.
+  [10, 22, 50],
+  [18, 34, 26],
 ];
 
 for (const transA of [false, true]) {
