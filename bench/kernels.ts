@@ -122,7 +122,7 @@ export async function benchKernels(
     adapter,
     ms: 0,
     gflops: +peak.toFixed(2),
-    vs_peak: 1,
+    "vs_peak": 1,
   });
   opts.log(`ALU-only FMA peak: ${peak.toFixed(1)} GFLOP/s`);
   for (const s of MATMUL_SHAPES) {
@@ -147,7 +147,7 @@ export async function benchKernels(
       adapter,
       ms: +t.ms.toFixed(3),
       gflops: +(flops / t.ms / 1e6).toFixed(2),
-      vs_peak: +(flops / t.ms / 1e6 / peak).toFixed(3),
+      "vs_peak": +(flops / t.ms / 1e6 / peak).toFixed(3),
     };
     rows.push(row);
     opts.log(`${row.kernel} ${s.m}x${s.n}x${s.k}: ${row.ms} ms, ${row.gflops} GFLOP/s`);
@@ -178,7 +178,7 @@ export async function benchKernels(
       adapter,
       ms: +t.ms.toFixed(3),
       gflops: +((5 * n * v) / t.ms / 1e6).toFixed(2),
-      vs_peak: +((5 * n * v) / t.ms / 1e6 / peak).toFixed(3),
+      "vs_peak": +((5 * n * v) / t.ms / 1e6 / peak).toFixed(3),
     };
     rows.push(row);
     opts.log(`${row.kernel} ${n}x${v}: ${row.ms} ms`);

@@ -6,13 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { Gpu } from "../kernels/runtime.ts";
-import {
-  describeAdapter,
-  GpuUnavailableError,
-  parseAdapterPreference,
-  parseKernelVariant,
-} from "../kernels/device.ts";
+import { GPU_FLAG_OPTIONS, GPU_FLAG_USAGE, openGpuFromFlags } from "../pipeline/gpu_flags.ts";
 import { toCsv } from "../pipeline/csv.ts";
 import { benchKernels, KERNEL_COLUMNS, type KernelRow } from "./kernels.ts";
 
@@ -34,8 +28,7 @@ async function main(argv: string[]): Promise<number> {
         out: { type: "string" },
         reps: { type: "string", default: "5" },
         filter: { type: "string" },
-        adapter: { type: "string" },
-        variant: { type: "string" },
+        ...GPU_FLAG_OPTIONS,
         help: { type: "boolean", short: "h" },
       },
     });
@@ -47,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || positionals.length === 0) {
     console.log(
       `usage: deno task bench <${SUITES.join("|")}> [--out FILE.csv] [--reps N] ` +
-        `[--filter TEXT] [--adapter auto|hardware|software] [--variant auto|regblock|tiled]`,
+        `[--filter TEXT] ${GPU_FLAG_USAGE}`,
     );
     return values.help ? 0 : 2;
   }
@@ -61,17 +54,8 @@ async function main(argv: string[]): Promise<number> {
     console.error(`bench: --reps must be an integer >= 5, got "${values.reps}"`);
     return 2;
   }
-  let gpu: Gpu;
-  try {
-    gpu = await Gpu.create({
-      adapter: values.adapter ? parseAdapterPreference(values.adapter, "--adapter") : undefined,
-      variant: values.variant ? parseKernelVariant(values.variant, "--variant") : undefined,
-    });
-  } catch (e) {
-    console.error(`bench: ${(e as Error).message}`);
-    return e instanceof GpuUnavailableError || e instanceof RangeError ? 2 : 1;
-  }
-  console.log(`adapter: ${describeAdapter(gpu.report)}`);
+  const gpu = await openGpuFromFlags("bench", values);
+  if (typeof gpu === "number") return gpu;
   const rows = await benchKernels(gpu, { reps, filter: values.filter, log: console.log });
   console.log(`\n${markdown(KERNEL_COLUMNS, rows)}\n`);
   if (values.out) {

@@ -49,11 +49,7 @@ function dims2(what: string, t: Tensor): [number, number] {
  * 1.38× at 512³) until register spills and compile time take over (16×16 compiles in ~3.6 s on
  * llvmpipe, 32×16 in ~9 s, 32×32 in ~20 s): 32×16 only where M is large enough to pay for it.
  */
-function regblockTile(
-  m: number,
-  n: number,
-  transA: boolean,
-): Pick<MatmulConfig, "tm" | "tn" | "wx" | "wy"> {
+function regblockTile(m: number, n: number): Pick<MatmulConfig, "tm" | "tn" | "wx" | "wy"> {
   const tn = n >= 16 ? 16 : n > 4 ? 8 : 4;
   if (m <= 32) {
     // Skinny RNN batches: one thread covers every row (1.29× over 8-row tiles at 20×6000×1500).
@@ -149,8 +145,8 @@ export function matmul(gpu: Gpu, args: MatmulArgs): void {
           `execute (${SOFTWARE_LOOP_BUDGET}); split K into chunks accumulated with beta = 1`,
       );
     }
-    const tile = regblockTile(m, n, transA);
-    // vec4 fragments along M need TM % 4 == 0; the tile chooser guarantees it for transA.
+    const tile = regblockTile(m, n);
+    // vec4 fragments along M (transA) need TM % 4 == 0; every tile the chooser returns has it.
     spec = regblockMatmulSpec({ ...base, ...tile });
     grid = [Math.ceil(n / (tile.tn * tile.wx)), Math.ceil(m / (tile.tm * tile.wy)), 1];
   }

@@ -7,18 +7,11 @@
  */
 
 import { parseArgs } from "node:util";
-import {
-  describeAdapter,
-  GpuUnavailableError,
-  parseAdapterPreference,
-  parseKernelVariant,
-} from "../kernels/device.ts";
-import { Gpu } from "../kernels/runtime.ts";
+import { GPU_FLAG_OPTIONS, GPU_FLAG_USAGE, openGpuFromFlags } from "./gpu_flags.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { matmulRef } from "../kernels/matmul_ref.ts";
 
-const USAGE =
-  `usage: deno task train [--adapter auto|hardware|software] [--variant auto|regblock|tiled]
+const USAGE = `usage: deno task train ${GPU_FLAG_USAGE}
 
 Training (stacked LSTM on the synthetic corpus, PTB, WikiText-2) is not implemented yet.
 This command currently verifies the GPU setup. Environment: SELFISH_ADAPTER, SELFISH_KERNEL_VARIANT.`;
@@ -30,8 +23,7 @@ export async function main(argv: string[]): Promise<number> {
     ({ values } = parseArgs({
       args: argv,
       options: {
-        adapter: { type: "string" },
-        variant: { type: "string" },
+        ...GPU_FLAG_OPTIONS,
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -43,17 +35,8 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  let gpu: Gpu;
-  try {
-    gpu = await Gpu.create({
-      adapter: values.adapter ? parseAdapterPreference(values.adapter, "--adapter") : undefined,
-      variant: values.variant ? parseKernelVariant(values.variant, "--variant") : undefined,
-    });
-  } catch (e) {
-    console.error(`train: ${(e as Error).message}`);
-    return e instanceof GpuUnavailableError || e instanceof RangeError ? 2 : 1;
-  }
-  console.log(`adapter: ${describeAdapter(gpu.report)}`);
+  const gpu = await openGpuFromFlags("train", values);
+  if (typeof gpu === "number") return gpu;
   const m = 20, n = 64, k = 48;
   const a = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i));
   const b = Float32Array.from({ length: n * k }, (_, i) => Math.cos(i));
