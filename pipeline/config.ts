@@ -1,0 +1,278 @@
+/**
+ * Run configuration of `deno task train`: defaults < `--preset` < `--config FILE.json` < flags.
+ * Flags are named as in the PyTorch word-language-model example and the Selfish-RNN code, in
+ * kebab-case; a config file uses the same names as keys. Unknown names and bad values are
+ * errors that name the flag (or file and key) and what was expected.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+/** Optimizers of the training issue (spec §5). */
+export type OptimizerName = "sgd" | "momentum" | "adam" | "ntasgd";
+
+/** Everything a training run needs to know. */
+export interface TrainConfig {
+  /** Directory with train.txt/valid.txt/test.txt; `null` trains on the synthetic corpus. */
+  data: string | null;
+  /** Map valid/test tokens missing from train to `<unk>` instead of failing. */
+  unk: boolean;
+  emsize: number;
+  nhid: number;
+  nlayers: number;
+  lr: number;
+  clip: number;
+  epochs: number;
+  batchSize: number;
+  bptt: number;
+  dropout: number;
+  tied: boolean;
+  seed: number;
+  optimizer: OptimizerName;
+  momentum: number;
+  weightDecay: number;
+  /** NT-ASGD's non-monotone interval n (spec §5.1). */
+  nonmono: number;
+  evalBatchSize: number;
+  /** Stop after this many training steps (windows); `null` = run all epochs. */
+  maxSteps: number | null;
+  /** Training steps between loss readbacks (each readback costs a GPU sync). */
+  logInterval: number;
+  log: string | null;
+  summary: string | null;
+  save: string | null;
+  resume: string | null;
+  adapter: string | null;
+  variant: string | null;
+}
+
+/** Bad flag, preset or config file; the CLI prints the message and exits with code 2. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Values used when neither preset, config file nor flag sets them: a small synthetic run. */
+export const DEFAULTS: Readonly<TrainConfig> = {
+  data: null,
+  unk: false,
+  emsize: 64,
+  nhid: 64,
+  nlayers: 1,
+  lr: 20,
+  clip: 0.25,
+  epochs: 4,
+  batchSize: 20,
+  bptt: 20,
+  dropout: 0,
+  tied: false,
+  seed: 1111,
+  optimizer: "sgd",
+  momentum: 0.9,
+  weightDecay: 0,
+  nonmono: 5,
+  evalBatchSize: 20,
+  maxSteps: null,
+  logInterval: 50,
+  log: null,
+  summary: null,
+  save: null,
+  resume: null,
+  adapter: null,
+  variant: null,
+};
+
+/**
+ * Named configurations. `ptb-lstm-large` is the paper's stacked LSTM (spec §2.1, README command):
+ * 1500/1500/2 layers, lr 40, clip 0.25, dropout 0.65, 100 epochs, batch 20, bptt 35, weight
+ * decay 1.2e-6, NT-ASGD. The small ones fit a 2-core CPU.
+ */
+export const PRESETS: Readonly<Record<string, Partial<TrainConfig>>> = {
+  "ptb-lstm-large": {
+    emsize: 1500,
+    nhid: 1500,
+    nlayers: 2,
+    lr: 40,
+    clip: 0.25,
+    dropout: 0.65,
+    epochs: 100,
+    batchSize: 20,
+    bptt: 35,
+    weightDecay: 1.2e-6,
+    optimizer: "ntasgd",
+  },
+  "ptb-lstm-medium": {
+    emsize: 650,
+    nhid: 650,
+    nlayers: 2,
+    lr: 20,
+    clip: 0.25,
+    dropout: 0.5,
+    epochs: 40,
+    batchSize: 20,
+    bptt: 35,
+    weightDecay: 1.2e-6,
+    optimizer: "ntasgd",
+  },
+  "ptb-lstm-small": {
+    emsize: 200,
+    nhid: 200,
+    nlayers: 2,
+    lr: 20,
+    clip: 0.25,
+    dropout: 0,
+    epochs: 13,
+    batchSize: 20,
+    bptt: 35,
+    optimizer: "sgd",
+  },
+};
+
+type Kind = "int" | "posint" | "number" | "posnumber" | "prob" | "bool" | "string" | "optimizer";
+
+/** Flag name → config key and value kind. */
+const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
+  "data": ["data", "string"],
+  "unk": ["unk", "bool"],
+  "emsize": ["emsize", "posint"],
+  "nhid": ["nhid", "posint"],
+  "nlayers": ["nlayers", "posint"],
+  "lr": ["lr", "posnumber"],
+  "clip": ["clip", "number"],
+  "epochs": ["epochs", "posint"],
+  "batch-size": ["batchSize", "posint"],
+  "bptt": ["bptt", "posint"],
+  "dropout": ["dropout", "prob"],
+  "tied": ["tied", "bool"],
+  "seed": ["seed", "int"],
+  "optimizer": ["optimizer", "optimizer"],
+  "momentum": ["momentum", "prob"],
+  "wdecay": ["weightDecay", "number"],
+  "nonmono": ["nonmono", "posint"],
+  "eval-batch-size": ["evalBatchSize", "posint"],
+  "max-steps": ["maxSteps", "posint"],
+  "log-interval": ["logInterval", "posint"],
+  "log": ["log", "string"],
+  "summary": ["summary", "string"],
+  "save": ["save", "string"],
+  "resume": ["resume", "string"],
+  "adapter": ["adapter", "string"],
+  "variant": ["variant", "string"],
+};
+
+const OPTIMIZERS: readonly OptimizerName[] = ["sgd", "momentum", "adam", "ntasgd"];
+
+function convert(where: string, kind: Kind, raw: unknown): unknown {
+  const fail = (expected: string): never => {
+    throw new ConfigError(`${where}: expected ${expected}, got ${JSON.stringify(raw)}`);
+  };
+  if (kind === "bool") {
+    if (typeof raw === "boolean") return raw;
+    if (raw === "true") return true;
+    if (raw === "false") return false;
+    return fail("true or false");
+  }
+  if (kind === "string") return typeof raw === "string" && raw !== "" ? raw : fail("a string");
+  if (kind === "optimizer") {
+    return OPTIMIZERS.includes(raw as OptimizerName)
+      ? raw
+      : fail(`one of ${OPTIMIZERS.join(", ")}`);
+  }
+  const v = typeof raw === "number"
+    ? raw
+    : typeof raw === "string" && raw.trim() !== ""
+    ? Number(raw)
+    : NaN;
+  if (!Number.isFinite(v)) return fail("a number");
+  if (kind === "int" && !Number.isInteger(v)) return fail("an integer");
+  if (kind === "posint" && !(Number.isInteger(v) && v > 0)) return fail("an integer > 0");
+  if (kind === "posnumber" && !(v > 0)) return fail("a number > 0");
+  if (kind === "prob" && !(v >= 0 && v < 1)) return fail("a number in [0, 1)");
+  if (kind === "number" && !(v >= 0)) return fail("a number >= 0");
+  return v;
+}
+
+function applyEntries(
+  target: Record<string, unknown>,
+  entries: Iterable<[string, unknown]>,
+  where: (name: string) => string,
+): void {
+  for (const [name, raw] of entries) {
+    const spec = FLAGS[name];
+    if (!spec) {
+      throw new ConfigError(
+        `${where(name)}: unknown setting (known: ${Object.keys(FLAGS).join(", ")})`,
+      );
+    }
+    target[spec[0]] = convert(where(name), spec[1], raw);
+  }
+}
+
+function applyPreset(target: Record<string, unknown>, name: unknown, where: string): void {
+  if (typeof name !== "string" || !(name in PRESETS)) {
+    throw new ConfigError(
+      `${where}: unknown preset ${JSON.stringify(name)} (known: ${
+        Object.keys(PRESETS).join(", ")
+      })`,
+    );
+  }
+  Object.assign(target, PRESETS[name]);
+}
+
+/**
+ * Parses `deno task train` arguments (reading `--config` when given) into a full config.
+ *
+ * @example
+ * ```ts
+ * import { parseTrainArgs } from "./config.ts";
+ * const c = await parseTrainArgs(["--preset", "ptb-lstm-small", "--lr", "10"]);
+ * [c.nhid, c.lr]; // [200, 10]
+ * ```
+ */
+export async function parseTrainArgs(argv: readonly string[]): Promise<TrainConfig> {
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    preset: { type: "string" },
+    config: { type: "string" },
+  };
+  for (const [flag, [, kind]] of Object.entries(FLAGS)) {
+    options[flag] = { type: kind === "bool" ? "boolean" : "string" };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const cfg: Record<string, unknown> = { ...DEFAULTS };
+  let fileEntries: [string, unknown][] = [];
+  let filePreset: unknown;
+  const path = values.config === undefined ? null : String(values.config);
+  if (path !== null) {
+    let json: unknown;
+    try {
+      json = JSON.parse(await Deno.readTextFile(path));
+    } catch (e) {
+      throw new ConfigError(`--config ${path}: ${(e as Error).message}`);
+    }
+    if (typeof json !== "object" || json === null || Array.isArray(json)) {
+      throw new ConfigError(`--config ${path}: expected a JSON object of settings`);
+    }
+    fileEntries = Object.entries(json).filter(([k]) => k !== "preset");
+    filePreset = (json as Record<string, unknown>).preset;
+  }
+  if (values.preset !== undefined) applyPreset(cfg, values.preset, "--preset");
+  else if (filePreset !== undefined) applyPreset(cfg, filePreset, `${path}: preset`);
+  applyEntries(cfg, fileEntries, (k) => `${path}: ${k}`);
+  const flagEntries = Object.entries(values).filter(([k, v]) =>
+    k !== "preset" && k !== "config" && v !== undefined
+  ) as [string, unknown][];
+  applyEntries(cfg, flagEntries, (k) => `--${k}`);
+  const out = cfg as unknown as TrainConfig;
+  if (out.tied && out.emsize !== out.nhid) {
+    throw new ConfigError(
+      `--tied needs --emsize equal to --nhid (got ${out.emsize} and ${out.nhid})`,
+    );
+  }
+  return out;
+}
