@@ -1,0 +1,121 @@
+/**
+ * Training progress: one updating line on a terminal, plain periodic lines otherwise (CI logs,
+ * pipes), and the per-evaluation CSV log of `--log FILE.csv`.
+ *
+ * @module
+ */
+
+import { csvField, type CsvValue } from "./csv.ts";
+
+/** One progress report. */
+export interface ProgressInfo {
+  epoch: number;
+  step: number;
+  totalSteps: number;
+  loss: number;
+  lr: number;
+  tokensPerSec: number;
+}
+
+function fmtDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "?";
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : `${m}m${String(s % 60).padStart(2, "0")}s`;
+}
+
+/**
+ * The text of one progress line (pure; the ETA assumes the current rate holds).
+ *
+ * @example
+ * ```ts
+ * import { progressLine } from "./progress.ts";
+ * progressLine({ epoch: 1, step: 50, totalSteps: 100, loss: 5.3, lr: 20, tokensPerSec: 1000 }, 30);
+ * // "epoch 1 | step 50/100 | loss 5.300 | ppl 200.34 | lr 20 | 1000 tok/s | ETA 0m30s"
+ * ```
+ */
+export function progressLine(p: ProgressInfo, elapsedSec: number): string {
+  const eta = p.step > 0 ? (elapsedSec / p.step) * (p.totalSteps - p.step) : NaN;
+  return `epoch ${p.epoch} | step ${p.step}/${p.totalSteps} | loss ${p.loss.toFixed(3)} | ` +
+    `ppl ${Math.exp(p.loss).toFixed(2)} | lr ${+p.lr.toPrecision(4)} | ` +
+    `${Math.round(p.tokensPerSec)} tok/s | ETA ${fmtDuration(eta)}`;
+}
+
+/** Writes progress to stdout: `\r`-updated on a TTY, one line per report otherwise. */
+export class ProgressPrinter {
+  #tty: boolean;
+  #start = performance.now();
+  #open = false;
+  #enc = new TextEncoder();
+
+  constructor(tty: boolean = Deno.stdout.isTerminal()) {
+    this.#tty = tty;
+  }
+
+  /** Reports progress. */
+  update(p: ProgressInfo): void {
+    const line = progressLine(p, (performance.now() - this.#start) / 1000);
+    if (this.#tty) {
+      Deno.stdout.writeSync(this.#enc.encode(`\r\x1b[2K${line}`));
+      this.#open = true;
+    } else {
+      console.log(line);
+    }
+  }
+
+  /** Prints a message on its own line (ending an updating line first). */
+  say(message: string): void {
+    this.end();
+    console.log(message);
+  }
+
+  /** Ends an updating line. */
+  end(): void {
+    if (this.#open) Deno.stdout.writeSync(this.#enc.encode("\n"));
+    this.#open = false;
+  }
+}
+
+/** Columns of the `--log` CSV: one row per evaluation. */
+export const LOG_COLUMNS = [
+  "step",
+  "epoch",
+  "lr",
+  "train_loss",
+  "val_ppl",
+  "tokens_per_sec",
+  "elapsed_sec",
+] as const;
+
+/**
+ * Appends evaluation rows to a CSV file, writing the header when the file is new or empty, so a
+ * resumed run continues the same log.
+ *
+ * @example
+ * ```ts ignore
+ * const log = await CsvLog.open("run.csv");
+ * await log.append({ step: 100, epoch: 1, lr: 20, train_loss: 5.1, val_ppl: 160, tokens_per_sec: 900, elapsed_sec: 12 });
+ * ```
+ */
+export class CsvLog {
+  private constructor(readonly path: string) {}
+
+  /** Opens (creating if needed) the log at `path`. */
+  static async open(path: string): Promise<CsvLog> {
+    let size = 0;
+    try {
+      size = (await Deno.stat(path)).size;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    if (size === 0) await Deno.writeTextFile(path, LOG_COLUMNS.join(",") + "\n");
+    return new CsvLog(path);
+  }
+
+  /** Appends one row. */
+  async append(row: Readonly<Record<(typeof LOG_COLUMNS)[number], CsvValue>>): Promise<void> {
+    await Deno.writeTextFile(this.path, LOG_COLUMNS.map((c) => csvField(row[c])).join(",") + "\n", {
+      append: true,
+    });
+  }
+}
