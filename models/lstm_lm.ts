@@ -1,0 +1,762 @@
+/**
+ * Stacked-LSTM language model (Zaremba et al. 2014, as in Selfish-RNN's `Stacked_LSTM`, spec
+ * §2.1) on the GPU: parameter layout, forward, backward through time, evaluation.
+ *
+ * ```text
+ * ids [T, B] → embedding [V, E] → dropout → LSTM_0 → dropout → … → LSTM_{L-1} → dropout
+ *            → decoder (weight [V, H], bias [V]) → softmax cross-entropy (mean over T·B)
+ * ```
+ *
+ * LSTM layer l (input size E for l = 0, else H) has `weight_ih [4H, in]`, `weight_hh [4H, H]`,
+ * `bias_ih [4H]`, `bias_hh [4H]`, rows in gate blocks `[i, f, g, o]` (PyTorch). With `tied`, the
+ * decoder weight is the embedding tensor itself (E = H); its gradient is the sum of both uses.
+ *
+ * Program of one training step ({@linkcode lstmLmStep}), all recorded, nothing read back:
+ *
+ * - forward: one gather for all T·B tokens; per layer one input projection for all T steps
+ *   (`gates = X·W_ihᵀ + b_ih`, M = T·B), then per time step `gates[t] += h_{t-1}·W_hhᵀ`
+ *   (matmul with β = 1) and the fused cell (adds `b_hh`, writes the activated gates over the
+ *   pre-activations, c and h into `[T + 1, B, H]` buffers whose slot 0 is the carried state);
+ *   decoder on all T·B rows at once; fused softmax-CE writing the loss rows and, in place of
+ *   the logits, `dLogits` scaled by `1/(T·B)` (PyTorch's mean loss).
+ * - backward: decoder `dW = dLogitsᵀ·Y`, `db = 1ᵀ·dLogits`, `dY = dLogits·W`; per layer, from
+ *   the top, reverse over t: cell backward from `dH[t]` (which already holds the gradient from
+ *   above plus, accumulated by the step t+1 matmul with β = 1, the recurrent gradient
+ *   `dgates[t+1]·W_hh`); after the loop, one product each for `dW_hh = dGatesᵀ·H_prev` and
+ *   `dW_ih = dGatesᵀ·X` (K = T·B), `db_ih = db_hh = 1ᵀ·dGates`, and `dX = dGates·W_ih` for the
+ *   layer below; last, the deterministic embedding scatter from the host-built index.
+ *
+ * Truncated BPTT: the state `(h, c)` of every layer is copied in at the start of a window and
+ * the final one copied out at the end of the forward pass; no gradient flows into it.
+ *
+ * Masks (sparse training): when `param.mask` is set, forward products and data gradients use
+ * `W ⊙ M` (masked matmul; for the embedding, the gathered rows are multiplied by the gathered
+ * mask rows), while every weight gradient is dense, `∂loss/∂(W ⊙ M)` at all positions (the
+ * optimizer masks its update; RigL/SNFS read the dense gradient). Gradients are overwritten by
+ * each step, never accumulated.
+ *
+ * Dropout (standard, a fresh Bernoulli mask per element per use, inverted scaling) draws from
+ * Philox with one `(seed, offset)` pair per dropout site per training step:
+ * `offset = step·(L + 1) + site`, site 0 = embedding output, site l (1 ≤ l < L) = input of
+ * layer l, site L = output of the last layer ({@linkcode lstmLmDropoutOffset}). A site covers
+ * all T time steps in one launch, and Philox element indices differ per (t, b, j), so no mask is
+ * ever reused; the backward pass regenerates each mask from the same pair (no mask buffers).
+ *
+ * Buffers: a {@linkcode LstmLmWorkspace} holds every activation and scratch tensor for a
+ * `(maxT, B)` shape and is reused by every step (windows with T ≤ maxT use views of it), so a
+ * steady-state step allocates nothing.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../kernels/runtime.ts";
+import { expectShape, ShapeError, type Tensor } from "../kernels/tensor.ts";
+import { matmul } from "../kernels/matmul.ts";
+import { lstmCellBackward, lstmCellForward } from "../kernels/lstm_cell.ts";
+import { dropoutBackward, dropoutForward } from "../kernels/dropout.ts";
+import {
+  buildEmbeddingIndex,
+  embeddingBackward,
+  embeddingForward,
+  type EmbeddingIndexTensors,
+} from "../kernels/embedding.ts";
+import { softmaxCrossEntropy } from "../kernels/softmax_ce.ts";
+import { mul } from "../kernels/elementwise.ts";
+import { checkParamMask, createParams, type Param, type ParamSpec } from "./params.ts";
+
+/** Architecture and dropout of the stacked LSTM LM. */
+export interface LstmLmConfig {
+  /** Vocabulary size V. */
+  vocab: number;
+  /** Embedding size E. */
+  embed: number;
+  /** Hidden size H of every layer. */
+  hidden: number;
+  /** Number of LSTM layers L ≥ 1. */
+  layers: number;
+  /** Dropout probability p in [0, 1) at every site during training (0 = none). */
+  dropout: number;
+  /** Decoder weight is the embedding tensor (requires E = H). */
+  tied: boolean;
+}
+
+/** The four tensors of LSTM layer l. */
+export interface LstmLayerParams {
+  /** `rnn.weight_ih_l{l}`: `[4H, in]`, gate row blocks i, f, g, o. */
+  wIh: Param;
+  /** `rnn.weight_hh_l{l}`: `[4H, H]`. */
+  wHh: Param;
+  /** `rnn.bias_ih_l{l}`: `[4H]`. */
+  bIh: Param;
+  /** `rnn.bias_hh_l{l}`: `[4H]`. */
+  bHh: Param;
+}
+
+/** A stacked-LSTM LM on the GPU. `params` lists every tensor once (tied: no decoder weight). */
+export interface LstmLm {
+  config: LstmLmConfig;
+  params: Param[];
+  /** `encoder.weight`: `[V, E]`. */
+  encoder: Param;
+  layers: LstmLayerParams[];
+  /** `decoder.weight`: `[V, H]`; the very same record as `encoder` when tied. */
+  decoderWeight: Param;
+  /** `decoder.bias`: `[V]`. */
+  decoderBias: Param;
+}
+
+function checkConfig(c: LstmLmConfig): void {
+  for (const k of ["vocab", "embed", "hidden", "layers"] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) {
+      throw new RangeError(`LstmLmConfig.${k} must be an integer >= 1, got ${c[k]}`);
+    }
+  }
+  if (!(c.dropout >= 0 && c.dropout < 1)) {
+    throw new RangeError(`LstmLmConfig.dropout must be in [0, 1), got ${c.dropout}`);
+  }
+  if (c.tied && c.embed !== c.hidden) {
+    throw new RangeError(
+      `LstmLmConfig: tied weights need embed == hidden, got ${c.embed} and ${c.hidden}`,
+    );
+  }
+}
+
+/**
+ * Parameter list of the model, in order: `encoder.weight [V, E]`, then per layer l
+ * `rnn.weight_ih_l{l} [4H, in]`, `rnn.weight_hh_l{l} [4H, H]`, `rnn.bias_ih_l{l} [4H]`,
+ * `rnn.bias_hh_l{l} [4H]`, then `decoder.weight [V, H]` (absent when tied) and
+ * `decoder.bias [V]`. Init (spec §2.1): embedding and decoder weight U(−0.1, 0.1), decoder bias
+ * 0, LSTM weights and biases U(−1/√H, 1/√H). Every non-bias tensor is sparse.
+ *
+ * @example
+ * ```ts
+ * import { lstmLmParamSpecs } from "./lstm_lm.ts";
+ * const specs = lstmLmParamSpecs({
+ *   vocab: 10000, embed: 1500, hidden: 1500, layers: 2, dropout: 0.65, tied: false,
+ * });
+ * specs.map((s) => s.name); // ["encoder.weight", "rnn.weight_ih_l0", ..., "decoder.bias"]
+ * ```
+ */
+export function lstmLmParamSpecs(config: LstmLmConfig): ParamSpec[] {
+  checkConfig(config);
+  const { vocab: V, embed: E, hidden: H, layers: L } = config;
+  const r = 1 / Math.sqrt(H);
+  const lstm = { kind: "uniform", lo: -r, hi: r } as const;
+  const specs: ParamSpec[] = [{
+    name: "encoder.weight",
+    shape: [V, E],
+    gates: 1,
+    sparse: true,
+    init: { kind: "uniform", lo: -0.1, hi: 0.1 },
+  }];
+  for (let l = 0; l < L; l++) {
+    const inSize = l === 0 ? E : H;
+    specs.push(
+      { name: `rnn.weight_ih_l${l}`, shape: [4 * H, inSize], gates: 4, sparse: true, init: lstm },
+      { name: `rnn.weight_hh_l${l}`, shape: [4 * H, H], gates: 4, sparse: true, init: lstm },
+      { name: `rnn.bias_ih_l${l}`, shape: [4 * H], gates: 4, sparse: false, init: lstm },
+      { name: `rnn.bias_hh_l${l}`, shape: [4 * H], gates: 4, sparse: false, init: lstm },
+    );
+  }
+  if (!config.tied) {
+    specs.push({
+      name: "decoder.weight",
+      shape: [V, H],
+      gates: 1,
+      sparse: true,
+      init: { kind: "uniform", lo: -0.1, hi: 0.1 },
+    });
+  }
+  specs.push({
+    name: "decoder.bias",
+    shape: [V],
+    gates: 1,
+    sparse: false,
+    init: { kind: "zeros" },
+  });
+  return specs;
+}
+
+/**
+ * Allocates the model and records its initialisation from `seed` (reproducible on every
+ * adapter, see `params.ts`). Biases have `gates: 4` for LSTM layers (same row blocks as the
+ * weights) and are never sparse.
+ *
+ * @example
+ * ```ts ignore
+ * const model = createLstmLm(gpu, {
+ *   vocab: 10000, embed: 200, hidden: 200, layers: 2, dropout: 0.2, tied: false,
+ * }, 1111);
+ * ```
+ */
+export function createLstmLm(gpu: Gpu, config: LstmLmConfig, seed: number): LstmLm {
+  const params = createParams(gpu, lstmLmParamSpecs(config), seed);
+  const by = new Map(params.map((p) => [p.name, p]));
+  const layers = Array.from({ length: config.layers }, (_, l) => ({
+    wIh: by.get(`rnn.weight_ih_l${l}`)!,
+    wHh: by.get(`rnn.weight_hh_l${l}`)!,
+    bIh: by.get(`rnn.bias_ih_l${l}`)!,
+    bHh: by.get(`rnn.bias_hh_l${l}`)!,
+  }));
+  const encoder = by.get("encoder.weight")!;
+  return {
+    config: { ...config },
+    params,
+    encoder,
+    layers,
+    decoderWeight: config.tied ? encoder : by.get("decoder.weight")!,
+    decoderBias: by.get("decoder.bias")!,
+  };
+}
+
+/**
+ * Dropout sites per training step: the embedding output, the L − 1 layer boundaries and the
+ * last layer's output.
+ */
+function dropoutSites(config: LstmLmConfig): number {
+  return config.layers + 1;
+}
+
+/**
+ * Philox offset of dropout site `site` (0 = embedding output, l = input of layer l for
+ * 1 ≤ l < L, L = last layer output) at training step `step`: `step·(L + 1) + site`. Distinct
+ * for every (step, site) pair until it passes 2^32 (RangeError), so masks never repeat.
+ *
+ * @example
+ * ```ts
+ * import { lstmLmDropoutOffset } from "./lstm_lm.ts";
+ * const cfg = { vocab: 10, embed: 4, hidden: 4, layers: 2, dropout: 0.5, tied: true };
+ * lstmLmDropoutOffset(cfg, 7, 2); // 23
+ * ```
+ */
+export function lstmLmDropoutOffset(config: LstmLmConfig, step: number, site: number): number {
+  const sites = dropoutSites(config);
+  if (!Number.isInteger(step) || step < 0 || !Number.isInteger(site) || site < 0 || site >= sites) {
+    throw new RangeError(
+      `lstmLmDropoutOffset: need integer step >= 0 and site in [0, ${sites}), got ${step}, ${site}`,
+    );
+  }
+  const off = step * sites + site;
+  if (off > 0xffffffff) {
+    throw new RangeError(`lstmLmDropoutOffset: step ${step} passes the u32 Philox offset space`);
+  }
+  return off;
+}
+
+/** Carried LSTM state: per layer `h[l], c[l]: [B, H]`. */
+export interface LstmLmState {
+  B: number;
+  h: Tensor[];
+  c: Tensor[];
+}
+
+/**
+ * Zero initial state for batch size `B` (one `[B, H]` pair per layer).
+ *
+ * @example
+ * ```ts ignore
+ * const state = createLstmLmState(gpu, model, 20);
+ * ```
+ */
+export function createLstmLmState(gpu: Gpu, model: LstmLm, B: number): LstmLmState {
+  const H = model.config.hidden;
+  const L = model.config.layers;
+  if (!Number.isInteger(B) || B < 1) throw new RangeError(`createLstmLmState: B = ${B}`);
+  return {
+    B,
+    h: Array.from({ length: L }, () => gpu.zeros([B, H])),
+    c: Array.from({ length: L }, () => gpu.zeros([B, H])),
+  };
+}
+
+/**
+ * Records a reset of the state to zero (start of an epoch or of an evaluation pass).
+ *
+ * @example
+ * ```ts ignore
+ * resetLstmLmState(gpu, state);
+ * ```
+ */
+export function resetLstmLmState(gpu: Gpu, state: LstmLmState): void {
+  for (const t of [...state.h, ...state.c]) gpu.fill(t, 0);
+}
+
+/**
+ * Preallocated buffers for windows of up to `maxT` steps of `B` sequences. Layouts (N = maxT·B
+ * rows, row n = t·B + b):
+ *
+ * - `input`, `target: [N]` u32 token ids; `idxUnique [N]`, `idxStarts [N + 1]`,
+ *   `idxPositions [N]`: the embedding index of the current batch (views of them are used).
+ * - `emb: [N, E]` gathered rows; `embMask: [N, E]` gathered mask rows (masked embedding).
+ * - `xDrop[l]: [N, in_l]` dropped input of layer l, `yDrop: [N, H]` dropped top output
+ *   (training only).
+ * - `hs[l], cs[l]: [maxT + 1, B, H]`: slot 0 = carried state, slot t + 1 = output of step t.
+ * - `gates[l]: [N, 4H]`: pre-activations, overwritten by the activated gates (i, f, g, o).
+ * - `logits: [N, V]` (overwritten in place by dLogits in training), `loss: [N]` per-row loss.
+ * - training: `dH[l]: [N, H]` gradient w.r.t. layer l's outputs, `dEmb: [N, E]`,
+ *   `dGates: [N, 4H]`, `dc: [B, H]`, `ones: [1, N]` (bias gradients as `1ᵀ·dY`).
+ */
+export interface LstmLmWorkspace {
+  maxT: number;
+  B: number;
+  training: boolean;
+  config: LstmLmConfig;
+  input: Tensor<"u32">;
+  target: Tensor<"u32">;
+  idxUnique: Tensor<"u32">;
+  idxStarts: Tensor<"u32">;
+  idxPositions: Tensor<"u32">;
+  emb: Tensor;
+  embMask: Tensor;
+  xDrop: Tensor[];
+  yDrop: Tensor | null;
+  hs: Tensor[];
+  cs: Tensor[];
+  gates: Tensor[];
+  logits: Tensor;
+  loss: Tensor;
+  dH: Tensor[];
+  dEmb: Tensor | null;
+  dGates: Tensor | null;
+  dc: Tensor | null;
+  ones: Tensor | null;
+}
+
+/**
+ * Allocates a workspace for windows of up to `maxT` time steps and batch `B`. `training: false`
+ * (evaluation) skips the dropout and gradient buffers.
+ *
+ * @example
+ * ```ts ignore
+ * const ws = createLstmLmWorkspace(gpu, model, { maxT: 35, B: 20, training: true });
+ * ```
+ */
+export function createLstmLmWorkspace(
+  gpu: Gpu,
+  model: LstmLm,
+  opts: { maxT: number; B: number; training: boolean },
+): LstmLmWorkspace {
+  const { maxT, B, training } = opts;
+  if (!Number.isInteger(maxT) || maxT < 1 || !Number.isInteger(B) || B < 1) {
+    throw new RangeError(`createLstmLmWorkspace: need integers maxT, B >= 1, got ${maxT}, ${B}`);
+  }
+  const { vocab: V, embed: E, hidden: H, layers: L } = model.config;
+  const N = maxT * B;
+  const perLayer = (f: (l: number) => Tensor) => Array.from({ length: L }, (_, l) => f(l));
+  const ones = training ? gpu.tensor([1, N]) : null;
+  if (ones) gpu.fill(ones, 1);
+  return {
+    maxT,
+    B,
+    training,
+    config: { ...model.config },
+    input: gpu.zeros([N], "u32"),
+    target: gpu.zeros([N], "u32"),
+    idxUnique: gpu.zeros([N], "u32"),
+    idxStarts: gpu.zeros([N + 1], "u32"),
+    idxPositions: gpu.zeros([N], "u32"),
+    emb: gpu.tensor([N, E]),
+    embMask: gpu.tensor([N, E]),
+    xDrop: training ? perLayer((l) => gpu.tensor([N, l === 0 ? E : H])) : [],
+    yDrop: training ? gpu.tensor([N, H]) : null,
+    hs: perLayer(() => gpu.tensor([maxT + 1, B, H])),
+    cs: perLayer(() => gpu.tensor([maxT + 1, B, H])),
+    gates: perLayer(() => gpu.tensor([N, 4 * H])),
+    logits: gpu.tensor([N, V]),
+    loss: gpu.tensor([N]),
+    dH: training ? perLayer(() => gpu.tensor([N, H])) : [],
+    dEmb: training ? gpu.tensor([N, E]) : null,
+    dGates: training ? gpu.tensor([N, 4 * H]) : null,
+    dc: training ? gpu.tensor([B, H]) : null,
+    ones,
+  };
+}
+
+/**
+ * Returns every workspace tensor to the pool.
+ *
+ * @example
+ * ```ts ignore
+ * releaseLstmLmWorkspace(gpu, ws);
+ * ```
+ */
+export function releaseLstmLmWorkspace(gpu: Gpu, ws: LstmLmWorkspace): void {
+  const all: (Tensor | null)[] = [
+    ws.input,
+    ws.target,
+    ws.idxUnique,
+    ws.idxStarts,
+    ws.idxPositions,
+    ws.emb,
+    ws.embMask,
+    ...ws.xDrop,
+    ws.yDrop,
+    ...ws.hs,
+    ...ws.cs,
+    ...ws.gates,
+    ws.logits,
+    ws.loss,
+    ...ws.dH,
+    ws.dEmb,
+    ws.dGates,
+    ws.dc,
+    ws.ones,
+  ];
+  for (const t of all) if (t) gpu.release(t);
+}
+
+/**
+ * One window of tokens: `input`, `target: [T·B]` u32, row-major `[T, B]` (row t holds the
+ * tokens of time step t for the B streams); `index`: the embedding index of `input` (needed by
+ * the backward pass only).
+ */
+export interface LstmLmBatch {
+  T: number;
+  B: number;
+  input: Tensor<"u32">;
+  target: Tensor<"u32">;
+  index?: EmbeddingIndexTensors;
+}
+
+/**
+ * Validates a window on the host and writes it into the workspace's token and index buffers
+ * (no allocation): `input`, `target` hold `T·B` ids, row-major `[T, B]`. Throws
+ * {@linkcode ShapeError} when a length is not `T·B` or `T` is not in `[1, ws.maxT]`, and
+ * `RangeError` naming the position of an id `>= V` (the GPU kernels would clamp it silently).
+ *
+ * @example
+ * ```ts ignore
+ * const batch = writeLstmLmBatch(gpu, ws, { T: 35, input: x, target: y });
+ * ```
+ */
+export function writeLstmLmBatch(
+  gpu: Gpu,
+  ws: LstmLmWorkspace,
+  args: { T: number; input: Uint32Array; target: Uint32Array },
+): LstmLmBatch {
+  const { T, input, target } = args;
+  const B = ws.B;
+  const V = ws.config.vocab;
+  if (!Number.isInteger(T) || T < 1 || T > ws.maxT) {
+    throw new ShapeError(`writeLstmLmBatch: T must be an integer in [1, ${ws.maxT}], got ${T}`);
+  }
+  const N = T * B;
+  for (const [what, ids] of [["input", input], ["target", target]] as const) {
+    if (ids.length !== N) {
+      throw new ShapeError(
+        `writeLstmLmBatch ${what}: expected T·B = ${T}·${B} = ${N} token ids, got ${ids.length}`,
+      );
+    }
+  }
+  for (let n = 0; n < N; n++) {
+    if (target[n] >= V) {
+      throw new RangeError(
+        `writeLstmLmBatch: target[${n}] = ${target[n]} is out of range for vocabulary size ${V}`,
+      );
+    }
+  }
+  const index = buildEmbeddingIndex(input, V); // throws RangeError on input ids >= V
+  const U = index.uniqueIds.length;
+  const inputView = ws.input.view(0, [N]);
+  const targetView = ws.target.view(0, [N]);
+  const uniqueIds = ws.idxUnique.view(0, [U]);
+  const starts = ws.idxStarts.view(0, [U + 1]);
+  const positions = ws.idxPositions.view(0, [N]);
+  gpu.write(inputView, input);
+  gpu.write(targetView, target);
+  gpu.write(uniqueIds, index.uniqueIds);
+  gpu.write(starts, index.starts);
+  gpu.write(positions, index.positions);
+  let maxGroupSize = 0;
+  for (let k = 0; k < U; k++) {
+    maxGroupSize = Math.max(maxGroupSize, index.starts[k + 1] - index.starts[k]);
+  }
+  return {
+    T,
+    B,
+    input: inputView,
+    target: targetView,
+    index: { uniqueIds, starts, positions, vocabSize: V, maxGroupSize },
+  };
+}
+
+/** Dropout parameters of a training step. */
+export interface LstmLmStepOptions {
+  /** Philox seed of the dropout masks (u32). */
+  seed: number;
+  /** Training step counter: selects the Philox offsets ({@linkcode lstmLmDropoutOffset}). */
+  step: number;
+}
+
+interface Dropout {
+  p: number;
+  seed: number;
+  step: number;
+}
+
+function validate(
+  model: LstmLm,
+  ws: LstmLmWorkspace,
+  state: LstmLmState,
+  batch: LstmLmBatch,
+  training: boolean,
+): void {
+  const c = model.config, w = ws.config;
+  if (
+    c.vocab !== w.vocab || c.embed !== w.embed || c.hidden !== w.hidden || c.layers !== w.layers
+  ) {
+    throw new ShapeError(
+      `lstmLm: workspace was made for V=${w.vocab} E=${w.embed} H=${w.hidden} L=${w.layers}, ` +
+        `model has V=${c.vocab} E=${c.embed} H=${c.hidden} L=${c.layers}`,
+    );
+  }
+  if (training && !ws.training) {
+    throw new ShapeError("lstmLmStep: the workspace was created with training: false");
+  }
+  const { T, B } = batch;
+  if (!Number.isInteger(T) || T < 1 || T > ws.maxT) {
+    throw new ShapeError(`lstmLm: batch T must be an integer in [1, ${ws.maxT}], got ${T}`);
+  }
+  if (B !== ws.B || state.B !== ws.B) {
+    throw new ShapeError(
+      `lstmLm: batch B = ${B} and state B = ${state.B} must equal the workspace's B = ${ws.B}`,
+    );
+  }
+  const N = T * B;
+  expectShape("lstmLm batch.input (T·B token ids)", batch.input, [N], "u32");
+  expectShape("lstmLm batch.target (T·B token ids)", batch.target, [N], "u32");
+  if (training) {
+    const idx = batch.index;
+    if (!idx) throw new ShapeError("lstmLmStep: batch.index (embedding index) is required");
+    expectShape("lstmLmStep batch.index.positions", idx.positions, [N], "u32");
+    if (idx.vocabSize !== c.vocab) {
+      throw new ShapeError(
+        `lstmLmStep: batch.index was built for vocabulary ${idx.vocabSize}, model has ${c.vocab}`,
+      );
+    }
+  }
+  if (state.h.length !== c.layers || state.c.length !== c.layers) {
+    throw new ShapeError(`lstmLm: state must hold ${c.layers} layers`);
+  }
+  for (let l = 0; l < c.layers; l++) {
+    expectShape(`lstmLm state.h[${l}]`, state.h[l], [B, c.hidden], "f32");
+    expectShape(`lstmLm state.c[${l}]`, state.c[l], [B, c.hidden], "f32");
+  }
+  for (const p of model.params) checkParamMask(p);
+}
+
+/** Tensors the backward pass needs from the forward pass. */
+interface ForwardTrace {
+  /** Input of each layer as the layer saw it (after dropout): `[N, in_l]`. */
+  xs: Tensor[];
+  /** Input of the decoder (after dropout): `[N, H]`. */
+  top: Tensor;
+  logits: Tensor;
+  loss: Tensor;
+}
+
+function forward(
+  gpu: Gpu,
+  model: LstmLm,
+  ws: LstmLmWorkspace,
+  state: LstmLmState,
+  batch: LstmLmBatch,
+  drop: Dropout | null,
+): ForwardTrace {
+  const { vocab: V, embed: E, hidden: H, layers: L } = model.config;
+  const { T, B } = batch;
+  const N = T * B;
+  const bh = B * H;
+  const dropped = (src: Tensor, dst: Tensor | undefined, site: number): Tensor => {
+    if (!drop || drop.p === 0) return src;
+    if (!dst) throw new ShapeError("lstmLm: dropout needs a training workspace");
+    const offset = lstmLmDropoutOffset(model.config, drop.step, site);
+    dropoutForward(gpu, { x: src, y: dst, p: drop.p, seed: drop.seed, offset });
+    return dst;
+  };
+
+  const enc = model.encoder;
+  const emb = ws.emb.view(0, [N, E]);
+  embeddingForward(gpu, { ids: batch.input, table: enc.value, out: emb });
+  if (enc.mask) {
+    const rows = ws.embMask.view(0, [N, E]);
+    embeddingForward(gpu, { ids: batch.input, table: enc.mask, out: rows });
+    mul(gpu, { a: emb, b: rows, out: emb });
+  }
+  let x = dropped(emb, ws.xDrop[0]?.view(0, [N, E]), 0);
+  const xs: Tensor[] = [];
+  for (let l = 0; l < L; l++) {
+    const { wIh, wHh, bIh, bHh } = model.layers[l];
+    xs.push(x);
+    const hs = ws.hs[l], cs = ws.cs[l];
+    const gates = ws.gates[l].view(0, [N, 4 * H]);
+    gpu.copy(state.h[l], hs.view(0, [B, H]));
+    gpu.copy(state.c[l], cs.view(0, [B, H]));
+    matmul(gpu, { a: x, b: wIh.value, c: gates, transB: true, bias: bIh.value, mask: wIh.mask });
+    for (let t = 0; t < T; t++) {
+      const g = gates.view(t * 4 * bh, [B, 4 * H]);
+      matmul(gpu, {
+        a: hs.view(t * bh, [B, H]),
+        b: wHh.value,
+        c: g,
+        transB: true,
+        beta: 1,
+        mask: wHh.mask,
+      });
+      lstmCellForward(gpu, {
+        gates: g,
+        bias: bHh.value,
+        cPrev: cs.view(t * bh, [B, H]),
+        c: cs.view((t + 1) * bh, [B, H]),
+        h: hs.view((t + 1) * bh, [B, H]),
+        act: g,
+      });
+    }
+    gpu.copy(hs.view(T * bh, [B, H]), state.h[l]);
+    gpu.copy(cs.view(T * bh, [B, H]), state.c[l]);
+    const out = hs.view(bh, [N, H]);
+    x = l < L - 1
+      ? dropped(out, ws.xDrop[l + 1]?.view(0, [N, H]), l + 1)
+      : dropped(out, ws.yDrop?.view(0, [N, H]), L);
+  }
+  const logits = ws.logits.view(0, [N, V]);
+  const dec = model.decoderWeight;
+  matmul(gpu, {
+    a: x,
+    b: dec.value,
+    c: logits,
+    transB: true,
+    bias: model.decoderBias.value,
+    mask: dec.mask,
+  });
+  const loss = ws.loss.view(0, [N]);
+  softmaxCrossEntropy(gpu, {
+    logits,
+    targets: batch.target,
+    loss,
+    dLogits: drop ? logits : undefined,
+    gradScale: 1 / N,
+  });
+  return { xs, top: x, logits, loss };
+}
+
+/**
+ * Records one training step on a window: forward with dropout, mean cross-entropy, backward
+ * through time into every `param.grad` (overwritten), and the carried state advanced to the end
+ * of the window. Returns the per-row loss view `[T·B]` of the workspace (valid until the next
+ * step; the caller reduces or reads it when it wants). Records only: no readback.
+ *
+ * `batch` must come from {@linkcode writeLstmLmBatch} on `ws` (or hold equivalent tensors with
+ * an index); shape errors throw {@linkcode ShapeError} before anything is recorded.
+ *
+ * @example
+ * ```ts ignore
+ * const batch = writeLstmLmBatch(gpu, ws, { T, input, target });
+ * const loss = lstmLmStep(gpu, model, ws, state, batch, { seed: 1111, step });
+ * // ... clip, optimizer update ...
+ * ```
+ */
+export function lstmLmStep(
+  gpu: Gpu,
+  model: LstmLm,
+  ws: LstmLmWorkspace,
+  state: LstmLmState,
+  batch: LstmLmBatch,
+  opts: LstmLmStepOptions,
+): Tensor {
+  validate(model, ws, state, batch, true);
+  const { vocab: V, embed: E, hidden: H, layers: L, dropout: p } = model.config;
+  const drop: Dropout = { p, seed: opts.seed, step: opts.step };
+  // Fail on a bad step/seed before recording anything.
+  lstmLmDropoutOffset(model.config, opts.step, L);
+  if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffffffff) {
+    throw new RangeError(`lstmLmStep: seed must be a u32, got ${opts.seed}`);
+  }
+  const dropBack = (d: Tensor, site: number) => {
+    if (p === 0) return;
+    const offset = lstmLmDropoutOffset(model.config, opts.step, site);
+    dropoutBackward(gpu, { dy: d, dx: d, p, seed: opts.seed, offset });
+  };
+
+  const trace = forward(gpu, model, ws, state, batch, drop);
+  const { T, B } = batch;
+  const N = T * B;
+  const bh = B * H;
+  const ones = ws.ones!.view(0, [1, N]);
+  const dLogits = trace.logits;
+
+  // decoder
+  const dec = model.decoderWeight;
+  matmul(gpu, { a: dLogits, b: trace.top, c: dec.grad, transA: true });
+  matmul(gpu, { a: ones, b: dLogits, c: model.decoderBias.grad.reshape([1, V]) });
+  let dOut = ws.dH[L - 1].view(0, [N, H]);
+  matmul(gpu, { a: dLogits, b: dec.value, c: dOut, mask: dec.mask });
+  dropBack(dOut, L);
+
+  // layers, top to bottom, each backward through time
+  const dGates = ws.dGates!.view(0, [N, 4 * H]);
+  const dc = ws.dc!;
+  for (let l = L - 1; l >= 0; l--) {
+    const { wIh, wHh, bIh, bHh } = model.layers[l];
+    const hs = ws.hs[l], cs = ws.cs[l];
+    const gates = ws.gates[l];
+    for (let t = T - 1; t >= 0; t--) {
+      const dg = dGates.view(t * 4 * bh, [B, 4 * H]);
+      lstmCellBackward(gpu, {
+        act: gates.view(t * 4 * bh, [B, 4 * H]),
+        cPrev: cs.view(t * bh, [B, H]),
+        c: cs.view((t + 1) * bh, [B, H]),
+        dh: dOut.view(t * bh, [B, H]),
+        dcNext: t < T - 1 ? dc : undefined,
+        dgates: dg,
+        dcPrev: dc,
+      });
+      if (t > 0) {
+        // recurrent gradient, accumulated onto the gradient from above of step t − 1
+        matmul(gpu, {
+          a: dg,
+          b: wHh.value,
+          c: dOut.view((t - 1) * bh, [B, H]),
+          beta: 1,
+          mask: wHh.mask,
+        });
+      }
+    }
+    matmul(gpu, { a: dGates, b: hs.view(0, [N, H]), c: wHh.grad, transA: true });
+    matmul(gpu, { a: dGates, b: trace.xs[l], c: wIh.grad, transA: true });
+    matmul(gpu, { a: ones, b: dGates, c: bIh.grad.reshape([1, 4 * H]) });
+    gpu.copy(bIh.grad, bHh.grad);
+    dOut = l > 0 ? ws.dH[l - 1].view(0, [N, H]) : ws.dEmb!.view(0, [N, E]);
+    matmul(gpu, { a: dGates, b: wIh.value, c: dOut, mask: wIh.mask });
+    dropBack(dOut, l);
+  }
+
+  // embedding (tied: adds onto the decoder's gradient already in the same tensor)
+  const enc = model.encoder;
+  if (!model.config.tied) gpu.fill(enc.grad, 0);
+  embeddingBackward(gpu, { index: batch.index!, dOut, dTable: enc.grad });
+  return trace.loss;
+}
+
+/**
+ * Records the forward pass only, without dropout (evaluation): per-row cross-entropy into the
+ * workspace's `loss` view `[T·B]` (returned), state advanced to the end of the window. Works on
+ * a workspace made with `training: false` or `true`.
+ *
+ * @example
+ * ```ts ignore
+ * const loss = lstmLmEvalLoss(gpu, model, evalWs, evalState, batch);
+ * const sum = gpu.tensor([1]);
+ * reduce(gpu, { op: "sum", x: loss, out: sum });
+ * ```
+ */
+export function lstmLmEvalLoss(
+  gpu: Gpu,
+  model: LstmLm,
+  ws: LstmLmWorkspace,
+  state: LstmLmState,
+  batch: LstmLmBatch,
+): Tensor {
+  validate(model, ws, state, batch, false);
+  return forward(gpu, model, ws, state, batch, null).loss;
+}

@@ -1,0 +1,128 @@
+/**
+ * Model parameters as the training loop, the optimizers and the sparse-training methods see them:
+ * one {@linkcode Param} record per tensor, holding its value, its gradient, an optional 0/1 mask
+ * and the metadata the sparse methods need (row-block gate count, whether the tensor is sparse).
+ *
+ * Masks are read by the model code at record time (`param.mask` present → masked products), so
+ * sparse methods attach, replace or drop masks without touching any model code.
+ *
+ * Initialisation is reproducible across adapters: values are drawn by the Philox
+ * `randomUniform` kernel under `(seed, offset = tensor index)`, which is bit-exact everywhere
+ * (see `philox.ts`), then mapped to `[lo, hi)` by one f32 multiply and one f32 add, both
+ * correctly rounded in WGSL. So the same seed gives the same weights on every adapter.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../kernels/runtime.ts";
+import { fmtShape, type Shape, ShapeError, type Tensor } from "../kernels/tensor.ts";
+import { randomUniform } from "../kernels/dropout.ts";
+import { add, scale } from "../kernels/elementwise.ts";
+
+/** How a tensor is initialised: `U(lo, hi)` or all zeros. */
+export type ParamInit = { kind: "uniform"; lo: number; hi: number } | { kind: "zeros" };
+
+/** Static description of one parameter tensor (no GPU memory). */
+export interface ParamSpec {
+  /** PyTorch-style name, e.g. `rnn.weight_ih_l0`. */
+  name: string;
+  shape: Shape;
+  /**
+   * Row blocks of the tensor: 4 for LSTM weights (`[i, f, g, o]` blocks of H rows each), 1
+   * otherwise. Per-gate sparse methods treat rows `[k·rows/gates, (k+1)·rows/gates)` as block k.
+   */
+  gates: number;
+  /** True for every tensor whose name does not contain "bias" (the Selfish-RNN rule, spec §2). */
+  sparse: boolean;
+  init: ParamInit;
+}
+
+/**
+ * One parameter tensor on the GPU.
+ *
+ * - `value`, `grad`: f32 in `shape`. Model programs overwrite `grad` every step (they do not
+ *   accumulate), and the gradient is dense even for masked tensors: it is ∂loss/∂(W⊙M) at every
+ *   position, active or not, which is what the optimizer (masked update) and gradient-based
+ *   growth (RigL, SNFS) need.
+ * - `mask`: optional f32 0/1 in `shape`. When present, forward products and data gradients use
+ *   `value ⊙ mask`.
+ *
+ * @example
+ * ```ts ignore
+ * for (const p of model.params) if (p.sparse) p.mask = gpu.upload(p.shape, myMask(p));
+ * ```
+ */
+export interface Param extends ParamSpec {
+  value: Tensor;
+  grad: Tensor;
+  mask?: Tensor;
+}
+
+/**
+ * Allocates `specs` on the GPU and records their initialisation: tensor `k` of the list draws
+ * `randomUniform(seed, offset = k)` and maps it to `[lo, hi)` as `u·(hi − lo) + lo` in f32.
+ * Gradients start at zero.
+ *
+ * @example
+ * ```ts ignore
+ * const params = createParams(gpu, lstmLmParamSpecs(config), 1111);
+ * ```
+ */
+export function createParams(gpu: Gpu, specs: readonly ParamSpec[], seed: number): Param[] {
+  return specs.map((spec, k) => {
+    const value = gpu.tensor(spec.shape);
+    const grad = gpu.tensor(spec.shape);
+    if (spec.init.kind === "zeros") {
+      gpu.fill(value, 0);
+    } else {
+      const { lo, hi } = spec.init;
+      if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo <= hi)) {
+        throw new RangeError(`createParams ${spec.name}: bad init range [${lo}, ${hi})`);
+      }
+      randomUniform(gpu, { out: value, seed, offset: k });
+      scale(gpu, { x: value, alpha: hi - lo, out: value });
+      // grad is a scratch for the constant here; it is cleared right after
+      gpu.fill(grad, lo);
+      add(gpu, { a: value, b: grad, out: value });
+    }
+    gpu.fill(grad, 0);
+    return { ...spec, value, grad };
+  });
+}
+
+/**
+ * Checks that a mask attached to `p` matches its shape and dtype; throws {@linkcode ShapeError}.
+ *
+ * @example
+ * ```ts ignore
+ * checkParamMask(param);
+ * ```
+ */
+export function checkParamMask(p: Param): void {
+  const m = p.mask;
+  if (!m) return;
+  if (
+    m.dtype !== "f32" || m.shape.length !== p.shape.length ||
+    m.shape.some((d, i) => d !== p.shape[i])
+  ) {
+    throw new ShapeError(
+      `${p.name} mask: expected f32 ${fmtShape(p.shape)}, got ${m.dtype} ${fmtShape(m.shape)}`,
+    );
+  }
+}
+
+/**
+ * Releases the value, gradient and mask tensors of `params` to the pool.
+ *
+ * @example
+ * ```ts ignore
+ * releaseParams(gpu, model.params);
+ * ```
+ */
+export function releaseParams(gpu: Gpu, params: readonly Param[]): void {
+  for (const p of params) {
+    gpu.release(p.value);
+    gpu.release(p.grad);
+    if (p.mask) gpu.release(p.mask);
+  }
+}

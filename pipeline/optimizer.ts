@@ -1,0 +1,192 @@
+/**
+ * The optimizer stage: global gradient-norm clipping and one update of every parameter, recorded
+ * on the GPU with no readback (the clip factor stays in a GPU tensor that the update kernels
+ * read). Covers SGD, momentum SGD, Adam and NT-ASGD (SGD, then SGD plus iterate averaging once
+ * the non-monotone trigger fires; spec §5). Every update is mask-aware: a parameter with a mask
+ * keeps inactive weights and their optimizer state at exactly 0.
+ *
+ * A stage takes state and returns new state; the GPU tensors inside are handles that the stage
+ * updates in place.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../kernels/runtime.ts";
+import type { Tensor } from "../kernels/tensor.ts";
+import { adamStep, asgdAverage, momentumStep, sgdStep } from "../kernels/optim.ts";
+import { clipCoefficient, reduce } from "../kernels/reduce.ts";
+import type { Param } from "../models/params.ts";
+import type { OptimizerName } from "./config.ts";
+
+/** Hyperparameters of the optimizer stage. */
+export interface OptimizerSettings {
+  kind: OptimizerName;
+  lr: number;
+  weightDecay: number;
+  /** Momentum SGD's μ. */
+  momentum: number;
+  /** Global L2 clip norm over all gradients; 0 disables clipping. */
+  clip: number;
+  /** Adam's β1, β2, ε; Selfish-RNN's Table 3 uses (0, 0.999, 1e-9) (spec §5.5). */
+  adam: { beta1: number; beta2: number; eps: number };
+}
+
+/** Per-parameter optimizer tensors (only those the optimizer uses exist). */
+export interface ParamState {
+  /** Momentum buffer. */
+  buf?: Tensor;
+  /** Adam first and second moments. */
+  m?: Tensor;
+  v?: Tensor;
+  /** ASGD average and per-element step counter (u32). */
+  ax?: Tensor;
+  count?: Tensor<"u32">;
+}
+
+/** Optimizer state: scalars on the host, tensors on the GPU. */
+export interface OptimizerState {
+  kind: OptimizerName;
+  /** Updates taken so far. */
+  step: number;
+  /** NT-ASGD after the trigger: every step also updates the averages. */
+  averaging: boolean;
+  /** Per-parameter tensors, aligned with the parameter list. */
+  perParam: ParamState[];
+  /** `[P]` per-parameter sums of squared gradients and `[1]` clip factor (scratch). */
+  sumsq: Tensor;
+  clipScale: Tensor;
+}
+
+/**
+ * Allocates zeroed optimizer tensors for `params`.
+ *
+ * @example
+ * ```ts ignore
+ * let opt = createOptimizer(gpu, model.params, settings);
+ * ```
+ */
+export function createOptimizer(
+  gpu: Gpu,
+  params: readonly Param[],
+  settings: OptimizerSettings,
+): OptimizerState {
+  const perParam = params.map((p): ParamState => {
+    if (settings.kind === "momentum") return { buf: gpu.zeros(p.shape) };
+    if (settings.kind === "adam") return { m: gpu.zeros(p.shape), v: gpu.zeros(p.shape) };
+    return {};
+  });
+  return {
+    kind: settings.kind,
+    step: 0,
+    averaging: false,
+    perParam,
+    sumsq: gpu.zeros([Math.max(1, params.length)]),
+    clipScale: gpu.zeros([1]),
+  };
+}
+
+/**
+ * NT-ASGD's switch to averaging: allocates the averages and counters (zero) and returns the
+ * averaging state. From the next step on, each step ends with {@linkcode asgdAverage}.
+ *
+ * @example
+ * ```ts ignore
+ * if (nonmonoTrigger(history, valLoss, config.nonmono)) opt = startAveraging(gpu, params, opt);
+ * ```
+ */
+export function startAveraging(
+  gpu: Gpu,
+  params: readonly Param[],
+  state: OptimizerState,
+): OptimizerState {
+  if (state.kind !== "ntasgd") throw new Error(`startAveraging: optimizer is ${state.kind}`);
+  if (state.averaging) return state;
+  return {
+    ...state,
+    averaging: true,
+    perParam: state.perParam.map((s, i) => ({
+      ...s,
+      ax: gpu.zeros(params[i].shape),
+      count: gpu.zeros(params[i].shape, "u32"),
+    })),
+  };
+}
+
+/**
+ * Records global-norm clipping: per-parameter sums of squares, then the PyTorch factor
+ * `min(1, clip / (‖g‖ + 1e-6))` into `state.clipScale`. The norm covers every gradient entry,
+ * inactive positions included, as the reference code does (spec §6 fidelity note).
+ */
+function recordClip(gpu: Gpu, params: readonly Param[], state: OptimizerState, clip: number): void {
+  params.forEach((p, i) => reduce(gpu, { op: "sumsq", x: p.grad, out: state.sumsq, outIndex: i }));
+  clipCoefficient(gpu, {
+    sumsq: state.sumsq.view(0, [params.length]),
+    maxNorm: clip,
+    out: state.clipScale,
+  });
+}
+
+/**
+ * Records one optimizer update of every parameter (after clipping when `settings.clip > 0`)
+ * and returns the advanced state.
+ *
+ * @example
+ * ```ts ignore
+ * opt = optimizerStep(gpu, model.params, opt, { ...settings, lr: currentLr });
+ * ```
+ */
+export function optimizerStep(
+  gpu: Gpu,
+  params: readonly Param[],
+  state: OptimizerState,
+  settings: OptimizerSettings,
+): OptimizerState {
+  const gradScale = settings.clip > 0 ? state.clipScale : undefined;
+  if (gradScale) recordClip(gpu, params, state, settings.clip);
+  const step = state.step + 1;
+  params.forEach((p, i) => {
+    const base = {
+      w: p.value,
+      g: p.grad,
+      lr: settings.lr,
+      wd: settings.weightDecay,
+      gradScale,
+      mask: p.mask,
+    };
+    const s = state.perParam[i];
+    if (state.kind === "momentum") {
+      momentumStep(gpu, { ...base, buf: s.buf!, momentum: settings.momentum });
+    } else if (state.kind === "adam") {
+      const { beta1, beta2, eps } = settings.adam;
+      adamStep(gpu, { ...base, m: s.m!, v: s.v!, beta1, beta2, eps, step });
+    } else {
+      sgdStep(gpu, base);
+      if (state.averaging) {
+        asgdAverage(gpu, { w: p.value, ax: s.ax!, count: s.count!, mask: p.mask });
+      }
+    }
+  });
+  return { ...state, step };
+}
+
+/**
+ * Swaps every parameter's value with its average (NT-ASGD evaluation, spec §5.3): call once to
+ * evaluate the averaged weights and again to restore the raw ones. Dense tensors are swapped
+ * through one scratch buffer per call.
+ *
+ * @example
+ * ```ts ignore
+ * swapAveraged(gpu, params, opt); const v = await evaluate(...); swapAveraged(gpu, params, opt);
+ * ```
+ */
+export function swapAveraged(gpu: Gpu, params: readonly Param[], state: OptimizerState): void {
+  if (!state.averaging) return;
+  params.forEach((p, i) => {
+    const ax = state.perParam[i].ax!;
+    const tmp = gpu.tensor(p.shape);
+    gpu.copy(p.value, tmp);
+    gpu.copy(ax, p.value);
+    gpu.copy(tmp, ax);
+    gpu.release(tmp);
+  });
+}
