@@ -11,6 +11,7 @@
 
 import type { Gpu } from "./runtime.ts";
 import { type MatmulConfig, regblockMatmulSpec } from "./matmul_regblock.ts";
+import type { KernelSpec } from "./kernel.ts";
 import { tiledMatmulSpec } from "./matmul_tiled.ts";
 import { fmtShape, ShapeError, type Tensor } from "./tensor.ts";
 import { checkOverlap } from "./alias.ts";
@@ -59,6 +60,16 @@ function regblockTile(m: number, n: number): Pick<MatmulConfig, "tm" | "tn" | "w
   const tm = m >= 128 ? 32 : 16;
   const wy = Math.min(8, Math.ceil(m / tm));
   return { tm, tn, wx: wy >= 4 ? 8 : 16, wy };
+}
+
+const specCache = new Map<string, KernelSpec>();
+
+/** One spec object per configuration: generating the source costs ~1 ms, a lookup nothing. */
+function cachedSpec(make: (cfg: MatmulConfig) => KernelSpec, cfg: MatmulConfig): KernelSpec {
+  const key = `${make.name}:${JSON.stringify(cfg)}`;
+  let spec = specCache.get(key);
+  if (!spec) specCache.set(key, spec = make(cfg));
+  return spec;
 }
 
 /** Widest aligned load (4, 2 or 1 elements) for rows of `inner` elements starting at `offset`. */
@@ -132,11 +143,11 @@ export function matmul(gpu: Gpu, args: MatmulArgs): void {
     hasMask: args.mask !== undefined,
     readC: beta !== 0,
   };
-  let spec;
+  let spec: KernelSpec;
   let grid: [number, number, number];
   if (useTiled(gpu, m, k)) {
     const tm = tiledRows(m);
-    spec = tiledMatmulSpec({ ...base, tm, tn: 4, wx: 16, wy: 16 });
+    spec = cachedSpec(tiledMatmulSpec, { ...base, tm, tn: 4, wx: 16, wy: 16 });
     grid = [Math.ceil(n / 64), Math.ceil(m / (16 * tm)), 1];
   } else {
     if (gpu.report.isFallback && k / 4 + 4 > SOFTWARE_LOOP_BUDGET) {
@@ -147,7 +158,7 @@ export function matmul(gpu: Gpu, args: MatmulArgs): void {
     }
     const tile = regblockTile(m, n);
     // vec4 fragments along M (transA) need TM % 4 == 0; every tile the chooser returns has it.
-    spec = regblockMatmulSpec({ ...base, ...tile });
+    spec = cachedSpec(regblockMatmulSpec, { ...base, ...tile });
     grid = [Math.ceil(n / (tile.tn * tile.wx)), Math.ceil(m / (tile.tm * tile.wy)), 1];
   }
   const tensors: Record<string, Tensor> = { A: a, B: b, C: c };

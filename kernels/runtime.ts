@@ -64,6 +64,7 @@ export class Gpu {
   variant: KernelVariant;
 
   #pipelines = new Map<string, CachedPipeline>();
+  #pipelinesBySpec = new WeakMap<KernelSpec, CachedPipeline>();
   #pipelineChecks: Promise<void>[] = [];
   #bindGroups = new Map<string, GPUBindGroup>();
   #pool = new Map<number, GPUBuffer[]>();
@@ -213,9 +214,15 @@ export class Gpu {
   // ------------------------------------------------------------------------- recording work
 
   #pipeline(spec: KernelSpec): CachedPipeline {
+    // Launchers reuse spec objects, so most lookups stop here without building the source.
+    const bySpec = this.#pipelinesBySpec.get(spec);
+    if (bySpec) return bySpec;
     const code = kernelSource(spec);
     const hit = this.#pipelines.get(code);
-    if (hit) return hit;
+    if (hit) {
+      this.#pipelinesBySpec.set(spec, hit);
+      return hit;
+    }
     this.device.pushErrorScope("validation");
     const module = this.device.createShaderModule({ label: spec.name, code });
     const pipeline = this.device.createComputePipeline({
@@ -231,6 +238,7 @@ export class Gpu {
     );
     const entry = { pipeline, id: this.#pipelines.size + 1, spec, uniformBytes: paramBytes(spec) };
     this.#pipelines.set(code, entry);
+    this.#pipelinesBySpec.set(spec, entry);
     return entry;
   }
 
@@ -423,6 +431,7 @@ export class Gpu {
     this.#pool.clear();
     this.#bindGroups.clear();
     this.#pipelines.clear();
+    this.#pipelinesBySpec = new WeakMap();
     this.device.destroy();
   }
 }

@@ -1,60 +1,66 @@
 /**
- * `deno task train`. Training lands with the stacked-LSTM pipeline; until then this command
- * says so, and checks the WebGPU setup end to end (adapter, device, one kernel against its CPU
- * reference) so a new machine can be validated with the same command users will train with.
+ * `deno task train`: trains the stacked-LSTM language model. With no arguments it trains a small
+ * model on the embedded synthetic corpus and reports its perplexity next to the optimal one.
+ * Bad flags, data or checkpoints exit with code 2 and one message naming the problem.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { GPU_FLAG_OPTIONS, GPU_FLAG_USAGE, openGpuFromFlags } from "./gpu_flags.ts";
-import { matmul } from "../kernels/matmul.ts";
-import { matmulRef } from "../kernels/matmul_ref.ts";
+import { ConfigError, parseTrainArgs } from "./config.ts";
+import { openGpuFromFlags } from "./gpu_flags.ts";
+import { DataError } from "./data/errors.ts";
+import { CheckpointError } from "./checkpoint.ts";
+import { loadTrainingData, train } from "./train.ts";
 
-const USAGE = `usage: deno task train ${GPU_FLAG_USAGE}
+const USAGE = `usage: deno task train [--preset NAME] [--config FILE.json] [flags]
 
-Training (stacked LSTM on the synthetic corpus, PTB, WikiText-2) is not implemented yet.
-This command currently verifies the GPU setup. Environment: SELFISH_ADAPTER, SELFISH_KERNEL_VARIANT.`;
+Data:      --data DIR (train.txt/valid.txt/test.txt; default: synthetic corpus) --unk
+Model:     --emsize N --nhid N --nlayers N --dropout P --tied
+Training:  --lr X --clip X --epochs N --batch-size N --bptt N --seed N --wdecay X
+           --optimizer sgd|momentum|adam|ntasgd --momentum X --nonmono N --max-steps N
+Eval/logs: --eval-batch-size N --log-interval N --log FILE.csv --summary FILE.json
+Runs:      --save FILE --resume FILE (Ctrl-C saves and exits)
+GPU:       --adapter auto|hardware|software --variant auto|regblock|tiled
+Presets:   ptb-lstm-large (the paper's), ptb-lstm-medium, ptb-lstm-small`;
 
 /** Runs the CLI; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        ...GPU_FLAG_OPTIONS,
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (e) {
-    console.error(`train: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
+  if (argv.includes("--help") || argv.includes("-h")) {
     console.log(USAGE);
     return 0;
   }
-  const gpu = await openGpuFromFlags("train", values);
-  if (typeof gpu === "number") return gpu;
-  const m = 20, n = 64, k = 48;
-  const a = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i));
-  const b = Float32Array.from({ length: n * k }, (_, i) => Math.cos(i));
-  const c = gpu.tensor([m, n]);
-  matmul(gpu, { a: gpu.upload([m, k], a), b: gpu.upload([n, k], b), c, transB: true });
-  const got = await gpu.read(c);
-  const want = matmulRef({ a, b, m, n, k, transB: true });
-  const err = got.reduce((e, v, i) => Math.max(e, Math.abs(v - want[i])), 0);
-  if (!(err < 1e-3)) {
-    console.error(`train: GPU self-check FAILED: matmul differs from the CPU reference by ${err}`);
-    return 1;
+  try {
+    const config = await parseTrainArgs(argv);
+    const data = await loadTrainingData(config);
+    const gpu = await openGpuFromFlags("train", {
+      adapter: config.adapter ?? undefined,
+      variant: config.variant ?? undefined,
+    });
+    if (typeof gpu === "number") return gpu;
+    console.log(
+      `data: ${data.description}: vocabulary ${data.corpus.vocab.size}, ` +
+        `${data.corpus.train.length} train tokens`,
+    );
+    const summary = await train(gpu, config, data);
+    const optimal = summary.optimalPpl ? ` (optimal ${summary.optimalPpl.toFixed(2)})` : "";
+    console.log(
+      `valid ppl ${summary.valPpl.toFixed(2)}, test ppl ${summary.testPpl.toFixed(2)}${optimal}; ` +
+        `${summary.steps} steps, ${Math.round(summary.tokensPerSec)} tokens/s, ` +
+        `${summary.parameters} parameters`,
+    );
+    if (config.summary) {
+      const tmp = `${config.summary}.tmp`;
+      await Deno.writeTextFile(tmp, JSON.stringify(summary, null, 2) + "\n");
+      await Deno.rename(tmp, config.summary);
+    }
+    return summary.interrupted ? 130 : 0;
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError) {
+      console.error(`train: ${e.message}`);
+      return 2;
+    }
+    throw e;
   }
-  console.log(`GPU self-check passed (matmul max error ${err.toExponential(1)}).`);
-  console.log(
-    "Training is not implemented yet: the stacked-LSTM pipeline is the next milestone. " +
-      "Run `deno task test` for the kernel tests and `deno task bench kernels` for speed.",
-  );
-  return 0;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

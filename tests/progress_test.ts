@@ -57,10 +57,10 @@ Deno.test("CsvLog writes the header once and appends rows across reopenings", as
     step: 1,
     epoch: 1,
     lr: 20,
-    train_loss: 5.5,
-    val_ppl: 200.5,
-    tokens_per_sec: 1000,
-    elapsed_sec: 3,
+    "train_loss": 5.5,
+    "val_ppl": 200.5,
+    "tokens_per_sec": 1000,
+    "elapsed_sec": 3,
   };
   await (await CsvLog.open(path)).append(row);
   await (await CsvLog.open(path)).append({ ...row, step: 2 });

@@ -1,0 +1,139 @@
+import { DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
+import { train, type TrainingData } from "../pipeline/train.ts";
+import { syntheticCorpus } from "../pipeline/data/synthetic.ts";
+import { type ProgressInfo, ProgressPrinter } from "../pipeline/progress.ts";
+import { CheckpointError } from "../pipeline/checkpoint.ts";
+import { GPU_TEST, testGpu } from "./_util.ts";
+
+/** Records every reported training loss instead of printing. */
+class LossRecorder extends ProgressPrinter {
+  losses: number[] = [];
+  messages: string[] = [];
+  constructor() {
+    super(false);
+  }
+  override update(p: ProgressInfo): void {
+    this.losses.push(p.loss);
+  }
+  override say(message: string): void {
+    this.messages.push(message);
+  }
+}
+
+function tinyData(): TrainingData {
+  const s = syntheticCorpus({
+    seed: 3,
+    words: 30,
+    trainTokens: 1200,
+    validTokens: 300,
+    testTokens: 300,
+  });
+  return { corpus: s, optimalPerplexity: s.optimalPerplexity, description: "tiny synthetic" };
+}
+
+const TINY: TrainConfig = {
+  ...DEFAULTS,
+  emsize: 16,
+  nhid: 16,
+  nlayers: 2,
+  dropout: 0.2,
+  batchSize: 4,
+  evalBatchSize: 4,
+  bptt: 8,
+  epochs: 2,
+  logInterval: 1,
+  optimizer: "ntasgd",
+  nonmono: 0,
+  lr: 5,
+};
+
+Deno.test({
+  name: "train: k steps + save + resume + N-k steps gives the same losses as N straight steps",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const data = tinyData();
+    const dir = await Deno.makeTempDir();
+    const ckpt = `${dir}/run.ckpt`;
+    // Epochs of ~37 windows; stop inside epoch 2 so the averaging phase (nonmono 0 fires at the
+    // first epoch end) and the carried hidden state are part of the resumed state.
+    const N = 48, k = 41;
+    const straight = new LossRecorder();
+    await train(gpu, { ...TINY, maxSteps: N }, data, straight);
+    const first = new LossRecorder();
+    await train(gpu, { ...TINY, maxSteps: k, save: ckpt }, data, first);
+    const second = new LossRecorder();
+    await train(gpu, { ...TINY, maxSteps: N, resume: ckpt }, data, second);
+    if (straight.losses.length !== N) throw new Error(`${straight.losses.length} losses`);
+    const resumed = [...first.losses, ...second.losses];
+    for (let i = 0; i < N; i++) {
+      if (resumed[i] !== straight.losses[i]) {
+        throw new Error(
+          `step ${i + 1}: resumed loss ${resumed[i]} != straight ${straight.losses[i]}`,
+        );
+      }
+    }
+    if (!second.messages.some((m) => m.includes(`step ${k}`))) {
+      throw new Error(second.messages.join("\n"));
+    }
+    // A checkpoint of another model is refused, and left as it was.
+    const before = await Deno.readFile(ckpt);
+    try {
+      await train(gpu, { ...TINY, nhid: 8, emsize: 8, resume: ckpt }, data, new LossRecorder());
+      throw new Error("mismatched checkpoint accepted");
+    } catch (e) {
+      if (!(e instanceof CheckpointError) || !e.message.includes(ckpt)) throw e;
+    }
+    const after = await Deno.readFile(ckpt);
+    if (after.length !== before.length || after.some((b, i) => b !== before[i])) {
+      throw new Error("checkpoint modified");
+    }
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "train: a small model gets within 15% of the synthetic corpus's optimal perplexity",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    // Measured here: test ppl 1.089× optimal after 234 steps (about 45 s on llvmpipe).
+    const s = syntheticCorpus({
+      seed: 5,
+      words: 40,
+      trainTokens: 20000,
+      validTokens: 4000,
+      testTokens: 4000,
+    });
+    const data = {
+      corpus: s,
+      optimalPerplexity: s.optimalPerplexity,
+      description: "learning test",
+    };
+    const summary = await train(
+      gpu,
+      {
+        ...DEFAULTS,
+        emsize: 32,
+        nhid: 32,
+        nlayers: 1,
+        batchSize: 32,
+        evalBatchSize: 32,
+        bptt: 16,
+        optimizer: "adam",
+        lr: 0.02,
+        clip: 0,
+        epochs: 6,
+        logInterval: 100,
+      },
+      data,
+      new LossRecorder(),
+    );
+    const ratio = summary.testPpl / s.optimalPerplexity;
+    if (!(ratio <= 1.15)) {
+      throw new Error(
+        `test ppl ${summary.testPpl} is ${ratio.toFixed(3)}× the optimal ${s.optimalPerplexity}`,
+      );
+    }
+  },
+});
