@@ -42,6 +42,10 @@ export async function main(argv: string[]): Promise<number> {
         `${data.corpus.train.length} train tokens`,
     );
     const summary = await train(gpu, config, data);
+    if (summary.interrupted) {
+      console.log(`stopped at step ${summary.steps}; resume with --resume to continue`);
+      return 130;
+    }
     const optimal = summary.optimalPpl ? ` (optimal ${summary.optimalPpl.toFixed(2)})` : "";
     console.log(
       `valid ppl ${summary.valPpl.toFixed(2)}, test ppl ${summary.testPpl.toFixed(2)}${optimal}; ` +
@@ -53,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
       await Deno.writeTextFile(tmp, JSON.stringify(summary, null, 2) + "\n");
       await Deno.rename(tmp, config.summary);
     }
-    return summary.interrupted ? 130 : 0;
+    return 0;
   } catch (e) {
     if (e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError) {
       console.error(`train: ${e.message}`);

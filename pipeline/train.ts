@@ -407,10 +407,14 @@ export async function train(
     printer.end();
   }
 
-  // Validation of the final weights when no epoch finished, then test of the best weights.
-  if (meta.bestVal === Infinity) await evaluateValid();
-  model.params.forEach((p, i) => gpu.copy(best[i], p.value));
-  const testLoss = await evaluate(gpu, model, wsEval, evalState, testM, config.bptt);
+  // Validation of the final weights when no epoch finished, then test of the best weights; an
+  // interrupted run exits promptly instead (its state is saved; resume to finish it).
+  let testLoss = NaN;
+  if (!interrupted) {
+    if (meta.bestVal === Infinity) await evaluateValid();
+    model.params.forEach((p, i) => gpu.copy(best[i], p.value));
+    testLoss = await evaluate(gpu, model, wsEval, evalState, testM, config.bptt);
+  }
   return {
     data: data.description,
     valPpl: Math.exp(meta.bestVal),
