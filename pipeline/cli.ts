@@ -10,7 +10,7 @@ import { ConfigError, parseTrainArgs } from "./config.ts";
 import { openGpuFromFlags } from "./gpu_flags.ts";
 import { DataError } from "./data/errors.ts";
 import { CheckpointError } from "./checkpoint.ts";
-import { loadTrainingData, train } from "./train.ts";
+import { loadTrainingData, train, type TrainSummary } from "./train.ts";
 
 const USAGE = `usage: deno task train [--preset NAME] [--config FILE.json] [flags]
 
@@ -22,6 +22,24 @@ Eval/logs: --eval-batch-size N --log-interval N --log FILE.csv --summary FILE.js
 Runs:      --save FILE --resume FILE (Ctrl-C saves and exits)
 GPU:       --adapter auto|hardware|software --variant auto|regblock|tiled
 Presets:   ptb-lstm-large (the paper's), ptb-lstm-medium, ptb-lstm-small`;
+
+/** The `--summary` file: snake_case keys, as the other tools of the field write them. */
+export function summaryJson(s: TrainSummary): Record<string, unknown> {
+  return {
+    "data": s.data,
+    "val_ppl": s.valPpl,
+    "test_ppl": s.testPpl,
+    "optimal_ppl": s.optimalPpl,
+    "steps": s.steps,
+    "epochs": s.epochs,
+    "tokens_per_sec": s.tokensPerSec,
+    "parameters": s.parameters,
+    "adapter": s.adapter,
+    "kernel_variant": s.variant,
+    "averaged": s.averaged,
+    "elapsed_sec": s.elapsedSec,
+  };
+}
 
 /** Runs the CLI; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -54,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
     );
     if (config.summary) {
       const tmp = `${config.summary}.tmp`;
-      await Deno.writeTextFile(tmp, JSON.stringify(summary, null, 2) + "\n");
+      await Deno.writeTextFile(tmp, JSON.stringify(summaryJson(summary), null, 2) + "\n");
       await Deno.rename(tmp, config.summary);
     }
     return 0;

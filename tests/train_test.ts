@@ -42,9 +42,8 @@ const TINY: TrainConfig = {
   bptt: 8,
   epochs: 2,
   logInterval: 1,
-  optimizer: "ntasgd",
-  nonmono: 0,
-  lr: 5,
+  optimizer: "adam",
+  lr: 0.01,
 };
 
 Deno.test({
@@ -55,11 +54,20 @@ Deno.test({
     const data = tinyData();
     const dir = await Deno.makeTempDir();
     const ckpt = `${dir}/run.ckpt`;
-    // Epochs of ~37 windows; stop inside epoch 2 so the averaging phase (nonmono 0 fires at the
-    // first epoch end) and the carried hidden state are part of the resumed state.
+    // Epochs of ~37 windows; stop inside epoch 2 so an epoch end (evaluation, best weights), the
+    // carried hidden state, Adam's moments and step count are all part of the resumed state.
     const N = 48, k = 41;
     const straight = new LossRecorder();
-    await train(gpu, { ...TINY, maxSteps: N }, data, straight);
+    const log = `${dir}/log.csv`;
+    const summary = await train(gpu, { ...TINY, maxSteps: N, log }, data, straight);
+    // One CSV row per evaluation: one epoch ended within N steps.
+    const rows = (await Deno.readTextFile(log)).trim().split("\n");
+    if (rows.length !== 2 || !rows[0].startsWith("step,epoch,lr,train_loss,val_ppl")) {
+      throw new Error(`log:\n${rows.join("\n")}`);
+    }
+    if (summary.steps !== N || summary.epochs !== 1) {
+      throw new Error(`summary ${JSON.stringify(summary)}`);
+    }
     const first = new LossRecorder();
     await train(gpu, { ...TINY, maxSteps: k, save: ckpt }, data, first);
     const second = new LossRecorder();
