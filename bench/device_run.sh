@@ -13,5 +13,6 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>
   tee "$out/gpu.txt"
 timeout 240 deno task test 2>&1 | tail -n 40 | tee "$out/tests-gpu.log"
 timeout 150 deno task bench kernels --out "$out/kernels-gpu-tiled.csv" 2>&1 | tail -n 14
+timeout 150 deno task bench train --out "$out/train-gpu.csv" 2>&1 | tail -n 14
 timeout 150 deno task bench kernels --variant regblock --out "$out/kernels-gpu-regblock.csv" 2>&1 |
   tail -n 14

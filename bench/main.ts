@@ -1,6 +1,8 @@
 /**
  * `deno task bench <suite> [--out FILE.csv] [--reps N] [--filter TEXT] [--adapter A] [--variant V]`.
- * Suites: `kernels`. Prints a markdown table with the adapter and writes CSV with `--out`.
+ * Suites: `kernels` (matmul and softmax-CE kernels; `--filter` selects rows) and `train` (LSTM LM
+ * training step, evaluation and per-phase breakdown, `bench/train.ts`; `--reps` = timed steps).
+ * Prints a markdown table with the adapter and writes CSV with `--out`.
  *
  * @module
  */
@@ -8,11 +10,15 @@
 import { parseArgs } from "node:util";
 import { GPU_FLAG_OPTIONS, GPU_FLAG_USAGE, openGpuFromFlags } from "../pipeline/gpu_flags.ts";
 import { toCsv } from "../pipeline/csv.ts";
-import { benchKernels, KERNEL_COLUMNS, type KernelRow } from "./kernels.ts";
+import { benchKernels, KERNEL_COLUMNS } from "./kernels.ts";
+import { benchTrain, TRAIN_COLUMNS } from "./train.ts";
 
-const SUITES = ["kernels"] as const;
+const SUITES = ["kernels", "train"] as const;
 
-function markdown(columns: readonly string[], rows: readonly KernelRow[]): string {
+function markdown(
+  columns: readonly string[],
+  rows: readonly Record<string, string | number>[],
+): string {
   const out = [`| ${columns.join(" | ")} |`, `| ${columns.map(() => "---").join(" | ")} |`];
   for (const r of rows) out.push(`| ${columns.map((c) => String(r[c])).join(" | ")} |`);
   return out.join("\n");
@@ -40,7 +46,7 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || positionals.length === 0) {
     console.log(
       `usage: deno task bench <${SUITES.join("|")}> [--out FILE.csv] [--reps N] ` +
-        `[--filter TEXT] ${GPU_FLAG_USAGE}`,
+        `[--filter TEXT (kernels)] ${GPU_FLAG_USAGE}`,
     );
     return values.help ? 0 : 2;
   }
@@ -54,13 +60,19 @@ async function main(argv: string[]): Promise<number> {
     console.error(`bench: --reps must be an integer >= 5, got "${values.reps}"`);
     return 2;
   }
+  if (suite === "train" && values.filter !== undefined) {
+    console.error("bench: --filter applies to the kernels suite only");
+    return 2;
+  }
   const gpu = await openGpuFromFlags("bench", values);
   if (typeof gpu === "number") return gpu;
-  const rows = await benchKernels(gpu, { reps, filter: values.filter, log: console.log });
-  console.log(`\n${markdown(KERNEL_COLUMNS, rows)}\n`);
+  const [columns, rows] = suite === "train"
+    ? [TRAIN_COLUMNS, await benchTrain(gpu, { reps, log: console.log })]
+    : [KERNEL_COLUMNS, await benchKernels(gpu, { reps, filter: values.filter, log: console.log })];
+  console.log(`\n${markdown(columns, rows)}\n`);
   if (values.out) {
     const tmp = `${values.out}.tmp`;
-    await Deno.writeTextFile(tmp, toCsv(KERNEL_COLUMNS, rows));
+    await Deno.writeTextFile(tmp, toCsv(columns, rows));
     await Deno.rename(tmp, values.out);
     console.log(`wrote ${values.out}`);
   }

@@ -480,12 +480,40 @@ export function writeLstmLmBatch(
   };
 }
 
-/** Dropout parameters of a training step. */
+/**
+ * Phases of a training step, in recording order. `embedding_forward` covers the gather, mask
+ * and first dropout; `decoder_forward` the decoder product and softmax-CE (loss and dLogits);
+ * `decoder_backward` the decoder gradients, `dY` and the top dropout's backward;
+ * `lstm_backward` BPTT of every layer with its input dropout's backward; `embedding_backward`
+ * the gradient clear and scatter.
+ *
+ * @example
+ * ```ts ignore
+ * const order: LstmLmPhase[] = [];
+ * lstmLmStep(gpu, model, ws, state, batch, { seed: 1, step: 0, onPhase: (p) => order.push(p) });
+ * ```
+ */
+export type LstmLmPhase =
+  | "embedding_forward"
+  | "lstm_forward"
+  | "decoder_forward"
+  | "decoder_backward"
+  | "lstm_backward"
+  | "embedding_backward";
+
+/** Dropout parameters of a training step, and an optional instrumentation hook. */
 export interface LstmLmStepOptions {
   /** Philox seed of the dropout masks (u32). */
   seed: number;
   /** Training step counter: selects the Philox offsets ({@linkcode lstmLmDropoutOffset}). */
   step: number;
+  /**
+   * Instrumentation for benchmarks (`bench/train.ts`): called synchronously just before each
+   * phase's work is recorded, so everything recorded between one call and the next (or the end
+   * of the step) belongs to that phase. Recording only, like the step, so the hook cannot wait
+   * for the GPU; it changes nothing that is recorded.
+   */
+  onPhase?: (phase: LstmLmPhase) => void;
 }
 
 interface Dropout {
@@ -562,6 +590,7 @@ function forward(
   state: LstmLmState,
   batch: LstmLmBatch,
   drop: Dropout | null,
+  onPhase?: (phase: LstmLmPhase) => void,
 ): ForwardTrace {
   const { vocab: V, embed: E, hidden: H, layers: L } = model.config;
   const { T, B } = batch;
@@ -575,6 +604,7 @@ function forward(
     return dst;
   };
 
+  onPhase?.("embedding_forward");
   const enc = model.encoder;
   const emb = ws.emb.view(0, [N, E]);
   embeddingForward(gpu, { ids: batch.input, table: enc.value, out: emb });
@@ -585,6 +615,7 @@ function forward(
   }
   let x = dropped(emb, ws.xDrop[0]?.view(0, [N, E]), 0);
   const xs: Tensor[] = [];
+  onPhase?.("lstm_forward");
   for (let l = 0; l < L; l++) {
     const { wIh, wHh, bIh, bHh } = model.layers[l];
     xs.push(x);
@@ -619,6 +650,7 @@ function forward(
       ? dropped(out, ws.xDrop[l + 1]?.view(0, [N, H]), l + 1)
       : dropped(out, ws.yDrop?.view(0, [N, H]), L);
   }
+  onPhase?.("decoder_forward");
   const logits = ws.logits.view(0, [N, V]);
   const dec = model.decoderWeight;
   matmul(gpu, {
@@ -678,7 +710,7 @@ export function lstmLmStep(
     dropoutBackward(gpu, { dy: d, dx: d, p, seed: opts.seed, offset });
   };
 
-  const trace = forward(gpu, model, ws, state, batch, drop);
+  const trace = forward(gpu, model, ws, state, batch, drop, opts.onPhase);
   const { T, B } = batch;
   const N = T * B;
   const bh = B * H;
@@ -686,6 +718,7 @@ export function lstmLmStep(
   const dLogits = trace.logits;
 
   // decoder
+  opts.onPhase?.("decoder_backward");
   const dec = model.decoderWeight;
   matmul(gpu, { a: dLogits, b: trace.top, c: dec.grad, transA: true });
   matmul(gpu, { a: ones, b: dLogits, c: model.decoderBias.grad.reshape([1, V]) });
@@ -696,6 +729,7 @@ export function lstmLmStep(
   // layers, top to bottom, each backward through time
   const dGates = ws.dGates!.view(0, [N, 4 * H]);
   const dc = ws.dc!;
+  opts.onPhase?.("lstm_backward");
   for (let l = L - 1; l >= 0; l--) {
     const { wIh, wHh, bIh, bHh } = model.layers[l];
     const hs = ws.hs[l], cs = ws.cs[l];
@@ -732,6 +766,7 @@ export function lstmLmStep(
   }
 
   // embedding (tied: adds onto the decoder's gradient already in the same tensor)
+  opts.onPhase?.("embedding_backward");
   const enc = model.encoder;
   if (!model.config.tied) gpu.fill(enc.grad, 0);
   embeddingBackward(gpu, { index: batch.index!, dOut, dTable: enc.grad });

@@ -1,0 +1,141 @@
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { GPU_TEST, rng, testGpu } from "./_util.ts";
+import {
+  createLstmLm,
+  createLstmLmState,
+  createLstmLmWorkspace,
+  type LstmLmConfig,
+  lstmLmParamSpecs,
+  type LstmLmPhase,
+  lstmLmStep,
+  writeLstmLmBatch,
+} from "../models/lstm_lm.ts";
+import type { Gpu } from "../kernels/runtime.ts";
+import {
+  benchTrain,
+  TRAIN_BENCH_CONFIG,
+  TRAIN_COLUMNS,
+  type TrainBenchConfig,
+  trainStepFlops,
+} from "../bench/train.ts";
+
+const lm: LstmLmConfig = { vocab: 11, embed: 6, hidden: 6, layers: 2, dropout: 0.3, tied: false };
+const T = 4, B = 3;
+
+/** One training step of a fresh seeded model; returns the hook's calls and every gradient. */
+async function stepOnce(gpu: Gpu, hook: boolean) {
+  const model = createLstmLm(gpu, lm, 77);
+  const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
+  const state = createLstmLmState(gpu, model, B);
+  const r = rng(5);
+  const ids = () => Uint32Array.from({ length: T * B }, () => Math.floor(r() * lm.vocab));
+  const batch = writeLstmLmBatch(gpu, ws, { T, input: ids(), target: ids() });
+  await gpu.sync();
+  const calls: [LstmLmPhase, number][] = [];
+  const d0 = gpu.dispatchCount;
+  const onPhase = hook ? (p: LstmLmPhase) => calls.push([p, gpu.dispatchCount]) : undefined;
+  const loss = lstmLmStep(gpu, model, ws, state, batch, { seed: 9, step: 2, onPhase });
+  const end = gpu.dispatchCount;
+  const grads = [];
+  for (const p of model.params) grads.push(Array.from(await gpu.read(p.grad)));
+  return { calls, d0, end, grads, loss: Array.from(await gpu.read(loss)) };
+}
+
+Deno.test({
+  name: "lstmLmStep onPhase: six phases in order, each records work, results unchanged",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const plain = await stepOnce(gpu, false);
+    const hooked = await stepOnce(gpu, true);
+    deepEqual(hooked.calls.map(([p]) => p), [
+      "embedding_forward",
+      "lstm_forward",
+      "decoder_forward",
+      "decoder_backward",
+      "lstm_backward",
+      "embedding_backward",
+    ]);
+    equal(hooked.calls[0][1], hooked.d0, "nothing is recorded before the first phase");
+    const marks = [...hooked.calls.map(([, d]) => d), hooked.end];
+    for (let i = 0; i < hooked.calls.length; i++) {
+      ok(marks[i + 1] > marks[i], `phase ${hooked.calls[i][0]} recorded no dispatch`);
+    }
+    // Same seeds and data: the hook must not change anything (bit-exact).
+    deepEqual(hooked.loss, plain.loss);
+    deepEqual(hooked.grads, plain.grads);
+  },
+});
+
+Deno.test("trainStepFlops: the issue's config, against hand-computed counts", () => {
+  const f = trainStepFlops(TRAIN_BENCH_CONFIG);
+  // N = 700, 4H = 800, in = H = 200.
+  equal(f.lstmForward, 2 * (2 * 700 * 800 * 400));
+  equal(
+    f.lstmBackward,
+    2 * (2 * 34 * 20 * 800 * 200 + 2 * 700 * 800 * 200 + 4 * 700 * 800 * 200 + 2 * 700 * 800),
+  );
+  equal(f.decoderLoss, 3 * 2 * 700 * 200 * 10000 + 2 * 700 * 10000);
+  // Parameter count from the model's own layout, independent of the formula's.
+  const specs = lstmLmParamSpecs({
+    vocab: 10000,
+    embed: 200,
+    hidden: 200,
+    layers: 2,
+    dropout: 0,
+    tied: false,
+  });
+  const params = specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  equal(f.optimizer, 6 * params);
+  equal(f.step, f.lstmForward + f.lstmBackward + f.decoderLoss + f.optimizer);
+  equal(f.eval, f.lstmForward + 2 * 700 * 200 * 10000);
+  equal(f.embedding, 0);
+});
+
+Deno.test({
+  name: "benchTrain on a tiny model: every row, consistent columns, gpu methods restored",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const config: TrainBenchConfig = {
+      vocab: 37,
+      embed: 8,
+      hidden: 8,
+      layers: 2,
+      batch: 3,
+      bptt: 5,
+      lr: 1,
+      clip: 0.25,
+    };
+    const logs: string[] = [];
+    const rows = await benchTrain(gpu, { reps: 5, log: (s) => logs.push(s), config });
+    deepEqual(rows.map((r) => r.phase), [
+      "train_step",
+      "eval_forward",
+      "embedding",
+      "lstm_forward",
+      "decoder_loss",
+      "lstm_backward",
+      "optimizer",
+      "phase_sum",
+      "step_replayed",
+    ]);
+    for (const r of rows) {
+      deepEqual(Object.keys(r).sort(), [...TRAIN_COLUMNS].sort());
+      ok(r.ms > 0, `${r.phase}: ms ${r.ms}`);
+      ok(r.config.includes("dropout=0") && r.config.includes("timing"), r.config);
+      equal(r.adapter, gpu.report.description);
+    }
+    const byPhase = new Map(rows.map((r) => [r.phase, r]));
+    const step = byPhase.get("train_step")!;
+    const N = 15;
+    ok(Math.abs(Number(step["tokens_per_sec"]) - N / (step.ms / 1000)) < 0.1 + 1e-3 * N / step.ms);
+    equal(byPhase.get("embedding")!.gflops, "");
+    equal(byPhase.get("lstm_forward")!["tokens_per_sec"], "");
+    const sum = ["embedding", "lstm_forward", "decoder_loss", "lstm_backward", "optimizer"]
+      .reduce((s, p) => s + byPhase.get(p)!.ms, 0);
+    ok(Math.abs(byPhase.get("phase_sum")!.ms - sum) < 0.05, "phase_sum is the sum of the phases");
+    ok(logs.some((l) => l.includes("synthetic")), "the output says the ids are synthetic");
+    for (const m of ["run", "fill", "copy"]) ok(!Object.hasOwn(gpu, m), `gpu.${m} left wrapped`);
+  },
+});
