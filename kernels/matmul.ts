@@ -50,7 +50,18 @@ function dims2(what: string, t: Tensor): [number, number] {
  * 1.38× at 512³) until register spills and compile time take over (16×16 compiles in ~3.6 s on
  * llvmpipe, 32×16 in ~9 s, 32×32 in ~20 s): 32×16 only where M is large enough to pay for it.
  */
-function regblockTile(m: number, n: number): Pick<MatmulConfig, "tm" | "tn" | "wx" | "wy"> {
+function regblockTile(
+  m: number,
+  n: number,
+  k: number,
+): Pick<MatmulConfig, "tm" | "tn" | "wx" | "wy"> {
+  // Small products are dispatch-bound, not load-bound: an 8×8 tile compiles in a fraction of
+  // the time of the big ones (llvmpipe compiles each tile shape once per process, seconds each).
+  if (m * n * k < 1 << 21) {
+    const tm = Math.min(8, Math.ceil(m / 4) * 4), tn = n > 4 ? 8 : 4;
+    const wy = Math.min(8, Math.ceil(m / tm));
+    return { tm, tn, wx: wy >= 4 ? 8 : 16, wy };
+  }
   const tn = n >= 16 ? 16 : n > 4 ? 8 : 4;
   if (m <= 32) {
     // Skinny RNN batches: one thread covers every row (1.29× over 8-row tiles at 20×6000×1500).
@@ -156,7 +167,7 @@ export function matmul(gpu: Gpu, args: MatmulArgs): void {
           `execute (${SOFTWARE_LOOP_BUDGET}); split K into chunks accumulated with beta = 1`,
       );
     }
-    const tile = regblockTile(m, n);
+    const tile = regblockTile(m, n, k);
     // vec4 fragments along M (transA) need TM % 4 == 0; every tile the chooser returns has it.
     spec = cachedSpec(regblockMatmulSpec, { ...base, ...tile });
     grid = [Math.ceil(n / (tile.tn * tile.wx)), Math.ceil(m / (tile.tm * tile.wy)), 1];

@@ -1,3 +1,5 @@
+import { readCheckpoint } from "../pipeline/checkpoint.ts";
+
 const CLI = new URL("../pipeline/cli.ts", import.meta.url).pathname;
 
 async function runCli(args: string[]): Promise<{ code: number; out: string }> {
@@ -35,5 +37,46 @@ Deno.test("train CLI: bad data exits 2 naming the file and line, and writes noth
   if (r.code !== 2 || !r.out.includes(`${dir}/valid.txt:2`)) throw new Error(`non-UTF-8: ${r.out}`);
   const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
   if (names.join() !== "test.txt,train.txt,valid.txt") throw new Error(`files written: ${names}`);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("train CLI: Ctrl-C saves a resumable checkpoint and exits with code 130", async () => {
+  const dir = await Deno.makeTempDir();
+  const ckpt = `${dir}/run.ckpt`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      CLI,
+      "--save",
+      ckpt,
+      "--log-interval",
+      "5",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Interrupt once the first progress line shows the loop is running.
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!out.includes("step 5/")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += value;
+  }
+  child.kill("SIGINT");
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += value;
+  }
+  const status = await child.status;
+  await child.stderr.cancel();
+  if (status.code !== 130) throw new Error(`exit ${status.code}:\n${out}`);
+  if (!out.includes(`saved run state to ${ckpt}`)) throw new Error(out);
+  const meta = (await readCheckpoint(ckpt)).meta as { step: number };
+  if (!(meta.step >= 5)) throw new Error(`checkpoint at step ${meta.step}`);
   await Deno.remove(dir, { recursive: true });
 });

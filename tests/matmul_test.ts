@@ -100,6 +100,29 @@ for (const transA of [false, true]) {
 }
 
 Deno.test({
+  name:
+    "matmul register tiles of large products (32x16, 16x16, all-rows skinny) match the reference",
+  ...GPU_TEST,
+  fn: async () => {
+    // Products of 2^21 multiply-adds or more get the large tiles (see regblockTile); the shapes
+    // above stay below that. The layouts are the three an LSTM step uses: X·Wᵀ, dY·W, dYᵀ·X.
+    const gpu = await testGpu();
+    const saved = gpu.variant;
+    gpu.variant = "regblock";
+    try {
+      let seed = 500;
+      for (const [m, n, k] of [[128, 130, 128], [64, 96, 400], [20, 300, 400]]) {
+        await check({ m, n, k, transB: true }, seed++);
+        await check({ m, n, k }, seed++);
+        await check({ m, n, k, transA: true, bias: true }, seed++);
+      }
+    } finally {
+      gpu.variant = saved;
+    }
+  },
+});
+
+Deno.test({
   name: "matmul applies alpha, beta and bias",
   ...GPU_TEST,
   fn: async () => {
