@@ -1,7 +1,9 @@
 /**
  * `deno task bench <suite> [--out FILE.csv] [--reps N] [--filter TEXT] [--adapter A] [--variant V]`.
- * Suites: `kernels` (matmul and softmax-CE kernels; `--filter` selects rows) and `train` (LSTM LM
- * training step, evaluation and per-phase breakdown, `bench/train.ts`; `--reps` = timed steps).
+ * Suites: `kernels` (matmul and softmax-CE kernels; `--filter` selects rows), `train` (LSTM LM
+ * training step, evaluation and per-phase breakdown, `bench/train.ts`; `--reps` = timed steps)
+ * and `sparse` (SpMM / SDDMM against dense, top-k, sparse vs masked-dense training steps,
+ * `bench/sparse.ts`; `--filter` selects rows).
  * Prints a markdown table with the adapter and writes CSV with `--out`.
  *
  * @module
@@ -12,8 +14,9 @@ import { GPU_FLAG_OPTIONS, GPU_FLAG_USAGE, openGpuFromFlags } from "../pipeline/
 import { toCsv } from "../pipeline/csv.ts";
 import { benchKernels, KERNEL_COLUMNS } from "./kernels.ts";
 import { benchTrain, TRAIN_COLUMNS } from "./train.ts";
+import { benchSparse, SPARSE_COLUMNS } from "./sparse.ts";
 
-const SUITES = ["kernels", "train"] as const;
+const SUITES = ["kernels", "train", "sparse"] as const;
 
 function markdown(
   columns: readonly string[],
@@ -46,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || positionals.length === 0) {
     console.log(
       `usage: deno task bench <${SUITES.join("|")}> [--out FILE.csv] [--reps N] ` +
-        `[--filter TEXT (kernels)] ${GPU_FLAG_USAGE}`,
+        `[--filter TEXT (kernels, sparse)] ${GPU_FLAG_USAGE}`,
     );
     return values.help ? 0 : 2;
   }
@@ -61,14 +64,17 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (suite === "train" && values.filter !== undefined) {
-    console.error("bench: --filter applies to the kernels suite only");
+    console.error("bench: --filter applies to the kernels and sparse suites only");
     return 2;
   }
   const gpu = await openGpuFromFlags("bench", values);
   if (typeof gpu === "number") return gpu;
+  const opts = { reps, filter: values.filter, log: console.log };
   const [columns, rows] = suite === "train"
-    ? [TRAIN_COLUMNS, await benchTrain(gpu, { reps, log: console.log })]
-    : [KERNEL_COLUMNS, await benchKernels(gpu, { reps, filter: values.filter, log: console.log })];
+    ? [TRAIN_COLUMNS, await benchTrain(gpu, opts)]
+    : suite === "sparse"
+    ? [SPARSE_COLUMNS, await benchSparse(gpu, opts)]
+    : [KERNEL_COLUMNS, await benchKernels(gpu, opts)];
   console.log(`\n${markdown(columns, rows)}\n`);
   if (values.out) {
     const tmp = `${values.out}.tmp`;

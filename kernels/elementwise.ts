@@ -42,10 +42,10 @@ fn tanh_s(x: f32) -> f32 {
 `;
 
 /** Unary ops of {@linkcode unary}. */
-export type UnaryOp = "sigmoid" | "tanh" | "relu" | "neg" | "exp";
+export type UnaryOp = "sigmoid" | "tanh" | "relu" | "neg" | "exp" | "abs";
 
 /** Op codes, compiled in as the constant `OP` (one pipeline per op, no runtime branch). */
-const UNARY_OPS: readonly UnaryOp[] = ["sigmoid", "tanh", "relu", "neg", "exp"];
+const UNARY_OPS: readonly UnaryOp[] = ["sigmoid", "tanh", "relu", "neg", "exp", "abs"];
 
 const UNARY_HELPER = `
 fn op_apply(v: f32) -> f32 {
@@ -54,6 +54,7 @@ fn op_apply(v: f32) -> f32 {
   // relu via select, so relu(-0) = +0 and NaN maps to 0, identically on every backend
   if (OP == 2u) { return select(0.0f, v, v > 0.0f); }
   if (OP == 3u) { return -v; }
+  if (OP == 5u) { return abs(v); }
   return exp(v);
 }`;
 

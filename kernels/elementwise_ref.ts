@@ -5,7 +5,7 @@
  */
 
 /** The unary ops of `elementwise.ts`. */
-export type UnaryOpRef = "sigmoid" | "tanh" | "relu" | "neg" | "exp";
+export type UnaryOpRef = "sigmoid" | "tanh" | "relu" | "neg" | "exp" | "abs";
 
 /**
  * Logistic function in f64, without overflow for large |x|.
@@ -28,6 +28,7 @@ const FNS: Record<UnaryOpRef, (v: number) => number> = {
   relu: (v) => (v > 0 ? v : 0),
   neg: (v) => -v,
   exp: Math.exp,
+  abs: Math.abs,
 };
 
 /**

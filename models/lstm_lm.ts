@@ -29,11 +29,13 @@
  * Truncated BPTT: the state `(h, c)` of every layer is copied in at the start of a window and
  * the final one copied out at the end of the forward pass; no gradient flows into it.
  *
- * Masks (sparse training): when `param.mask` is set, forward products and data gradients use
- * `W ⊙ M` (masked matmul; for the embedding, the gathered rows are multiplied by the gathered
- * mask rows), while every weight gradient is dense, `∂loss/∂(W ⊙ M)` at all positions (the
- * optimizer masks its update; RigL/SNFS read the dense gradient). Gradients are overwritten by
- * each step, never accumulated.
+ * Sparse weights, two storages (dispatched in `weight_ops.ts`): with `param.mask` set
+ * (masked-dense), forward products and data gradients use `W ⊙ M` (masked matmul; for the
+ * embedding, the gathered rows are multiplied by the gathered mask rows), while every weight
+ * gradient is dense, `∂loss/∂(W ⊙ M)` at all positions (the optimizer masks its update;
+ * RigL/SNFS read the dense gradient). With `param.csr` set (true sparse), products are SpMM,
+ * transposed SpMM and SDDMM, and `value`/`grad` hold the active entries only. Gradients are
+ * overwritten by each step, never accumulated.
  *
  * Dropout (standard, a fresh Bernoulli mask per element per use, inverted scaling) draws from
  * Philox with one `(seed, offset)` pair per dropout site per training step:
@@ -54,14 +56,15 @@ import { expectShape, ShapeError, type Tensor } from "../kernels/tensor.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { lstmCellBackward, lstmCellForward } from "../kernels/lstm_cell.ts";
 import { dropoutBackward, dropoutForward } from "../kernels/dropout.ts";
-import {
-  buildEmbeddingIndex,
-  embeddingBackward,
-  embeddingForward,
-  type EmbeddingIndexTensors,
-} from "../kernels/embedding.ts";
+import { buildEmbeddingIndex, type EmbeddingIndexTensors } from "../kernels/embedding.ts";
 import { softmaxCrossEntropy } from "../kernels/softmax_ce.ts";
-import { mul } from "../kernels/elementwise.ts";
+import {
+  embedBackward,
+  embedForward,
+  weightBackwardData,
+  weightBackwardWeight,
+  weightForward,
+} from "./weight_ops.ts";
 import { checkParamMask, createParams, type Param, type ParamSpec } from "./params.ts";
 
 /** Architecture and dropout of the stacked LSTM LM. */
@@ -605,14 +608,12 @@ function forward(
   };
 
   onPhase?.("embedding_forward");
-  const enc = model.encoder;
   const emb = ws.emb.view(0, [N, E]);
-  embeddingForward(gpu, { ids: batch.input, table: enc.value, out: emb });
-  if (enc.mask) {
-    const rows = ws.embMask.view(0, [N, E]);
-    embeddingForward(gpu, { ids: batch.input, table: enc.mask, out: rows });
-    mul(gpu, { a: emb, b: rows, out: emb });
-  }
+  embedForward(gpu, model.encoder, {
+    ids: batch.input,
+    out: emb,
+    maskRows: ws.embMask.view(0, [N, E]),
+  });
   let x = dropped(emb, ws.xDrop[0]?.view(0, [N, E]), 0);
   const xs: Tensor[] = [];
   onPhase?.("lstm_forward");
@@ -623,17 +624,10 @@ function forward(
     const gates = ws.gates[l].view(0, [N, 4 * H]);
     gpu.copy(state.h[l], hs.view(0, [B, H]));
     gpu.copy(state.c[l], cs.view(0, [B, H]));
-    matmul(gpu, { a: x, b: wIh.value, c: gates, transB: true, bias: bIh.value, mask: wIh.mask });
+    weightForward(gpu, wIh, { x, y: gates, bias: bIh.value });
     for (let t = 0; t < T; t++) {
       const g = gates.view(t * 4 * bh, [B, 4 * H]);
-      matmul(gpu, {
-        a: hs.view(t * bh, [B, H]),
-        b: wHh.value,
-        c: g,
-        transB: true,
-        beta: 1,
-        mask: wHh.mask,
-      });
+      weightForward(gpu, wHh, { x: hs.view(t * bh, [B, H]), y: g, beta: 1 });
       lstmCellForward(gpu, {
         gates: g,
         bias: bHh.value,
@@ -652,15 +646,7 @@ function forward(
   }
   onPhase?.("decoder_forward");
   const logits = ws.logits.view(0, [N, V]);
-  const dec = model.decoderWeight;
-  matmul(gpu, {
-    a: x,
-    b: dec.value,
-    c: logits,
-    transB: true,
-    bias: model.decoderBias.value,
-    mask: dec.mask,
-  });
+  weightForward(gpu, model.decoderWeight, { x, y: logits, bias: model.decoderBias.value });
   const loss = ws.loss.view(0, [N]);
   softmaxCrossEntropy(gpu, {
     logits,
@@ -720,10 +706,10 @@ export function lstmLmStep(
   // decoder
   opts.onPhase?.("decoder_backward");
   const dec = model.decoderWeight;
-  matmul(gpu, { a: dLogits, b: trace.top, c: dec.grad, transA: true });
+  weightBackwardWeight(gpu, dec, { dy: dLogits, x: trace.top });
   matmul(gpu, { a: ones, b: dLogits, c: model.decoderBias.grad.reshape([1, V]) });
   let dOut = ws.dH[L - 1].view(0, [N, H]);
-  matmul(gpu, { a: dLogits, b: dec.value, c: dOut, mask: dec.mask });
+  weightBackwardData(gpu, dec, { dy: dLogits, dx: dOut });
   dropBack(dOut, L);
 
   // layers, top to bottom, each backward through time
@@ -747,21 +733,15 @@ export function lstmLmStep(
       });
       if (t > 0) {
         // recurrent gradient, accumulated onto the gradient from above of step t − 1
-        matmul(gpu, {
-          a: dg,
-          b: wHh.value,
-          c: dOut.view((t - 1) * bh, [B, H]),
-          beta: 1,
-          mask: wHh.mask,
-        });
+        weightBackwardData(gpu, wHh, { dy: dg, dx: dOut.view((t - 1) * bh, [B, H]), beta: 1 });
       }
     }
-    matmul(gpu, { a: dGates, b: hs.view(0, [N, H]), c: wHh.grad, transA: true });
-    matmul(gpu, { a: dGates, b: trace.xs[l], c: wIh.grad, transA: true });
+    weightBackwardWeight(gpu, wHh, { dy: dGates, x: hs.view(0, [N, H]) });
+    weightBackwardWeight(gpu, wIh, { dy: dGates, x: trace.xs[l] });
     matmul(gpu, { a: ones, b: dGates, c: bIh.grad.reshape([1, 4 * H]) });
     gpu.copy(bIh.grad, bHh.grad);
     dOut = l > 0 ? ws.dH[l - 1].view(0, [N, H]) : ws.dEmb!.view(0, [N, E]);
-    matmul(gpu, { a: dGates, b: wIh.value, c: dOut, mask: wIh.mask });
+    weightBackwardData(gpu, wIh, { dy: dGates, dx: dOut });
     dropBack(dOut, l);
   }
 
@@ -769,7 +749,7 @@ export function lstmLmStep(
   opts.onPhase?.("embedding_backward");
   const enc = model.encoder;
   if (!model.config.tied) gpu.fill(enc.grad, 0);
-  embeddingBackward(gpu, { index: batch.index!, dOut, dTable: enc.grad });
+  embedBackward(gpu, enc, { index: batch.index!, dOut });
   return trace.loss;
 }
 

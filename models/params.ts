@@ -18,6 +18,7 @@ import type { Gpu } from "../kernels/runtime.ts";
 import { fmtShape, type Shape, ShapeError, type Tensor } from "../kernels/tensor.ts";
 import { randomUniform } from "../kernels/dropout.ts";
 import { add, scale } from "../kernels/elementwise.ts";
+import { releaseSparse, type SparseMatrix, storedLength } from "../kernels/sparse_matrix.ts";
 
 /** How a tensor is initialised: `U(lo, hi)` or all zeros. */
 export type ParamInit = { kind: "uniform"; lo: number; hi: number } | { kind: "zeros" };
@@ -56,6 +57,12 @@ export interface Param extends ParamSpec {
   value: Tensor;
   grad: Tensor;
   mask?: Tensor;
+  /**
+   * True sparse storage (`sparse_params.ts`): when set, `value` is `csr.values` and `grad`
+   * (and every optimizer state) is an `[storedLength(nnz)]` array aligned with it, so memory is
+   * O(density); `mask` is absent (every stored entry is active). `shape` stays the dense shape.
+   */
+  csr?: SparseMatrix;
 }
 
 /**
@@ -91,7 +98,8 @@ export function createParams(gpu: Gpu, specs: readonly ParamSpec[], seed: number
 }
 
 /**
- * Checks that a mask attached to `p` matches its shape and dtype; throws {@linkcode ShapeError}.
+ * Checks that a mask attached to `p` matches its shape and dtype, and that a sparse (`csr`)
+ * parameter's arrays agree with it; throws {@linkcode ShapeError}.
  *
  * @example
  * ```ts ignore
@@ -99,6 +107,23 @@ export function createParams(gpu: Gpu, specs: readonly ParamSpec[], seed: number
  * ```
  */
 export function checkParamMask(p: Param): void {
+  if (p.csr) {
+    const { csr } = p;
+    const len = storedLength(csr.nnz);
+    if (p.mask) throw new ShapeError(`${p.name}: a sparse (csr) parameter cannot have a mask`);
+    if (csr.rows !== p.shape[0] || csr.cols !== (p.shape[1] ?? 1) || p.shape.length !== 2) {
+      throw new ShapeError(
+        `${p.name}: csr is [${csr.rows}, ${csr.cols}], parameter shape ${fmtShape(p.shape)}`,
+      );
+    }
+    if (p.value !== csr.values || p.grad.size !== len) {
+      throw new ShapeError(
+        `${p.name}: a csr parameter's value must be csr.values and its grad [${len}], got ` +
+          `grad ${fmtShape(p.grad.shape)}`,
+      );
+    }
+    return;
+  }
   const m = p.mask;
   if (!m) return;
   if (
@@ -121,7 +146,8 @@ export function checkParamMask(p: Param): void {
  */
 export function releaseParams(gpu: Gpu, params: readonly Param[]): void {
   for (const p of params) {
-    gpu.release(p.value);
+    if (p.csr) releaseSparse(gpu, p.csr); // includes value
+    else gpu.release(p.value);
     gpu.release(p.grad);
     if (p.mask) gpu.release(p.mask);
   }

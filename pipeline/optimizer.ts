@@ -71,8 +71,10 @@ export function createOptimizer(
   settings: OptimizerSettings,
 ): OptimizerState {
   const perParam = params.map((p): ParamState => {
-    if (settings.kind === "momentum") return { buf: gpu.zeros(p.shape) };
-    if (settings.kind === "adam") return { m: gpu.zeros(p.shape), v: gpu.zeros(p.shape) };
+    if (settings.kind === "momentum") return { buf: gpu.zeros(p.value.shape) };
+    if (settings.kind === "adam") {
+      return { m: gpu.zeros(p.value.shape), v: gpu.zeros(p.value.shape) };
+    }
     return {};
   });
   return {
@@ -106,8 +108,8 @@ export function startAveraging(
     averaging: true,
     perParam: state.perParam.map((s, i) => ({
       ...s,
-      ax: gpu.zeros(params[i].shape),
-      count: gpu.zeros(params[i].shape, "u32"),
+      ax: gpu.zeros(params[i].value.shape),
+      count: gpu.zeros(params[i].value.shape, "u32"),
     })),
   };
 }
@@ -183,10 +185,26 @@ export function swapAveraged(gpu: Gpu, params: readonly Param[], state: Optimize
   if (!state.averaging) return;
   params.forEach((p, i) => {
     const ax = state.perParam[i].ax!;
-    const tmp = gpu.tensor(p.shape);
+    const tmp = gpu.tensor(p.value.shape);
     gpu.copy(p.value, tmp);
     gpu.copy(ax, p.value);
     gpu.copy(tmp, ax);
     gpu.release(tmp);
   });
+}
+
+/**
+ * Returns every tensor of an optimizer state to the pool.
+ *
+ * @example
+ * ```ts ignore
+ * releaseOptimizer(gpu, opt);
+ * ```
+ */
+export function releaseOptimizer(gpu: Gpu, state: OptimizerState): void {
+  for (const s of state.perParam) {
+    for (const t of [s.buf, s.m, s.v, s.ax, s.count]) if (t) gpu.release(t);
+  }
+  gpu.release(state.sumsq);
+  gpu.release(state.clipScale);
 }

@@ -224,7 +224,7 @@ export async function train(
   const state = createLstmLmState(gpu, model, config.batchSize);
   const evalState = createLstmLmState(gpu, model, config.evalBatchSize);
   let opt = createOptimizer(gpu, model.params, optimizerSettings(config));
-  const best = model.params.map((p) => gpu.tensor(p.shape));
+  const best = model.params.map((p) => gpu.tensor(p.value.shape));
   model.params.forEach((p, i) => gpu.copy(p.value, best[i]));
 
   const meta: RunMeta = {

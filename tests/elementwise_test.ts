@@ -21,6 +21,7 @@ const UNARY_TOL: Record<UnaryOp, Tolerance> = {
   exp: { atol: 0, rtol: 24 * ULP1 },
   relu: { atol: 0, rtol: 0 }, // exact
   neg: { atol: 0, rtol: 0 }, // exact
+  abs: { atol: 0, rtol: 0 }, // exact
 };
 
 /** Exact equality of bit patterns (so -0 vs +0 or 1 ulp fails). */
@@ -40,7 +41,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    for (const op of ["sigmoid", "tanh", "relu", "neg", "exp"] as const) {
+    for (const op of ["sigmoid", "tanh", "relu", "neg", "exp", "abs"] as const) {
       for (const n of SIZES) {
         const xh = uniform(n, 100 + n, -10, 10);
         const x = gpu.upload([n], xh);

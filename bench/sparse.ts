@@ -1,0 +1,350 @@
+/**
+ * `deno task bench sparse`: the true-sparse path against our dense kernels on the same shapes.
+ *
+ * - SpMM forward `Y = X·Wᵀ`, transposed SpMM `dX = dY·W` and SDDMM `dW = dYᵀ·X` (active entries)
+ *   on the recurrent step (20×1500)·(1500×6000)ᵀ and the decoder (700×1500)·(1500×10000)ᵀ at
+ *   densities 1, 0.5, 0.33, 0.1, 0.05, each next to the dense matmul computing the same
+ *   product (NT, NN, TN). `speedup` = dense ms / sparse ms; effective GFLOP/s counts the
+ *   sparse work only (2·M·nnz).
+ * - Top-k: magnitude keys plus the radix select of the k = n/10 smallest, over 1M, 10M and 66M
+ *   weights (66M is skipped with a note where it exceeds the adapter's storage binding limit).
+ * - One full training step (forward, backward, SGD update with clipping) of the stacked LSTM
+ *   (V = 10000, L = 2, B = 20, T = 35, no dropout) at H = 650 and 1500, true sparse against
+ *   masked-dense at density 0.33 and 0.1, every non-bias tensor sparse.
+ *
+ * Timing: `timeGpu` (median of `reps` samples after warm-up, around `onSubmittedWorkDone`).
+ * Training-step rows use `max(3, reps / 2)` samples: an H = 1500 step takes seconds here.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../kernels/runtime.ts";
+import type { Tensor } from "../kernels/tensor.ts";
+import { matmul } from "../kernels/matmul.ts";
+import { spmm, spmmT } from "../kernels/spmm.ts";
+import { sddmm } from "../kernels/sddmm.ts";
+import { magnitudeKeys, selectTopK } from "../kernels/topk.ts";
+import {
+  type HostCsr,
+  releaseSparse,
+  type SparseMatrix,
+  storedLength,
+  uploadSparse,
+} from "../kernels/sparse_matrix.ts";
+import {
+  createLstmLm,
+  createLstmLmState,
+  createLstmLmWorkspace,
+  type LstmLm,
+  lstmLmStep,
+  releaseLstmLmWorkspace,
+  writeLstmLmBatch,
+} from "../models/lstm_lm.ts";
+import { releaseParams } from "../models/params.ts";
+import { sparsifyParam } from "../models/sparse_params.ts";
+import {
+  createOptimizer,
+  type OptimizerSettings,
+  optimizerStep,
+  releaseOptimizer,
+} from "../pipeline/optimizer.ts";
+import { timeGpu } from "./timing.ts";
+
+/** One row of the sparse suite; `""` where a column does not apply. */
+export interface SparseRow {
+  kernel: string;
+  layout: string;
+  M: number | "";
+  N: number | "";
+  K: number | "";
+  density: number | "";
+  adapter: string;
+  ms: number;
+  "eff_gflops": number | "";
+  speedup: number | "";
+  [key: string]: string | number;
+}
+
+/** Columns of {@linkcode SparseRow}, in CSV order. */
+export const SPARSE_COLUMNS = [
+  "kernel",
+  "layout",
+  "M",
+  "N",
+  "K",
+  "density",
+  "adapter",
+  "ms",
+  "eff_gflops",
+  "speedup",
+];
+
+const DENSITIES = [1, 0.5, 0.33, 0.1, 0.05];
+const SHAPES = [
+  { label: "recurrent", m: 20, n: 6000, k: 1500 },
+  { label: "decoder", m: 700, n: 10000, k: 1500 },
+];
+
+/** Deterministic LCG stream in [0, 1). */
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+function randomData(n: number, seed: number): Float32Array {
+  const r = lcg(seed);
+  return Float32Array.from({ length: n }, () => r() - 0.5);
+}
+
+/** A `rows × cols` CSR whose entries are active independently with probability `density`. */
+function randomCsr(rows: number, cols: number, density: number, seed: number): HostCsr {
+  const r = lcg(seed);
+  const rowPtr = new Uint32Array(rows + 1);
+  const cap = Math.ceil(rows * cols * Math.min(1, density * 1.05 + 0.01)) + 16;
+  let colIdx = new Uint32Array(cap);
+  let nnz = 0;
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) {
+      if (density >= 1 || r() < density) {
+        if (nnz === colIdx.length) {
+          const grown = new Uint32Array(colIdx.length * 2);
+          grown.set(colIdx);
+          colIdx = grown;
+        }
+        colIdx[nnz++] = j;
+      }
+    }
+    rowPtr[i + 1] = nnz;
+  }
+  return { rows, cols, rowPtr, colIdx: colIdx.slice(0, nnz), values: randomData(nnz, seed + 1) };
+}
+
+const round = (x: number, d = 3) => +x.toFixed(d);
+
+async function benchProducts(
+  gpu: Gpu,
+  reps: number,
+  filter: string | undefined,
+  log: (s: string) => void,
+): Promise<SparseRow[]> {
+  const rows: SparseRow[] = [];
+  const adapter = gpu.report.description;
+  for (const s of SHAPES) {
+    if (filter && !`spmm spmmT sddmm ${s.label}`.includes(filter)) continue;
+    const x = gpu.upload([s.m, s.k], randomData(s.m * s.k, 1));
+    const dy = gpu.upload([s.m, s.n], randomData(s.m * s.n, 2));
+    const wDense = gpu.upload([s.n, s.k], randomData(s.n * s.k, 3));
+    const y = gpu.tensor([s.m, s.n]);
+    const dx = gpu.tensor([s.m, s.k]);
+    const dW = gpu.tensor([s.n, s.k]);
+    const dense: Record<string, number> = {};
+    const ops: [string, string, () => void][] = [
+      ["fwd", "matmul NT", () => matmul(gpu, { a: x, b: wDense, c: y, transB: true })],
+      ["dx", "matmul NN", () => matmul(gpu, { a: dy, b: wDense, c: dx })],
+      ["dw", "matmul TN", () => matmul(gpu, { a: dy, b: x, c: dW, transA: true })],
+    ];
+    const flops = 2 * s.m * s.n * s.k;
+    for (const [key, name, record] of ops) {
+      const t = await timeGpu(gpu, record, { reps });
+      dense[key] = t.ms;
+      rows.push({
+        kernel: `${name} (${s.label})`,
+        layout: "dense",
+        M: s.m,
+        N: s.n,
+        K: s.k,
+        density: 1,
+        adapter,
+        ms: round(t.ms),
+        "eff_gflops": round(flops / t.ms / 1e6, 2),
+        speedup: 1,
+      });
+      log(`${name} ${s.label}: ${round(t.ms)} ms`);
+    }
+    gpu.release(dW);
+    for (const d of DENSITIES) {
+      const w: SparseMatrix = uploadSparse(gpu, randomCsr(s.n, s.k, d, 10 + Math.round(d * 100)));
+      const grad = gpu.tensor([storedLength(w.nnz)]);
+      const sparseOps: [string, string, () => void][] = [
+        ["fwd", "spmm", () => spmm(gpu, { x, w, y })],
+        ["dx", "spmmT", () => spmmT(gpu, { dy, w, dx })],
+        ["dw", "sddmm", () => sddmm(gpu, { dy, x, w, out: grad })],
+      ];
+      for (const [key, name, record] of sparseOps) {
+        const t = await timeGpu(gpu, record, { reps });
+        const work = 2 * s.m * w.nnz;
+        rows.push({
+          kernel: `${name} (${s.label})`,
+          layout: "csr",
+          M: s.m,
+          N: s.n,
+          K: s.k,
+          density: d,
+          adapter,
+          ms: round(t.ms),
+          "eff_gflops": round(work / t.ms / 1e6, 2),
+          speedup: round(dense[key] / t.ms, 2),
+        });
+        log(`${name} ${s.label} d=${d}: ${round(t.ms)} ms (${round(dense[key] / t.ms, 2)}x)`);
+      }
+      gpu.release(grad);
+      releaseSparse(gpu, w);
+    }
+    for (const t of [x, dy, wDense, y, dx]) gpu.release(t);
+  }
+  return rows;
+}
+
+async function benchTopK(
+  gpu: Gpu,
+  reps: number,
+  log: (s: string) => void,
+): Promise<SparseRow[]> {
+  const rows: SparseRow[] = [];
+  const adapter = gpu.report.description;
+  const limit = Math.min(
+    gpu.report.limits.maxStorageBufferBindingSize,
+    gpu.report.limits.maxBufferSize,
+  );
+  for (const n of [1_000_000, 10_000_000, 66_000_000]) {
+    if (n * 4 > limit) {
+      log(`topk n=${n}: skipped, ${n * 4} bytes exceed this adapter's binding limit ${limit}`);
+      rows.push({
+        kernel: "topk magnitude (skipped: over the binding limit)",
+        layout: "dense",
+        M: "",
+        N: n,
+        K: "",
+        density: "",
+        adapter,
+        ms: 0,
+        "eff_gflops": "",
+        speedup: "",
+      });
+      continue;
+    }
+    const x = gpu.upload([n], randomData(n, 5));
+    const keys = gpu.tensor([n], "u32");
+    const selected = gpu.tensor([n], "u32");
+    const k = Math.floor(n / 10);
+    const t = await timeGpu(gpu, () => {
+      magnitudeKeys(gpu, { x, keys });
+      selectTopK(gpu, { keys, k, order: "smallest", selected });
+    }, { reps: Math.max(3, Math.ceil(reps / 2)) });
+    rows.push({
+      kernel: "topk magnitude k=n/10",
+      layout: "dense",
+      M: "",
+      N: n,
+      K: "",
+      density: "",
+      adapter,
+      ms: round(t.ms),
+      "eff_gflops": "",
+      speedup: "",
+    });
+    log(`topk n=${n}: ${round(t.ms)} ms`);
+    for (const a of [x, keys, selected]) gpu.release(a);
+  }
+  return rows;
+}
+
+/** Random masks of `density` on every non-bias tensor, then optionally true sparse storage. */
+function sparsifyModel(gpu: Gpu, model: LstmLm, density: number, trueSparse: boolean): void {
+  model.params.forEach((p, i) => {
+    if (!p.sparse) return;
+    const r = lcg(100 + i);
+    const mask = new Float32Array(p.value.size);
+    let nnz = 0;
+    for (let j = 0; j < mask.length; j++) if (r() < density) mask[j] = 1, nnz++;
+    p.mask = gpu.upload(p.shape, mask);
+    if (trueSparse) sparsifyParam(gpu, p, { nnz });
+  });
+}
+
+async function benchSteps(
+  gpu: Gpu,
+  reps: number,
+  filter: string | undefined,
+  log: (s: string) => void,
+): Promise<SparseRow[]> {
+  const rows: SparseRow[] = [];
+  const adapter = gpu.report.description;
+  const T = 35, B = 20, V = 10000;
+  for (const H of [650, 1500]) {
+    for (const density of [0.33, 0.1]) {
+      const ms: Record<string, number> = {};
+      for (const layout of ["masked-dense", "csr"]) {
+        const name = `train step H=${H}`;
+        if (filter && !`${name} ${layout}`.includes(filter)) continue;
+        const config = { vocab: V, embed: H, hidden: H, layers: 2, dropout: 0, tied: false };
+        const model = createLstmLm(gpu, config, 1);
+        sparsifyModel(gpu, model, density, layout === "csr");
+        const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
+        const state = createLstmLmState(gpu, model, B);
+        const r = lcg(7);
+        const ids = () => Uint32Array.from({ length: T * B }, () => Math.floor(r() * V));
+        const batch = writeLstmLmBatch(gpu, ws, { T, input: ids(), target: ids() });
+        const settings: OptimizerSettings = {
+          kind: "sgd",
+          lr: 20,
+          clip: 0.25,
+          weightDecay: 0,
+          momentum: 0,
+          adam: { beta1: 0, beta2: 0.999, eps: 1e-9 },
+        };
+        let opt = createOptimizer(gpu, model.params, settings);
+        let step = 0;
+        const t = await timeGpu(gpu, () => {
+          lstmLmStep(gpu, model, ws, state, batch, { seed: 1, step: step++ });
+          opt = optimizerStep(gpu, model.params, opt, settings);
+        }, { reps: Math.max(3, Math.ceil(reps / 2)), minSampleMs: 0 });
+        ms[layout] = t.ms;
+        rows.push({
+          kernel: name,
+          layout,
+          M: B,
+          N: V,
+          K: H,
+          density,
+          adapter,
+          ms: round(t.ms, 1),
+          "eff_gflops": "",
+          speedup: layout === "csr" && ms["masked-dense"]
+            ? round(ms["masked-dense"] / t.ms, 2)
+            : "",
+        });
+        log(`${name} ${layout} d=${density}: ${round(t.ms, 1)} ms`);
+        releaseOptimizer(gpu, opt);
+        releaseLstmLmWorkspace(gpu, ws);
+        for (const h of [...state.h, ...state.c]) gpu.release(h as Tensor);
+        releaseParams(gpu, model.params);
+      }
+    }
+  }
+  return rows;
+}
+
+/**
+ * Runs the sparse suite. `filter` selects rows by kernel name (`spmm`, `topk`, `train step`,
+ * a shape label such as `recurrent`).
+ *
+ * @example
+ * ```ts ignore
+ * const rows = await benchSparse(gpu, { reps: 5, log: console.log });
+ * ```
+ */
+export async function benchSparse(
+  gpu: Gpu,
+  opts: { reps: number; filter?: string; log: (s: string) => void },
+): Promise<SparseRow[]> {
+  const { reps, filter, log } = opts;
+  log(`adapter: ${gpu.report.description} (variant ${gpu.variant})`);
+  const rows = await benchProducts(gpu, reps, filter, log);
+  if (!filter || "topk".includes(filter)) rows.push(...await benchTopK(gpu, reps, log));
+  rows.push(...await benchSteps(gpu, reps, filter, log));
+  return rows;
+}
