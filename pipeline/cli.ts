@@ -18,6 +18,10 @@ Data:      --data DIR (train.txt/valid.txt/test.txt; default: synthetic corpus) 
 Model:     --emsize N --nhid N --nlayers N --dropout P --tied
 Training:  --lr X --clip X --epochs N --batch-size N --bptt N --seed N --wdecay X
            --optimizer sgd|momentum|adam|ntasgd --momentum X --nonmono N --max-steps N
+Sparsity:  --method dense|small-dense|static-uniform|static-er|gmp|set|dsr|snfs|rigl|selfish
+           --density D | --sparsity S  --sparse-init uniform|er  --death-rate P0
+           --death-rate-min P  --update-every N (0 = per epoch)  --dense-tensors NAME,...
+           --redistribution uniform|none|magnitude|momentum  --prune-start F --prune-end F
 Eval/logs: --eval-batch-size N --log-interval N --log FILE.csv --summary FILE.json
 Runs:      --save FILE --resume FILE (Ctrl-C saves and exits)
 GPU:       --adapter auto|hardware|software --variant auto|regblock|tiled
@@ -38,6 +42,14 @@ export function summaryJson(s: TrainSummary): Record<string, unknown> {
     "kernel_variant": s.variant,
     "averaged": s.averaged,
     "elapsed_sec": s.elapsedSec,
+    "method": s.method,
+    "active_parameters": s.activeParameters,
+    "density_per_tensor": s.densities,
+    "density_per_gate": s.gateDensities,
+    "train_flops": s.trainFlops,
+    "train_flops_x_dense": s.trainFlops / Math.max(1e-30, s.denseTrainFlops),
+    "inference_flops_per_token": s.inferenceFlops,
+    "inference_flops_x_dense": s.inferenceFlops / Math.max(1e-30, s.denseInferenceFlops),
   };
 }
 
@@ -68,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(
       `valid ppl ${summary.valPpl.toFixed(2)}, test ppl ${summary.testPpl.toFixed(2)}${optimal}; ` +
         `${summary.steps} steps, ${Math.round(summary.tokensPerSec)} tokens/s, ` +
-        `${summary.parameters} parameters`,
+        `${summary.activeParameters} of ${summary.parameters} parameters active (${summary.method})`,
     );
     if (config.summary) {
       const tmp = `${config.summary}.tmp`;

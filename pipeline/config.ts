@@ -8,6 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { METHOD_NAMES, type MethodName, type Redistribution } from "./sparsity/method.ts";
 
 /** Optimizers of the training issue (spec §5). */
 export type OptimizerName = "sgd" | "momentum" | "adam" | "ntasgd";
@@ -45,6 +46,25 @@ export interface TrainConfig {
   resume: string | null;
   adapter: string | null;
   variant: string | null;
+  /** Sparse-training method (spec §4, §7); `dense` trains the dense model. */
+  method: MethodName;
+  /** Fraction of each sparse tensor's weights kept (`--density`, or `--sparsity` = 1 − it). */
+  density: number;
+  /** Initial distribution of the density over tensors (spec §3). */
+  sparseInit: "uniform" | "er";
+  /** Initial removal rate p0 of the cosine schedule (spec §4.2). */
+  deathRate: number;
+  /** Final removal rate p_min. */
+  deathRateMin: number;
+  /** Steps between connectivity updates; 0 = once per epoch (the paper). */
+  updateEvery: number;
+  /** Selfish-RNN's regrowth split over gates (spec §4.4; Table 5 variants). */
+  redistribution: Redistribution;
+  /** Gradual-pruning window, fractions of training (spec §7.8). */
+  pruneStart: number;
+  pruneEnd: number;
+  /** Parameters kept dense although sparse by default (names, e.g. `encoder.weight`). */
+  denseTensors: string[];
 }
 
 /** Bad flag, preset or config file; the CLI prints the message and exits with code 2. */
@@ -85,6 +105,16 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   resume: null,
   adapter: null,
   variant: null,
+  method: "dense",
+  density: 0.33,
+  sparseInit: "uniform",
+  deathRate: 0.5,
+  deathRateMin: 0.005,
+  updateEvery: 0,
+  redistribution: "uniform",
+  pruneStart: 0.1,
+  pruneEnd: 0.75,
+  denseTensors: [],
 };
 
 /**
@@ -133,7 +163,21 @@ export const PRESETS: Readonly<Record<string, Partial<TrainConfig>>> = {
   },
 };
 
-type Kind = "int" | "posint" | "number" | "posnumber" | "prob" | "bool" | "string" | "optimizer";
+type Kind =
+  | "int"
+  | "posint"
+  | "number"
+  | "posnumber"
+  | "prob"
+  | "unit"
+  | "bool"
+  | "string"
+  | "optimizer"
+  | "method"
+  | "init"
+  | "redistribution"
+  | "list"
+  | "sparsity";
 
 /** Flag name → config key and value kind. */
 const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
@@ -163,7 +207,24 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "resume": ["resume", "string"],
   "adapter": ["adapter", "string"],
   "variant": ["variant", "string"],
+  "method": ["method", "method"],
+  "density": ["density", "unit"],
+  "sparsity": ["density", "sparsity"],
+  "sparse-init": ["sparseInit", "init"],
+  "death-rate": ["deathRate", "unit"],
+  "death-rate-min": ["deathRateMin", "unit"],
+  "update-every": ["updateEvery", "int"],
+  "redistribution": ["redistribution", "redistribution"],
+  "prune-start": ["pruneStart", "unit"],
+  "prune-end": ["pruneEnd", "unit"],
+  "dense-tensors": ["denseTensors", "list"],
 };
+
+const REDISTRIBUTIONS: readonly Redistribution[] = ["uniform", "none", "magnitude", "momentum"];
+
+function oneOf<T extends string>(raw: unknown, known: readonly T[], fail: (e: string) => never): T {
+  return known.includes(raw as T) ? raw as T : fail(`one of ${known.join(", ")}`);
+}
 
 const OPTIMIZERS: readonly OptimizerName[] = ["sgd", "momentum", "adam", "ntasgd"];
 
@@ -178,10 +239,14 @@ function convert(where: string, kind: Kind, raw: unknown): unknown {
     return fail("true or false");
   }
   if (kind === "string") return typeof raw === "string" && raw !== "" ? raw : fail("a string");
-  if (kind === "optimizer") {
-    return OPTIMIZERS.includes(raw as OptimizerName)
-      ? raw
-      : fail(`one of ${OPTIMIZERS.join(", ")}`);
+  if (kind === "optimizer") return oneOf(raw, OPTIMIZERS, fail);
+  if (kind === "method") return oneOf(raw, METHOD_NAMES, fail);
+  if (kind === "init") return oneOf(raw, ["uniform", "er"] as const, fail);
+  if (kind === "redistribution") return oneOf(raw, REDISTRIBUTIONS, fail);
+  if (kind === "list") {
+    if (Array.isArray(raw) && raw.every((x) => typeof x === "string")) return raw;
+    if (typeof raw === "string") return raw.split(",").map((x) => x.trim()).filter((x) => x);
+    return fail("a comma-separated list of names");
   }
   const v = typeof raw === "number"
     ? raw
@@ -193,6 +258,8 @@ function convert(where: string, kind: Kind, raw: unknown): unknown {
   if (kind === "posint" && !(Number.isInteger(v) && v > 0)) return fail("an integer > 0");
   if (kind === "posnumber" && !(v > 0)) return fail("a number > 0");
   if (kind === "prob" && !(v >= 0 && v < 1)) return fail("a number in [0, 1)");
+  if (kind === "unit" && !(v >= 0 && v <= 1)) return fail("a number in [0, 1]");
+  if (kind === "sparsity") return v >= 0 && v <= 1 ? 1 - v : fail("a number in [0, 1]");
   if (kind === "number" && !(v >= 0)) return fail("a number >= 0");
   return v;
 }
@@ -278,6 +345,17 @@ export async function parseTrainArgs(argv: readonly string[]): Promise<TrainConf
     throw new ConfigError(
       `--tied needs --emsize equal to --nhid (got ${out.emsize} and ${out.nhid})`,
     );
+  }
+  if (values.density !== undefined && values.sparsity !== undefined) {
+    throw new ConfigError("--density and --sparsity set the same thing; give one of them");
+  }
+  if (out.pruneStart >= out.pruneEnd) {
+    throw new ConfigError(
+      `--prune-start (${out.pruneStart}) must be below --prune-end (${out.pruneEnd})`,
+    );
+  }
+  if (out.updateEvery < 0) {
+    throw new ConfigError(`--update-every: expected an integer >= 0, got ${out.updateEvery}`);
   }
   return out;
 }

@@ -85,6 +85,9 @@ export const LOG_COLUMNS = [
   "val_ppl",
   "tokens_per_sec",
   "elapsed_sec",
+  "density",
+  "train_flops",
+  "train_flops_x_dense",
 ] as const;
 
 /**

@@ -42,6 +42,25 @@ import {
 import { nonmonoTrigger } from "./ntasgd.ts";
 import { CheckpointError, type HostTensor, readCheckpoint, writeCheckpoint } from "./checkpoint.ts";
 import { CsvLog, ProgressPrinter } from "./progress.ts";
+import type { SparsitySettings } from "./sparsity/method.ts";
+import {
+  gateDensities,
+  initSparsity,
+  smallDenseConfig,
+  sparseParameterCount,
+  sparsityDensities,
+  sparsityDue,
+  sparsityMethod,
+  type SparsityState,
+  sparsityUpdate,
+} from "./sparsity/stage.ts";
+import {
+  addTrainFlops,
+  type FlopsTotals,
+  forwardFlops,
+  lstmLmWeightFlops,
+} from "./sparsity/flops.ts";
+import { lstmLmParamSpecs } from "../models/lstm_lm.ts";
 
 /** A corpus with, for synthetic data, the perplexity of the true generating process. */
 export interface TrainingData {
@@ -67,6 +86,19 @@ export interface TrainSummary {
   averaged: boolean;
   interrupted: boolean;
   elapsedSec: number;
+  /** Sparse-training method and the topology it ended with. */
+  method: string;
+  /** Weights in use: active entries of sparse tensors plus every dense tensor. */
+  activeParameters: number;
+  /** Final density of each sparse tensor, and of each of its gate blocks. */
+  densities: Record<string, number>;
+  gateDensities: Record<string, number[]>;
+  /** Training FLOPs of the run (spec §9) and the dense model's for the same tokens. */
+  trainFlops: number;
+  denseTrainFlops: number;
+  /** Forward FLOPs per token of the final model, and of the dense one. */
+  inferenceFlops: number;
+  denseInferenceFlops: number;
 }
 
 /** Host-side run position, stored in checkpoints. */
@@ -85,6 +117,8 @@ interface RunMeta {
   optimizer: { kind: string; step: number; averaging: boolean };
   trainTokens: number;
   trainSeconds: number;
+  sparsity: SparsityState;
+  flops: FlopsTotals;
 }
 
 /**
@@ -105,6 +139,22 @@ export async function loadTrainingData(config: TrainConfig): Promise<TrainingDat
     corpus: s,
     optimalPerplexity: s.optimalPerplexity,
     description: `synthetic Markov corpus (seed ${s.seed}, ${s.vocab.size} words)`,
+  };
+}
+
+/** The connectivity stage's settings from a run config. */
+export function sparsitySettings(config: TrainConfig): SparsitySettings {
+  return {
+    method: config.method,
+    density: config.density,
+    init: config.sparseInit,
+    deathRate: config.deathRate,
+    deathRateMin: config.deathRateMin,
+    updateEvery: config.updateEvery,
+    redistribution: config.redistribution,
+    pruneStart: config.pruneStart,
+    pruneEnd: config.pruneEnd,
+    seed: config.seed >>> 0,
   };
 }
 
@@ -168,11 +218,14 @@ function runTensors(
   opt: OptimizerState,
   state: LstmLmState,
   best: Tensor[],
+  bestMasks: (Tensor | null)[],
 ): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   model.params.forEach((p, i) => {
     out[p.name] = p.value;
     if (p.mask) out[`${p.name}#mask`] = p.mask;
+    const bm = bestMasks[i];
+    if (bm) out[`${p.name}#bestmask`] = bm;
     const s: ParamState = opt.perParam[i];
     for (const k of STATE_KEYS) if (s[k]) out[`${p.name}#${k}`] = s[k]!;
     out[`${p.name}#best`] = best[i];
@@ -203,14 +256,33 @@ export async function train(
   const validM = batchify(corpus.valid, config.evalBatchSize, "valid");
   const testM = batchify(corpus.test, config.evalBatchSize, "test");
   const windows = bpttWindows(trainM, config.bptt);
-  const model = createLstmLm(gpu, {
+  const fullConfig = {
     vocab: corpus.vocab.size,
     embed: config.emsize,
     hidden: config.nhid,
     layers: config.nlayers,
     dropout: config.dropout,
     tied: config.tied,
-  }, config.seed);
+  };
+  const settings = sparsitySettings(config);
+  const method = sparsityMethod(settings.method);
+  // small dense: the width whose dense count matches the sparse model's (spec §7.2)
+  const modelConfig = settings.method === "small-dense"
+    ? smallDenseConfig(
+      fullConfig,
+      sparseParameterCount(
+        lstmLmParamSpecs(fullConfig),
+        settings.density,
+        settings.init,
+        config.denseTensors,
+      ),
+    )
+    : fullConfig;
+  const model = createLstmLm(gpu, modelConfig, config.seed);
+  let sparsity = initSparsity(gpu, model.params, settings, config.denseTensors);
+  const weightFlops = lstmLmWeightFlops(modelConfig);
+  const fDense = forwardFlops(weightFlops);
+  const fRef = forwardFlops(lstmLmWeightFlops(fullConfig));
   const ws = createLstmLmWorkspace(gpu, model, {
     maxT: config.bptt,
     B: config.batchSize,
@@ -226,13 +298,21 @@ export async function train(
   let opt = createOptimizer(gpu, model.params, optimizerSettings(config));
   const best = model.params.map((p) => gpu.tensor(p.value.shape));
   model.params.forEach((p, i) => gpu.copy(p.value, best[i]));
+  // the best weights' masks: evaluating best values under later masks would be wrong
+  const bestMasks = model.params.map((p) => (p.mask ? gpu.tensor(p.shape) : null));
+  const copyMasks = (toBest: boolean) =>
+    model.params.forEach((p, i) => {
+      const b = bestMasks[i];
+      if (p.mask && b) toBest ? gpu.copy(p.mask, b) : gpu.copy(b, p.mask);
+    });
+  copyMasks(true);
 
   const meta: RunMeta = {
     format: "selfish-rnn/lstm-lm",
     model: {
       vocab: corpus.vocab.size,
-      embed: config.emsize,
-      hidden: config.nhid,
+      embed: modelConfig.embed,
+      hidden: modelConfig.hidden,
       layers: config.nlayers,
       tied: config.tied,
     },
@@ -246,6 +326,8 @@ export async function train(
     optimizer: { kind: config.optimizer, step: 0, averaging: false },
     trainTokens: 0,
     trainSeconds: 0,
+    sparsity,
+    flops: { tokens: 0, train: 0, denseTrain: 0 },
   };
 
   if (config.resume) {
@@ -253,13 +335,14 @@ export async function train(
     const m = ckpt.meta as RunMeta;
     if (
       m?.format !== meta.format || JSON.stringify(m.model) !== JSON.stringify(meta.model) ||
-      m.data !== meta.data || m.seed !== meta.seed
+      m.data !== meta.data || m.seed !== meta.seed ||
+      m.sparsity?.settings.method !== settings.method
     ) {
       throw new CheckpointError(
         `checkpoint ${config.resume}: made for model ${JSON.stringify(m?.model)} on "${m?.data}" ` +
-          `(seed ${m?.seed}), but this run is ${
+          `(seed ${m?.seed}, method ${m?.sparsity?.settings.method}), but this run is ${
             JSON.stringify(meta.model)
-          } on "${meta.data}" (seed ${meta.seed})`,
+          } on "${meta.data}" (seed ${meta.seed}, method ${settings.method})`,
       );
     }
     if (m.optimizer.averaging) opt = startAveraging(gpu, model.params, opt);
@@ -267,7 +350,7 @@ export async function train(
     for (const p of model.params) {
       if (ckpt.tensors[`${p.name}#mask`] && !p.mask) p.mask = gpu.tensor(p.shape);
     }
-    const targets = runTensors(model, opt, state, best);
+    const targets = runTensors(model, opt, state, best, bestMasks);
     for (const [name, t] of Object.entries(targets)) {
       const src = ckpt.tensors[name];
       if (!src || src.data.length !== t.size || src.dtype !== t.dtype) {
@@ -278,6 +361,7 @@ export async function train(
       gpu.write(t, src.data);
     }
     Object.assign(meta, m);
+    sparsity = meta.sparsity;
     printer.say(
       `resumed from ${config.resume} at step ${meta.step} (epoch ${
         meta.epoch + 1
@@ -287,11 +371,49 @@ export async function train(
 
   const save = async (path: string) => {
     const tensors: Record<string, HostTensor> = {};
-    for (const [name, t] of Object.entries(runTensors(model, opt, state, best))) {
+    meta.sparsity = sparsity;
+    for (const [name, t] of Object.entries(runTensors(model, opt, state, best, bestMasks))) {
       tensors[name] = await toHost(gpu, t);
     }
     meta.optimizer = { kind: opt.kind, step: opt.step, averaging: opt.averaging };
     await writeCheckpoint(path, { meta, tensors });
+  };
+
+  const overallDensity = () => {
+    const t = sparsity.tensors;
+    return t.length ? t.reduce((s, x) => s + x.nnz, 0) / t.reduce((s, x) => s + x.numel, 0) : 1;
+  };
+  const activeParameters = () => {
+    const byName = new Map(sparsity.tensors.map((t) => [t.name, t.nnz]));
+    return model.params.reduce((n, p) => n + (byName.get(p.name) ?? p.value.size), 0);
+  };
+  const chargeFlops = (tokens: number) => {
+    meta.flops = addTrainFlops(meta.flops, {
+      tokens,
+      model: method.flops,
+      fS: forwardFlops(weightFlops, sparsityDensities(sparsity)),
+      fD: fDense,
+      fRef,
+    });
+  };
+  const connectivityUpdate = async (lastTokens: number) => {
+    const fS = forwardFlops(weightFlops, sparsityDensities(sparsity));
+    // RigL's update step computes the dense gradient (spec §9); the masked-dense path already
+    // has it, but the accounting charges what a sparse implementation would spend
+    if (method.flops === "rigl") {
+      meta.flops = { ...meta.flops, train: meta.flops.train + (fDense - fS) * lastTokens };
+    }
+    const r = await sparsityUpdate(gpu, sparsity, model.params, {
+      optimizer: opt,
+      step: meta.step,
+      totalSteps,
+    });
+    sparsity = r.state;
+    meta.sparsity = sparsity;
+    printer.say(
+      `step ${meta.step}: ${settings.method} update removed ${r.removed}, grew ${r.grown} ` +
+        `(density ${overallDensity().toFixed(4)})`,
+    );
   };
 
   let interrupted = false;
@@ -328,7 +450,10 @@ export async function train(
     swapAveraged(gpu, model.params, opt);
     const v = await evaluate(gpu, model, wsEval, evalState, validM, config.bptt);
     const improved = v < meta.bestVal;
-    if (improved) model.params.forEach((p, i) => gpu.copy(p.value, best[i]));
+    if (improved) {
+      model.params.forEach((p, i) => gpu.copy(p.value, best[i]));
+      copyMasks(true);
+    }
     swapAveraged(gpu, model.params, opt);
     if (improved) meta.bestVal = v;
     return v;
@@ -356,8 +481,11 @@ export async function train(
         );
         meta.step++;
         pending++;
-        pendingTokens += w.length * trainM.cols;
-        meta.trainTokens += w.length * trainM.cols;
+        const tokens = w.length * trainM.cols;
+        pendingTokens += tokens;
+        meta.trainTokens += tokens;
+        chargeFlops(tokens);
+        if (sparsityDue(sparsity, meta.step, false)) await connectivityUpdate(tokens);
         if (pending === config.logInterval) await flushLoss();
       }
       await flushLoss();
@@ -369,6 +497,9 @@ export async function train(
         printer.say(
           `epoch ${meta.epoch + 1}: validation stopped improving; switching to averaged SGD`,
         );
+      }
+      if (sparsityDue(sparsity, meta.step, true)) {
+        await connectivityUpdate(windows[windows.length - 1].length * trainM.cols);
       }
       meta.history.push(v);
       printer.say(
@@ -383,6 +514,9 @@ export async function train(
         "val_ppl": Math.exp(v),
         "tokens_per_sec": meta.trainTokens / Math.max(1e-9, secondsSoFar()),
         "elapsed_sec": secondsSoFar(),
+        "density": overallDensity(),
+        "train_flops": meta.flops.train,
+        "train_flops_x_dense": meta.flops.train / Math.max(1e-30, meta.flops.denseTrain),
       });
       meta.epoch++;
       meta.window = 0;
@@ -413,6 +547,7 @@ export async function train(
   if (!interrupted) {
     if (meta.bestVal === Infinity) await evaluateValid();
     model.params.forEach((p, i) => gpu.copy(best[i], p.value));
+    copyMasks(false);
     testLoss = await evaluate(gpu, model, wsEval, evalState, testM, config.bptt);
   }
   return {
@@ -429,5 +564,13 @@ export async function train(
     averaged: opt.averaging,
     interrupted,
     elapsedSec: meta.trainSeconds,
+    method: settings.method,
+    activeParameters: activeParameters(),
+    densities: sparsityDensities(sparsity),
+    gateDensities: await gateDensities(gpu, sparsity, model.params),
+    trainFlops: meta.flops.train,
+    denseTrainFlops: meta.flops.denseTrain,
+    inferenceFlops: forwardFlops(weightFlops, sparsityDensities(sparsity)),
+    denseInferenceFlops: fRef,
   };
 }

@@ -61,6 +61,9 @@ Deno.test("CsvLog writes the header once and appends rows across reopenings", as
     "val_ppl": 200.5,
     "tokens_per_sec": 1000,
     "elapsed_sec": 3,
+    "density": 0.33,
+    "train_flops": 1e12,
+    "train_flops_x_dense": 0.33,
   };
   await (await CsvLog.open(path)).append(row);
   await (await CsvLog.open(path)).append({ ...row, step: 2 });

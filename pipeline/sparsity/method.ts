@@ -1,0 +1,122 @@
+/**
+ * The connectivity-update stage's contract. A method is one file in `methods/` exporting a
+ * {@linkcode SparsityMethod}: its initial topology rule and its update rule, written with the
+ * ops of `ops.ts` so it reads like the spec. The stage (`stage.ts`) owns when updates run, the
+ * scratch, the schedule value and the bookkeeping; methods own only their rule.
+ *
+ * @module
+ */
+
+import type { OptimizerState } from "../optimizer.ts";
+import type { OpsContext, SparseTensor } from "./ops.ts";
+
+/** Every method of the paper's tables (spec §4, §7). */
+export type MethodName =
+  | "selfish"
+  | "set"
+  | "dsr"
+  | "snfs"
+  | "rigl"
+  | "static-uniform"
+  | "static-er"
+  | "small-dense"
+  | "dense"
+  | "gmp";
+
+/** All method names, in the order of the paper's Table 2. */
+export const METHOD_NAMES: readonly MethodName[] = [
+  "dense",
+  "small-dense",
+  "static-er",
+  "static-uniform",
+  "gmp",
+  "set",
+  "dsr",
+  "snfs",
+  "rigl",
+  "selfish",
+];
+
+/** How Selfish-RNN splits its regrowth over an LSTM tensor's gates (spec §4.4, §8). */
+export type Redistribution = "uniform" | "none" | "magnitude" | "momentum";
+
+/** Settings of the sparse-training stage (from `TrainConfig`). */
+export interface SparsitySettings {
+  method: MethodName;
+  /** Global density of the sparse tensors (fraction of weights kept). */
+  density: number;
+  /** How the density is spread over tensors at initialisation. */
+  init: "uniform" | "er";
+  /** Initial removal rate p0 of the cosine schedule (spec §4.2). */
+  deathRate: number;
+  /** Final removal rate p_min (spec §4.2: 0.005). */
+  deathRateMin: number;
+  /** Steps between updates; 0 = once per epoch, after validation (the paper's ΔT). */
+  updateEvery: number;
+  /** Selfish-RNN's cell-weight redistribution (spec §4.4, Table 5). */
+  redistribution: Redistribution;
+  /** Gradual pruning window as fractions of training (spec §7.8). */
+  pruneStart: number;
+  pruneEnd: number;
+  /** Seed of the topology randomness (initial masks, random growth). */
+  seed: number;
+}
+
+/** What an update rule sees. */
+export interface UpdateInput {
+  ops: OpsContext;
+  tensors: SparseTensor[];
+  /** Optimizer steps taken so far, and the run's total. */
+  step: number;
+  totalSteps: number;
+  /** The cosine removal rate at `step`. */
+  removalRate: number;
+  settings: SparsitySettings;
+  /** 0-based index of this update (random streams are derived from it). */
+  update: number;
+  /** Method scalars carried between updates (DSR's threshold, SNFS's adjustment, ...). */
+  scalars: Record<string, number>;
+  optimizer: OptimizerState;
+}
+
+/** What an update did, for logs and tests. */
+export interface UpdateReport {
+  removed: number;
+  grown: number;
+  /** Scalars to carry to the next update (replaces `UpdateInput.scalars`). */
+  scalars?: Record<string, number>;
+}
+
+/** One sparse-training method. */
+export interface SparsityMethod {
+  name: MethodName;
+  /** One line for `--help` and the docs. */
+  summary: string;
+  /** Masks at all? (`dense` and `small-dense`: no.) */
+  sparse: boolean;
+  /** Initial density of every sparse tensor: the target (sparse from scratch) or 1 (gmp). */
+  startsDense: boolean;
+  /** Does the topology ever change? */
+  dynamic: boolean;
+  /** Training FLOPs model of spec §9 (Table 8). */
+  flops: "sparse" | "dense" | "snfs" | "rigl" | "pruning";
+  /** The update rule; absent for static methods. */
+  update?: (input: UpdateInput) => Promise<UpdateReport>;
+}
+
+/**
+ * Random stream of growth in tensor `tensorIndex` at update `update` (distinct for every pair,
+ * and disjoint from the initial masks' streams, which use `update = -1`).
+ *
+ * @example
+ * ```ts
+ * import { growthStream } from "./method.ts";
+ * growthStream(0, 3); // 1027
+ * ```
+ */
+export function growthStream(update: number, tensorIndex: number): number {
+  if (tensorIndex < 0 || tensorIndex >= 1024 || update < -1) {
+    throw new RangeError(`growthStream: update ${update}, tensor ${tensorIndex} out of range`);
+  }
+  return (update + 1) * 1024 + tensorIndex;
+}

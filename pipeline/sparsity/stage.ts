@@ -1,0 +1,309 @@
+/**
+ * The connectivity stage of the training pipeline: initial topology, the update at the end of
+ * an epoch (or every ΔT steps), and the bookkeeping the summary and checkpoints need. The
+ * stage state is plain host data (budgets, counts, method scalars); the masks it acts on live
+ * in `param.mask` on the GPU.
+ *
+ * ```ts ignore
+ * let sparsity = await initSparsity(gpu, model.params, settings);   // masks, exact counts
+ * // ... per step: train; then, when sparsityDue(sparsity, step, epochEnded):
+ * sparsity = await sparsityUpdate(gpu, sparsity, model.params, { optimizer, step, totalSteps });
+ * ```
+ *
+ * Initial masks: every sparse tensor gets exactly `round(d_l · numel)` active weights, chosen
+ * uniformly at random (the smallest Philox keys under `(seed, stream = tensor index)`), with
+ * `d_l` uniform or Erdős–Rényi (spec §3); weights outside the mask are zeroed.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../../kernels/runtime.ts";
+import { numel, type Tensor } from "../../kernels/tensor.ts";
+import { randomKeys, selectTopK } from "../../kernels/topk.ts";
+import { setWhereFlagged } from "../../kernels/mask_update.ts";
+import { mul } from "../../kernels/elementwise.ts";
+import { reduce } from "../../kernels/reduce.ts";
+import type { Param, ParamSpec } from "../../models/params.ts";
+import { type LstmLmConfig, lstmLmParamSpecs } from "../../models/lstm_lm.ts";
+import type { OptimizerState } from "../optimizer.ts";
+import { layerDensities, tensorBudgets } from "./budget.ts";
+import { cosineRemovalRate } from "./schedule.ts";
+import {
+  growthStream,
+  type MethodName,
+  type SparsityMethod,
+  type SparsitySettings,
+} from "./method.ts";
+import { createOpsContext, releaseOpsContext, type SparseTensor } from "./ops.ts";
+import { METHODS } from "./methods/mod.ts";
+
+/** Host record of one sparse tensor (serialisable). */
+export interface SparseTensorInfo {
+  name: string;
+  gates: number;
+  numel: number;
+  budget: number;
+  nnz: number;
+}
+
+/** State of the connectivity stage (plain data: stored in checkpoint metadata). */
+export interface SparsityState {
+  settings: SparsitySettings;
+  tensors: SparseTensorInfo[];
+  /** Updates done so far. */
+  updates: number;
+  /** Step of the last update (−1: none yet). */
+  lastUpdateStep: number;
+  /** Method scalars carried between updates. */
+  scalars: Record<string, number>;
+}
+
+/** Looks a method up by name. */
+export function sparsityMethod(name: MethodName): SparsityMethod {
+  const m = METHODS[name];
+  if (!m) throw new RangeError(`unknown sparse-training method ${JSON.stringify(name)}`);
+  return m;
+}
+
+/** Parameters a method masks: every `sparse` tensor (non-bias, spec §2) not listed as dense. */
+export function sparseParams(
+  params: readonly Param[],
+  denseNames: readonly string[] = [],
+): Param[] {
+  return params.filter((p) => p.sparse && p.shape.length === 2 && !denseNames.includes(p.name));
+}
+
+/**
+ * Creates the masks of `settings.method` on `params` (none for dense methods) and returns the
+ * stage state. Records GPU work only.
+ *
+ * @example
+ * ```ts ignore
+ * const sparsity = initSparsity(gpu, model.params, settings);
+ * ```
+ */
+export function initSparsity(
+  gpu: Gpu,
+  params: readonly Param[],
+  settings: SparsitySettings,
+  denseNames: readonly string[] = [],
+): SparsityState {
+  const method = sparsityMethod(settings.method);
+  const state: SparsityState = {
+    settings,
+    tensors: [],
+    updates: 0,
+    lastUpdateStep: -1,
+    scalars: {},
+  };
+  if (!method.sparse) return state;
+  const targets = sparseParams(params, denseNames);
+  const shapes = targets.map((p) => ({ name: p.name, rows: p.shape[0], cols: p.shape[1] }));
+  const init = settings.method === "static-er"
+    ? "er"
+    : settings.method === "static-uniform"
+    ? "uniform"
+    : settings.init;
+  const budgets = tensorBudgets(shapes, layerDensities(init, shapes, settings.density));
+  const maxNumel = Math.max(...targets.map((p) => p.value.size));
+  const keys = gpu.tensor([maxNumel], "u32");
+  const flags = gpu.tensor([maxNumel], "u32");
+  targets.forEach((p, i) => {
+    const n = p.value.size;
+    const start = method.startsDense ? n : budgets[i];
+    const mask = p.mask ?? gpu.tensor(p.shape);
+    if (start === n) {
+      gpu.fill(mask, 1);
+    } else {
+      const k = keys.view(0, [n]), f = flags.view(0, [n]);
+      randomKeys(gpu, { keys: k, seed: settings.seed, stream: growthStream(-1, i) });
+      selectTopK(gpu, { keys: k, k: start, order: "smallest", selected: f });
+      gpu.fill(mask, 0);
+      setWhereFlagged(gpu, { flags: f, t: mask, value: 1 });
+      mul(gpu, { a: p.value, b: mask, out: p.value });
+    }
+    p.mask = mask;
+    state.tensors.push({
+      name: p.name,
+      gates: p.gates,
+      numel: n,
+      budget: method.startsDense ? n : budgets[i],
+      nnz: start,
+    });
+  });
+  gpu.release(keys);
+  gpu.release(flags);
+  return state;
+}
+
+/**
+ * Whether an update is due after `step` optimizer steps: every `updateEvery` steps, or at the
+ * end of each epoch when `updateEvery` is 0 (the paper's per-epoch ΔT). Static and dense
+ * methods never update.
+ *
+ * @example
+ * ```ts ignore
+ * if (sparsityDue(state, meta.step, true)) state = await sparsityUpdate(...);
+ * ```
+ */
+export function sparsityDue(state: SparsityState, step: number, epochEnded: boolean): boolean {
+  const method = sparsityMethod(state.settings.method);
+  if (!method.dynamic || state.tensors.length === 0 || step === state.lastUpdateStep) return false;
+  const every = state.settings.updateEvery;
+  return every > 0 ? step > 0 && step % every === 0 : epochEnded;
+}
+
+/**
+ * Runs one connectivity update of the state's method on `params` (the masks, weights and
+ * optimizer state change on the GPU) and returns the new stage state with exact counts.
+ *
+ * @example
+ * ```ts ignore
+ * state = await sparsityUpdate(gpu, state, model.params, { optimizer: opt, step, totalSteps });
+ * ```
+ */
+export async function sparsityUpdate(
+  gpu: Gpu,
+  state: SparsityState,
+  params: readonly Param[],
+  at: { optimizer: OptimizerState; step: number; totalSteps: number },
+): Promise<{ state: SparsityState; removed: number; grown: number }> {
+  const method = sparsityMethod(state.settings.method);
+  if (!method.update) return { state, removed: 0, grown: 0 };
+  const byName = new Map(params.map((p, i) => [p.name, { p, i }]));
+  const tensors: SparseTensor[] = state.tensors.map((t) => {
+    const e = byName.get(t.name);
+    if (!e?.p.mask) throw new RangeError(`sparsity: parameter ${t.name} has no mask`);
+    return { param: e.p, index: e.i, gates: t.gates, budget: t.budget, nnz: t.nnz };
+  });
+  const ops = createOpsContext(gpu, at.optimizer, Math.max(...state.tensors.map((t) => t.numel)));
+  const { settings } = state;
+  const removalRate = cosineRemovalRate(at.step, {
+    p0: settings.deathRate,
+    pMin: settings.deathRateMin,
+    tMax: Math.max(1, at.totalSteps),
+  });
+  try {
+    const report = await method.update({
+      ops,
+      tensors,
+      step: at.step,
+      totalSteps: at.totalSteps,
+      removalRate,
+      settings,
+      update: state.updates,
+      scalars: state.scalars,
+      optimizer: at.optimizer,
+    });
+    return {
+      state: {
+        ...state,
+        tensors: state.tensors.map((t, i) => ({
+          ...t,
+          budget: tensors[i].budget,
+          nnz: tensors[i].nnz,
+        })),
+        updates: state.updates + 1,
+        lastUpdateStep: at.step,
+        scalars: report.scalars ?? state.scalars,
+      },
+      removed: report.removed,
+      grown: report.grown,
+    };
+  } finally {
+    releaseOpsContext(ops);
+  }
+}
+
+/**
+ * Density of each sparse tensor now (`nnz / numel`), by name; tensors not listed are dense.
+ *
+ * @example
+ * ```ts ignore
+ * const d = sparsityDensities(state); // { "rnn.weight_hh_l0": 0.33, ... }
+ * ```
+ */
+export function sparsityDensities(state: SparsityState): Record<string, number> {
+  return Object.fromEntries(state.tensors.map((t) => [t.name, t.nnz / t.numel]));
+}
+
+/**
+ * Active weights per gate block of every sparse tensor, read back once (for the summary).
+ *
+ * @example
+ * ```ts ignore
+ * const perGate = await gateDensities(gpu, state, model.params); // { name: [d_i, d_f, d_g, d_o] }
+ * ```
+ */
+export async function gateDensities(
+  gpu: Gpu,
+  state: SparsityState,
+  params: readonly Param[],
+): Promise<Record<string, number[]>> {
+  const byName = new Map(params.map((p) => [p.name, p]));
+  const out = gpu.tensor([Math.max(1, state.tensors.reduce((s, t) => s + t.gates, 0))]);
+  let j = 0;
+  for (const t of state.tensors) {
+    const m = byName.get(t.name)!.mask as Tensor;
+    const size = t.numel / t.gates;
+    for (let g = 0; g < t.gates; g++) {
+      reduce(gpu, { op: "sum", x: m.view(g * size, [size]), out, outIndex: j++ });
+    }
+  }
+  const host = await gpu.read(out);
+  gpu.release(out);
+  j = 0;
+  return Object.fromEntries(
+    state.tensors.map((
+      t,
+    ) => [t.name, Array.from({ length: t.gates }, () => host[j++] / (t.numel / t.gates))]),
+  );
+}
+
+/**
+ * Parameter count a sparse run keeps: each sparse tensor's exact budget at `density` under
+ * `init`, plus every dense tensor (biases, `denseNames`). Host-only, from parameter specs.
+ *
+ * @example
+ * ```ts ignore
+ * sparseParameterCount(lstmLmParamSpecs(cfg), 0.33, "uniform"); // ≈ 21.8M for the paper's LSTM
+ * ```
+ */
+export function sparseParameterCount(
+  specs: readonly ParamSpec[],
+  density: number,
+  init: "uniform" | "er",
+  denseNames: readonly string[] = [],
+): number {
+  const isSparse = (s: ParamSpec) =>
+    s.sparse && s.shape.length === 2 && !denseNames.includes(s.name);
+  const sparse = specs.filter(isSparse);
+  const shapes = sparse.map((s) => ({ name: s.name, rows: s.shape[0], cols: s.shape[1] }));
+  const budgets = tensorBudgets(shapes, layerDensities(init, shapes, density));
+  const dense = specs.filter((s) => !isSparse(s)).reduce((n, s) => n + numel(s.shape), 0);
+  return dense + budgets.reduce((a, b) => a + b, 0);
+}
+
+/**
+ * The small-dense baseline's model (spec §7.2): the hidden size (and the embedding size with
+ * it when they are equal) shrunk to the largest width whose dense parameter count does not
+ * exceed `target`.
+ *
+ * @example
+ * ```ts ignore
+ * const small = smallDenseConfig(cfg, sparseParameterCount(lstmLmParamSpecs(cfg), 0.33, "uniform"));
+ * ```
+ */
+export function smallDenseConfig(config: LstmLmConfig, target: number): LstmLmConfig {
+  const count = (h: number) => {
+    const c = { ...config, hidden: h, embed: config.embed === config.hidden ? h : config.embed };
+    return { c, n: lstmLmParamSpecs(c).reduce((s, p) => s + numel(p.shape), 0) };
+  };
+  let lo = 1, hi = config.hidden;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (count(mid).n <= target) lo = mid;
+    else hi = mid - 1;
+  }
+  return count(lo).c;
+}
