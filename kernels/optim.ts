@@ -89,6 +89,11 @@ function launch(
   gpu.run(spec, bound, { n, ...params }, gridFor(n, WG));
 }
 
+/** WGSL of a state write: masked like the weight (default) or kept dense. */
+function stateWrite(maskState = true): (v: string) => string {
+  return (v) => (maskState ? `select(0.0, ${v}, live)` : v);
+}
+
 const F32_RW = (name: string): BindingDecl => ({ name, dtype: "f32", access: "read_write" });
 const F32_R = (name: string): BindingDecl => ({ name, dtype: "f32", access: "read" });
 
@@ -107,6 +112,12 @@ export interface SgdArgs {
   gradScale?: Tensor;
   /** 0/1 mask, same size as `w`, f32; inactive weights end at exactly 0. */
   mask?: Tensor;
+  /**
+   * With a mask: also clear the optimizer state (momentum, Adam moments) of inactive weights.
+   * Default true. SNFS sets it false: it grows where the dense momentum of inactive weights is
+   * largest (spec §7.5), so that momentum must keep accumulating their gradients.
+   */
+  maskState?: boolean;
 }
 
 /**
@@ -185,7 +196,8 @@ export function momentumStep(gpu: Gpu, args: MomentumArgs): void {
   // Disjoint views of one buffer are fine; an overlap would read what the update wrote.
   checkOverlap(k, { w, buf }, { g, gradScale, mask });
   const opts = { scale: !!gradScale, mask: !!mask };
-  const spec = cachedSpec(`momentum:${opts.scale}:${opts.mask}`, () =>
+  const state = stateWrite(args.maskState);
+  const spec = cachedSpec(`momentum:${opts.scale}:${opts.mask}:${state("")}`, () =>
     elementwiseSpec(
       "momentum_step",
       [F32_RW("w"), F32_R("g"), F32_RW("buf")],
@@ -204,7 +216,7 @@ export function momentumStep(gpu: Gpu, args: MomentumArgs): void {
   var d: f32 = b;
   if (P.nesterov != 0u) { d = gi + P.momentum * b; }
   w[P.off_w + i] = select(0.0, wi - P.lr * d, live);
-  buf[P.off_buf + i] = select(0.0, b, live);`,
+  buf[P.off_buf + i] = ${state("b")};`,
       opts,
     ));
   launch(gpu, spec, { w, g, buf, grad_scale: gradScale, mask }, {
@@ -261,7 +273,8 @@ export function adamStep(gpu: Gpu, args: AdamArgs): void {
   // Disjoint views of one buffer are fine; an overlap would read what the update wrote.
   checkOverlap(k, { w, m, v }, { g, gradScale, mask });
   const opts = { scale: !!gradScale, mask: !!mask };
-  const spec = cachedSpec(`adam:${opts.scale}:${opts.mask}`, () =>
+  const state = stateWrite(args.maskState);
+  const spec = cachedSpec(`adam:${opts.scale}:${opts.mask}:${state("")}`, () =>
     elementwiseSpec(
       "adam_step",
       [F32_RW("w"), F32_R("g"), F32_RW("m"), F32_RW("v")],
@@ -281,8 +294,8 @@ export function adamStep(gpu: Gpu, args: AdamArgs): void {
   let vi = P.beta2 * v[P.off_v + i] + P.one_minus_beta2 * gi * gi;
   let denom = sqrt(vi) / P.bc2_sqrt + P.eps;
   w[P.off_w + i] = select(0.0, wi - P.step_size * mi / denom, live);
-  m[P.off_m + i] = select(0.0, mi, live);
-  v[P.off_v + i] = select(0.0, vi, live);`,
+  m[P.off_m + i] = ${state("mi")};
+  v[P.off_v + i] = ${state("vi")};`,
       opts,
     ));
   launch(gpu, spec, { w, g, m, v, grad_scale: gradScale, mask }, {

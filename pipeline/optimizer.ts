@@ -29,6 +29,11 @@ export interface OptimizerSettings {
   clip: number;
   /** Adam's β1, β2, ε; Selfish-RNN's Table 3 uses (0, 0.999, 1e-9) (spec §5.5). */
   adam: { beta1: number; beta2: number; eps: number };
+  /**
+   * Clear momentum / Adam state of inactive weights (default true, as Selfish-RNN's code);
+   * false keeps it dense, which SNFS's momentum growth needs (spec §7.5).
+   */
+  maskState?: boolean;
 }
 
 /** Per-parameter optimizer tensors (only those the optimizer uses exist). */
@@ -154,6 +159,7 @@ export function optimizerStep(
       wd: settings.weightDecay,
       gradScale,
       mask: p.mask,
+      maskState: settings.maskState ?? true,
     };
     const s = state.perParam[i];
     if (state.kind === "momentum") {

@@ -166,6 +166,8 @@ function optimizerSettings(config: TrainConfig, lr = config.lr): OptimizerSettin
     momentum: config.momentum,
     clip: config.clip,
     adam: { beta1: 0, beta2: 0.999, eps: 1e-9 },
+    // SNFS grows by the dense momentum of inactive weights (spec §7.5)
+    maskState: config.method !== "snfs",
   };
 }
 
@@ -361,6 +363,8 @@ export async function train(
       gpu.write(t, src.data);
     }
     Object.assign(meta, m);
+    // JSON has no Infinity: a run saved before its first validation stored bestVal as null
+    if (typeof meta.bestVal !== "number") meta.bestVal = Infinity;
     sparsity = meta.sparsity;
     printer.say(
       `resumed from ${config.resume} at step ${meta.step} (epoch ${
@@ -406,7 +410,9 @@ export async function train(
     const r = await sparsityUpdate(gpu, sparsity, model.params, {
       optimizer: opt,
       step: meta.step,
-      totalSteps,
+      // the schedules span the planned run (epochs × windows, spec §4.2), not where --max-steps
+      // stops it, so a run stopped and resumed follows the same schedule
+      totalSteps: config.epochs * windows.length,
     });
     sparsity = r.state;
     meta.sparsity = sparsity;

@@ -396,3 +396,54 @@ Deno.test({
     [w, g, g19, s, s2, u, one, two].forEach((t) => gpu.release(t));
   },
 });
+
+Deno.test({
+  name: "optim: maskState false keeps momentum and Adam moments dense (SNFS), weights masked",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const n = 257;
+    const w0 = uniform(n, 91), g = uniform(n, 92), mask = bernoulliMask(n, 0.4, 93);
+    const masked = w0.map((x, i) => (mask[i] ? x : 0));
+    for (const kind of ["momentum", "adam"] as const) {
+      const w = gpu.upload([n], masked), gT = gpu.upload([n], g), m = gpu.upload([n], mask);
+      const s1 = gpu.zeros([n]), s2 = gpu.zeros([n]);
+      for (let step = 1; step <= 2; step++) {
+        if (kind === "momentum") {
+          momentumStep(gpu, {
+            w,
+            g: gT,
+            buf: s1,
+            lr: 0.1,
+            momentum: 0.9,
+            mask: m,
+            maskState: false,
+          });
+        } else {
+          adamStep(gpu, {
+            w,
+            g: gT,
+            m: s1,
+            v: s2,
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            step,
+            mask: m,
+            maskState: false,
+          });
+        }
+      }
+      const wv = await gpu.read(w), sv = await gpu.read(s1);
+      for (let i = 0; i < n; i++) {
+        if (!mask[i] && wv[i] !== 0) throw new Error(`${kind}: inactive weight ${i} = ${wv[i]}`);
+        // momentum after two steps of a constant gradient: 1.9·g; Adam m: (0.1 + 0.09)·g
+        const want = kind === "momentum" ? 1.9 * g[i] : 0.19 * g[i];
+        if (Math.abs(sv[i] - want) > 1e-6 * (1 + Math.abs(want))) {
+          throw new Error(`${kind}: state ${i} = ${sv[i]}, expected ${want} (active ${mask[i]})`);
+        }
+      }
+    }
+  },
+});

@@ -145,3 +145,60 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "train: a resumed sparse run continues the connectivity schedule identically (selfish, SNT-ASGD)",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const data = tinyData();
+    const dir = await Deno.makeTempDir();
+    const ckpt = `${dir}/run.ckpt`;
+    // updates every 7 steps (at 7, 14, ..., 42) and at the epoch end; the save at k = 30 sits
+    // between updates, so the resumed run must restore masks, budgets, the update counter
+    // (random streams), the averaging state and the FLOPs totals
+    const cfg: TrainConfig = {
+      ...TINY,
+      method: "selfish",
+      density: 0.3,
+      updateEvery: 7,
+      optimizer: "ntasgd",
+      lr: 1,
+      nonmono: 1,
+    };
+    const N = 48, k = 30;
+    const straight = new LossRecorder();
+    const a = await train(gpu, { ...cfg, maxSteps: N }, data, straight);
+    const first = new LossRecorder();
+    await train(gpu, { ...cfg, maxSteps: k, save: ckpt }, data, first);
+    const second = new LossRecorder();
+    const b = await train(gpu, { ...cfg, maxSteps: N, resume: ckpt }, data, second);
+    const resumed = [...first.losses, ...second.losses];
+    for (let i = 0; i < N; i++) {
+      if (resumed[i] !== straight.losses[i]) {
+        throw new Error(`step ${i + 1}: resumed ${resumed[i]} != straight ${straight.losses[i]}`);
+      }
+    }
+    const updates = straight.messages.filter((m) => m.includes("selfish update"));
+    if (updates.length < 6) throw new Error(`expected >= 6 updates:\n${updates.join("\n")}`);
+    const same = (x: unknown, y: unknown, what: string) => {
+      if (JSON.stringify(x) !== JSON.stringify(y)) {
+        throw new Error(`${what}: ${JSON.stringify(x)} != ${JSON.stringify(y)}`);
+      }
+    };
+    same(b.gateDensities, a.gateDensities, "per-gate densities");
+    same([b.valPpl, b.testPpl, b.trainFlops], [a.valPpl, a.testPpl, a.trainFlops], "results");
+    if (a.method !== "selfish" || Math.abs(a.trainFlops / a.denseTrainFlops - 0.3) > 0.01) {
+      throw new Error(`flops ${a.trainFlops / a.denseTrainFlops}`);
+    }
+    // a checkpoint of another method is refused
+    try {
+      await train(gpu, { ...cfg, method: "rigl", resume: ckpt }, data, new LossRecorder());
+      throw new Error("checkpoint of another method accepted");
+    } catch (e) {
+      if (!(e instanceof CheckpointError) || !e.message.includes("method selfish")) throw e;
+    }
+    await Deno.remove(dir, { recursive: true });
+  },
+});

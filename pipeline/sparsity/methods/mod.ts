@@ -8,13 +8,21 @@ import type { MethodName, SparsityMethod } from "../method.ts";
 import { selfish } from "./selfish.ts";
 import { rigl } from "./rigl.ts";
 import { dense, smallDense, staticEr, staticUniform } from "./static.ts";
+import { set } from "./set.ts";
+import { dsr } from "./dsr.ts";
+import { snfs } from "./snfs.ts";
+import { gmp } from "./gmp.ts";
 
 /** Every method, by `--method` name. */
-export const METHODS: Readonly<Partial<Record<MethodName, SparsityMethod>>> = {
+export const METHODS: Readonly<Record<MethodName, SparsityMethod>> = {
   dense,
   "small-dense": smallDense,
   "static-uniform": staticUniform,
   "static-er": staticEr,
+  gmp,
+  set,
+  dsr,
+  snfs,
   rigl,
   selfish,
 };
