@@ -148,14 +148,15 @@ ${MAIN}
 }`,
 };
 
-// dst[r, colIdx[p]] = src[p] (or 1 with ONES) over a dst cleared beforehand.
-function scatterSpec(ones: boolean): KernelSpec {
+// dst[r, colIdx[p]] = src[p] (or 1 with ONES) over a dst cleared beforehand. Pure copies, so
+// the u32 variant carries per-entry counters (SNT-ASGD's step counts) the same way.
+function scatterSpec(ones: boolean, dtype: "f32" | "u32" = "f32"): KernelSpec {
   return {
-    name: ones ? "sparse_scatter_ones" : "sparse_scatter",
+    name: `${ones ? "sparse_scatter_ones" : "sparse_scatter"}_${dtype}`,
     bindings: [
       ...ENTRY_BINDINGS,
-      { name: "src", dtype: "f32", access: "read" },
-      { name: "dst", dtype: "f32", access: "read_write" },
+      { name: "src", dtype, access: "read" },
+      { name: "dst", dtype, access: "read_write" },
     ],
     params: [["nnz", "u32"], ["rows", "u32"], ["cols", "u32"]],
     constants: { ONES: ones },
@@ -165,22 +166,23 @@ ${MAIN}
   if (i >= P.nnz) { return; }
   let c = colIdx[P.off_colIdx + i];
   if (c >= P.cols) { return; }
-  var v: f32 = 1.0;
+  var v: ${dtype} = ${dtype === "f32" ? "1.0" : "1u"};
   if (!ONES) { v = src[P.off_src + i]; }
   dst[P.off_dst + row_of(i) * P.cols + c] = v;
 }`,
   };
 }
 const SCATTER = scatterSpec(false);
+const SCATTER_U32 = scatterSpec(false, "u32");
 const SCATTER_ONES = scatterSpec(true);
 
 // dst[p] = src[r, colIdx[p]].
-const GATHER: KernelSpec = {
-  name: "sparse_gather",
+const gatherSpec = (dtype: "f32" | "u32"): KernelSpec => ({
+  name: `sparse_gather_${dtype}`,
   bindings: [
     ...ENTRY_BINDINGS,
-    { name: "src", dtype: "f32", access: "read" },
-    { name: "dst", dtype: "f32", access: "read_write" },
+    { name: "src", dtype, access: "read" },
+    { name: "dst", dtype, access: "read_write" },
   ],
   params: [["nnz", "u32"], ["rows", "u32"], ["cols", "u32"]],
   body: `${HEAD}
@@ -188,11 +190,13 @@ ${ROW_OF_WGSL}
 ${MAIN}
   if (i >= P.nnz) { return; }
   let c = colIdx[P.off_colIdx + i];
-  var v: f32 = 0.0;
+  var v: ${dtype} = ${dtype === "f32" ? "0.0" : "0u"};
   if (c < P.cols) { v = src[P.off_src + row_of(i) * P.cols + c]; }
   dst[P.off_dst + i] = v;
 }`,
-};
+});
+const GATHER = gatherSpec("f32");
+const GATHER_U32 = gatherSpec("u32");
 
 // ------------------------------------------------------------------------------ validation
 
@@ -412,7 +416,7 @@ function scatter(
 ): void {
   gpu.fill(dst, 0);
   gpu.run(
-    ones ? SCATTER_ONES : SCATTER,
+    ones ? SCATTER_ONES : dst.dtype === "u32" ? SCATTER_U32 : SCATTER,
     { rowPtr: w.rowPtr, colIdx: w.colIdx, src, dst },
     { nnz: w.nnz, rows: w.rows, cols: w.cols },
     entryGrid(w.nnz),
@@ -465,10 +469,10 @@ export function sparseToMask(gpu: Gpu, args: SparseToDenseArgs): void {
 /** Arguments of {@linkcode sparseScatter}. */
 export interface SparseScatterArgs {
   w: SparseMatrix;
-  /** Per-entry data aligned with `w.values`, `[storedLength(nnz)]`; f32. */
-  src: Tensor<"f32">;
-  /** Receives the dense layout, `[rows, cols]`; f32. */
-  dst: Tensor<"f32">;
+  /** Per-entry data aligned with `w.values`, `[storedLength(nnz)]`; f32 (or u32, as `dst`). */
+  src: Tensor<"f32"> | Tensor<"u32">;
+  /** Receives the dense layout, `[rows, cols]`; same dtype as `src`. */
+  dst: Tensor<"f32"> | Tensor<"u32">;
 }
 
 /**
@@ -485,8 +489,9 @@ export interface SparseScatterArgs {
 export function sparseScatter(gpu: Gpu, args: SparseScatterArgs): void {
   const { w, src, dst } = args;
   checkSparse("sparseScatter", w);
-  expectSize("sparseScatter src", src, storedLength(w.nnz), "f32");
-  expectShape("sparseScatter dst", dst, [w.rows, w.cols], "f32");
+  const dtype = src.dtype === "u32" ? "u32" : "f32";
+  expectSize("sparseScatter src", src, storedLength(w.nnz), dtype);
+  expectShape("sparseScatter dst", dst, [w.rows, w.cols], dtype);
   checkOverlap("sparseScatter", { dst }, { src, ...sparseArrays(w) });
   scatter(gpu, w, src, dst, false);
 }
@@ -494,10 +499,10 @@ export function sparseScatter(gpu: Gpu, args: SparseScatterArgs): void {
 /** Arguments of {@linkcode sparseGather}. */
 export interface SparseGatherArgs {
   w: SparseMatrix;
-  /** Dense data, `[rows, cols]`; f32. */
-  src: Tensor<"f32">;
-  /** Receives per-entry data aligned with `w.values`, `[storedLength(nnz)]`; f32. */
-  dst: Tensor<"f32">;
+  /** Dense data, `[rows, cols]`; f32 (or u32, as `dst`). */
+  src: Tensor<"f32"> | Tensor<"u32">;
+  /** Receives per-entry data aligned with `w.values`, `[storedLength(nnz)]`; same dtype. */
+  dst: Tensor<"f32"> | Tensor<"u32">;
 }
 
 /**
@@ -512,12 +517,13 @@ export interface SparseGatherArgs {
 export function sparseGather(gpu: Gpu, args: SparseGatherArgs): void {
   const { w, src, dst } = args;
   checkSparse("sparseGather", w);
-  expectShape("sparseGather src", src, [w.rows, w.cols], "f32");
-  expectSize("sparseGather dst", dst, storedLength(w.nnz), "f32");
+  const dtype = src.dtype === "u32" ? "u32" : "f32";
+  expectShape("sparseGather src", src, [w.rows, w.cols], dtype);
+  expectSize("sparseGather dst", dst, storedLength(w.nnz), dtype);
   const { "w.values": _values, ...indexArrays } = sparseArrays(w);
   checkOverlap("sparseGather", { dst }, { src, ...indexArrays });
   gpu.run(
-    GATHER,
+    dtype === "u32" ? GATHER_U32 : GATHER,
     { rowPtr: w.rowPtr, colIdx: w.colIdx, src, dst },
     { nnz: w.nnz, rows: w.rows, cols: w.cols },
     entryGrid(w.nnz),

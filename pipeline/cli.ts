@@ -22,6 +22,7 @@ Sparsity:  --method dense|small-dense|static-uniform|static-er|gmp|set|dsr|snfs|
            --density D | --sparsity S  --sparse-init uniform|er  --death-rate P0
            --death-rate-min P  --update-every N (0 = per epoch)  --dense-tensors NAME,...
            --redistribution uniform|none|magnitude|momentum  --prune-start F --prune-end F
+           --storage masked|csr (csr: true sparse weights, O(density) memory)
 Eval/logs: --eval-batch-size N --log-interval N --log FILE.csv --summary FILE.json
 Runs:      --save FILE --resume FILE (Ctrl-C saves and exits)
 GPU:       --adapter auto|hardware|software --variant auto|regblock|tiled

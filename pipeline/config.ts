@@ -9,6 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { METHOD_NAMES, type MethodName, type Redistribution } from "./sparsity/method.ts";
+import { csrUnsupported, type Storage } from "./sparsity/storage.ts";
 
 /** Optimizers of the training issue (spec §5). */
 export type OptimizerName = "sgd" | "momentum" | "adam" | "ntasgd";
@@ -65,6 +66,8 @@ export interface TrainConfig {
   pruneEnd: number;
   /** Parameters kept dense although sparse by default (names, e.g. `encoder.weight`). */
   denseTensors: string[];
+  /** Sparse weights as masked-dense tensors or true sparse CSR (`pipeline/sparsity/storage.ts`). */
+  storage: Storage;
 }
 
 /** Bad flag, preset or config file; the CLI prints the message and exits with code 2. */
@@ -115,6 +118,7 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   pruneStart: 0.1,
   pruneEnd: 0.75,
   denseTensors: [],
+  storage: "masked",
 };
 
 /**
@@ -177,7 +181,8 @@ type Kind =
   | "init"
   | "redistribution"
   | "list"
-  | "sparsity";
+  | "sparsity"
+  | "storage";
 
 /** Flag name → config key and value kind. */
 const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
@@ -218,6 +223,7 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "prune-start": ["pruneStart", "unit"],
   "prune-end": ["pruneEnd", "unit"],
   "dense-tensors": ["denseTensors", "list"],
+  "storage": ["storage", "storage"],
 };
 
 const REDISTRIBUTIONS: readonly Redistribution[] = ["uniform", "none", "magnitude", "momentum"];
@@ -243,6 +249,7 @@ function convert(where: string, kind: Kind, raw: unknown): unknown {
   if (kind === "method") return oneOf(raw, METHOD_NAMES, fail);
   if (kind === "init") return oneOf(raw, ["uniform", "er"] as const, fail);
   if (kind === "redistribution") return oneOf(raw, REDISTRIBUTIONS, fail);
+  if (kind === "storage") return oneOf(raw, ["masked", "csr"] as const, fail);
   if (kind === "list") {
     if (Array.isArray(raw) && raw.every((x) => typeof x === "string")) return raw;
     if (typeof raw === "string") return raw.split(",").map((x) => x.trim()).filter((x) => x);
@@ -353,6 +360,10 @@ export async function parseTrainArgs(argv: readonly string[]): Promise<TrainConf
     throw new ConfigError(
       `--prune-start (${out.pruneStart}) must be below --prune-end (${out.pruneEnd})`,
     );
+  }
+  const why = out.storage === "csr" ? csrUnsupported(out.method) : null;
+  if (why) {
+    throw new ConfigError(`--storage csr cannot train --method ${out.method}: ${why}`);
   }
   if (out.updateEvery < 0) {
     throw new ConfigError(`--update-every: expected an integer >= 0, got ${out.updateEvery}`);

@@ -61,6 +61,7 @@ import {
   lstmLmWeightFlops,
 } from "./sparsity/flops.ts";
 import { lstmLmParamSpecs } from "../models/lstm_lm.ts";
+import { toCsrStorage, toMaskedStorage } from "./sparsity/storage.ts";
 
 /** A corpus with, for synthetic data, the perplexity of the true generating process. */
 export interface TrainingData {
@@ -90,7 +91,7 @@ export interface TrainSummary {
   method: string;
   /** Weights in use: active entries of sparse tensors plus every dense tensor. */
   activeParameters: number;
-  /** Final density of each sparse tensor, and of each of its gate blocks. */
+  /** Density of each sparse tensor and of each of its gate blocks, in the tested (best) model. */
   densities: Record<string, number>;
   gateDensities: Record<string, number[]>;
   /** Training FLOPs of the run (spec §9) and the dense model's for the same tokens. */
@@ -373,12 +374,27 @@ export async function train(
     );
   }
 
+  // CSR storage: training steps and evaluation run sparse; the events below are written for
+  // masked form and switch to it and back (pipeline/sparsity/storage.ts)
+  const csr = config.storage === "csr";
+  if (csr) opt = toCsrStorage(gpu, model.params, opt, sparsity);
+  const masked = async (fn: () => Promise<void> | void) => {
+    if (csr) opt = toMaskedStorage(gpu, model.params, opt);
+    try {
+      await fn();
+    } finally {
+      if (csr) opt = toCsrStorage(gpu, model.params, opt, sparsity);
+    }
+  };
+
   const save = async (path: string) => {
     const tensors: Record<string, HostTensor> = {};
     meta.sparsity = sparsity;
-    for (const [name, t] of Object.entries(runTensors(model, opt, state, best, bestMasks))) {
-      tensors[name] = await toHost(gpu, t);
-    }
+    await masked(async () => {
+      for (const [name, t] of Object.entries(runTensors(model, opt, state, best, bestMasks))) {
+        tensors[name] = await toHost(gpu, t);
+      }
+    });
     meta.optimizer = { kind: opt.kind, step: opt.step, averaging: opt.averaging };
     await writeCheckpoint(path, { meta, tensors });
   };
@@ -386,10 +402,6 @@ export async function train(
   const overallDensity = () => {
     const t = sparsity.tensors;
     return t.length ? t.reduce((s, x) => s + x.nnz, 0) / t.reduce((s, x) => s + x.numel, 0) : 1;
-  };
-  const activeParameters = () => {
-    const byName = new Map(sparsity.tensors.map((t) => [t.name, t.nnz]));
-    return model.params.reduce((n, p) => n + (byName.get(p.name) ?? p.value.size), 0);
   };
   const chargeFlops = (tokens: number) => {
     meta.flops = addTrainFlops(meta.flops, {
@@ -407,14 +419,18 @@ export async function train(
     if (method.flops === "rigl") {
       meta.flops = { ...meta.flops, train: meta.flops.train + (fDense - fS) * lastTokens };
     }
-    const r = await sparsityUpdate(gpu, sparsity, model.params, {
-      optimizer: opt,
-      step: meta.step,
-      // the schedules span the planned run (epochs × windows, spec §4.2), not where --max-steps
-      // stops it, so a run stopped and resumed follows the same schedule
-      totalSteps: config.epochs * windows.length,
+    let r = { removed: 0, grown: 0 };
+    await masked(async () => {
+      const u = await sparsityUpdate(gpu, sparsity, model.params, {
+        optimizer: opt,
+        step: meta.step,
+        // the schedules span the planned run (epochs × windows, spec §4.2), not where
+        // --max-steps stops it, so a run stopped and resumed follows the same schedule
+        totalSteps: config.epochs * windows.length,
+      });
+      sparsity = u.state;
+      r = u;
     });
-    sparsity = r.state;
     meta.sparsity = sparsity;
     printer.say(
       `step ${meta.step}: ${settings.method} update removed ${r.removed}, grew ${r.grown} ` +
@@ -452,13 +468,19 @@ export async function train(
     });
   };
 
-  const evaluateValid = async () => {
+  // Gradual pruning passes through denser models than its budget; only models at the final
+  // density may become "best" (else the test would measure a model over budget).
+  const pruneDone = () =>
+    settings.method !== "gmp" || meta.step >= settings.pruneEnd * config.epochs * windows.length;
+  const evaluateValid = async (force = false) => {
     swapAveraged(gpu, model.params, opt);
     const v = await evaluate(gpu, model, wsEval, evalState, validM, config.bptt);
-    const improved = v < meta.bestVal;
+    const improved = v < meta.bestVal && (force || pruneDone());
     if (improved) {
-      model.params.forEach((p, i) => gpu.copy(p.value, best[i]));
-      copyMasks(true);
+      await masked(() => {
+        model.params.forEach((p, i) => gpu.copy(p.value, best[i]));
+        copyMasks(true);
+      });
     }
     swapAveraged(gpu, model.params, opt);
     if (improved) meta.bestVal = v;
@@ -551,11 +573,23 @@ export async function train(
   // interrupted run exits promptly instead (its state is saved; resume to finish it).
   let testLoss = NaN;
   if (!interrupted) {
-    if (meta.bestVal === Infinity) await evaluateValid();
+    if (meta.bestVal === Infinity) await evaluateValid(true);
+    if (csr) opt = toMaskedStorage(gpu, model.params, opt);
     model.params.forEach((p, i) => gpu.copy(best[i], p.value));
     copyMasks(false);
     testLoss = await evaluate(gpu, model, wsEval, evalState, testM, config.bptt);
   }
+  // the topology figures describe the model the test measured (the best one's masks)
+  const perGate = await gateDensities(gpu, sparsity, model.params);
+  const densities = Object.fromEntries(
+    Object.entries(perGate).map(([k, g]) => [k, g.reduce((a, b) => a + b, 0) / g.length]),
+  );
+  const sparseNames = new Set(Object.keys(densities));
+  const active = model.params.reduce(
+    (n, p) =>
+      n + (sparseNames.has(p.name) ? Math.round(densities[p.name] * p.value.size) : p.value.size),
+    0,
+  );
   return {
     data: data.description,
     valPpl: Math.exp(meta.bestVal),
@@ -571,12 +605,12 @@ export async function train(
     interrupted,
     elapsedSec: meta.trainSeconds,
     method: settings.method,
-    activeParameters: activeParameters(),
-    densities: sparsityDensities(sparsity),
-    gateDensities: await gateDensities(gpu, sparsity, model.params),
+    activeParameters: active,
+    densities,
+    gateDensities: perGate,
     trainFlops: meta.flops.train,
     denseTrainFlops: meta.flops.denseTrain,
-    inferenceFlops: forwardFlops(weightFlops, sparsityDensities(sparsity)),
+    inferenceFlops: forwardFlops(weightFlops, densities),
     denseInferenceFlops: fRef,
   };
 }

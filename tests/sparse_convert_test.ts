@@ -278,3 +278,32 @@ async function assertRejects(fn: () => Promise<unknown>, cls: typeof ShapeError)
   }
   throw new Error("expected a rejection");
 }
+
+Deno.test({
+  name: "sparse convert: u32 per-entry data (step counters) scatters and gathers exactly",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const rows = 17, cols = 13;
+    const mask = bernoulliMask(rows * cols, 0.3, 41);
+    const csr = hostCsrFromMask(rows, cols, new Float32Array(rows * cols), mask);
+    const w = uploadSparse(gpu, csr);
+    const nnz = csr.values.length;
+    const counts = Uint32Array.from({ length: nnz }, (_, i) => (i * 2654435761) >>> 0);
+    const src = gpu.upload([nnz], counts, "u32");
+    const dense = gpu.tensor([rows, cols], "u32");
+    sparseScatter(gpu, { w, src, dst: dense });
+    const host = await gpu.read(dense);
+    const want = new Uint32Array(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      for (let p = csr.rowPtr[r]; p < csr.rowPtr[r + 1]; p++) {
+        want[r * cols + csr.colIdx[p]] = counts[p];
+      }
+    }
+    if (host.some((v, i) => v !== want[i])) throw new Error("u32 scatter differs");
+    const back = gpu.tensor([nnz], "u32");
+    sparseGather(gpu, { w, src: dense, dst: back });
+    const b = await gpu.read(back);
+    if (b.some((v, i) => v !== counts[i])) throw new Error("u32 gather differs");
+  },
+});

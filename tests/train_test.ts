@@ -202,3 +202,54 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   },
 });
+
+Deno.test({
+  name: "train: CSR storage trains like masked storage, and resumes identically (selfish)",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const data = tinyData();
+    const dir = await Deno.makeTempDir();
+    const ckpt = `${dir}/csr.ckpt`;
+    // clip 0: the clip norms differ by design (masked includes inactive gradients)
+    const cfg: TrainConfig = {
+      ...TINY,
+      method: "selfish",
+      density: 0.4,
+      updateEvery: 6,
+      optimizer: "adam",
+      clip: 0,
+    };
+    const N = 44, k = 20;
+    const maskedRun = new LossRecorder();
+    const m = await train(gpu, { ...cfg, maxSteps: N }, data, maskedRun);
+    const csrRun = new LossRecorder();
+    const c = await train(gpu, { ...cfg, storage: "csr", maxSteps: N }, data, csrRun);
+    // Same f32 program up to summation order: per-step losses agree to ~1e-6 relative; 1e-4
+    // leaves room for the updates' effects, while a wrong index or a lost optimizer state
+    // moves the loss by far more within a few steps.
+    for (let i = 0; i < N; i++) {
+      const a = maskedRun.losses[i], b = csrRun.losses[i];
+      if (!(Math.abs(a - b) <= 1e-4 * Math.abs(a))) {
+        throw new Error(`step ${i + 1}: csr loss ${b} vs masked ${a}`);
+      }
+    }
+    if (Math.abs(c.valPpl - m.valPpl) > 1e-3 * m.valPpl) {
+      throw new Error(`val ppl ${c.valPpl} vs ${m.valPpl}`);
+    }
+    if (JSON.stringify(c.densities) !== JSON.stringify(m.densities)) {
+      throw new Error(`densities ${JSON.stringify(c.densities)} vs ${JSON.stringify(m.densities)}`);
+    }
+    const first = new LossRecorder();
+    await train(gpu, { ...cfg, storage: "csr", maxSteps: k, save: ckpt }, data, first);
+    const second = new LossRecorder();
+    await train(gpu, { ...cfg, storage: "csr", maxSteps: N, resume: ckpt }, data, second);
+    const resumed = [...first.losses, ...second.losses];
+    for (let i = 0; i < N; i++) {
+      if (resumed[i] !== csrRun.losses[i]) {
+        throw new Error(`step ${i + 1}: resumed ${resumed[i]} != straight ${csrRun.losses[i]}`);
+      }
+    }
+    await Deno.remove(dir, { recursive: true });
+  },
+});
