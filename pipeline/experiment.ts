@@ -1,0 +1,525 @@
+/**
+ * `deno task experiment NAME`: small-scale reproductions of the paper's Table 2 (every
+ * sparse-training method on the stacked LSTM) and Table 3 (methods × optimizers). The
+ * experiments are plain data ({@linkcode EXPERIMENTS}); {@linkcode planExperiment} turns one into
+ * the list of run configs (pure), {@linkcode runExperiment} trains them one after another on one
+ * GPU, recording a failing run's error in its row instead of stopping, and the renderers
+ * ({@linkcode resultsCsv}, {@linkcode resultsMarkdown}) are pure.
+ *
+ * Every run of an experiment shares the model size, data, seed, number of steps and density;
+ * only the method and the optimizer (with that optimizer's own learning rate and clipping)
+ * change, so rows are comparable with each other — not with the paper's numbers, which come
+ * from a 1500-unit model trained for 100 epochs.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../kernels/runtime.ts";
+import { DEFAULTS, type OptimizerName, type TrainConfig } from "./config.ts";
+import { type CsvValue, toCsv } from "./csv.ts";
+import { batchify, bpttWindows } from "./data/batches.ts";
+import { type ProgressInfo, progressLine, ProgressPrinter } from "./progress.ts";
+import { METHOD_NAMES, type MethodName } from "./sparsity/method.ts";
+import { train, type TrainingData, type TrainSummary } from "./train.ts";
+import { summaryJson } from "./cli.ts";
+
+/** Bad experiment name or option; the CLI prints the message and exits with code 2. */
+export class ExperimentError extends Error {
+  override name = "ExperimentError";
+}
+
+/** Learning rate and gradient clipping of one optimizer in the experiments. */
+export interface OptimizerSetting {
+  lr: number;
+  /** Gradient-norm clip; 0 = none. */
+  clip: number;
+}
+
+/**
+ * Per-optimizer settings for the small stacked LSTM (200 units, 2 layers, batch 20, bptt 35),
+ * chosen by 120-step runs on the synthetic corpus (optimal ppl 5.46) on llvmpipe:
+ * Adam (β1 = 0, as in the Selfish-RNN code) at lr 2e-3 reached val ppl 19.5 (dense) / 47.8
+ * (selfish), at 1e-2 8.1 / 9.4, at 2e-2 39.7 (dense diverged partly) / 8.5 — so 1e-2. The SGD
+ * family follows the PyTorch word-LM recipe (clip 0.25, SGD lr 20; momentum 0.9 at a tenth of
+ * that, the same effective step): dense val ppl 41.3 (SGD/NT-ASGD) and 35.5 (momentum) after
+ * 120 steps — slower than Adam at this budget, as expected.
+ */
+export const OPTIMIZER_SETTINGS: Readonly<Record<OptimizerName, OptimizerSetting>> = {
+  adam: { lr: 1e-2, clip: 0 },
+  momentum: { lr: 2, clip: 0.25 },
+  sgd: { lr: 20, clip: 0.25 },
+  ntasgd: { lr: 20, clip: 0.25 },
+};
+
+/** One experiment: a grid of methods × optimizers and what the paper found, as context. */
+export interface ExperimentDef {
+  name: string;
+  /** One line for `--help` and the markdown title. */
+  title: string;
+  /** Methods, in the paper's table order. */
+  methods: readonly MethodName[];
+  optimizers: readonly OptimizerName[];
+  /** The paper's qualitative finding for this table (printed as context, never checked). */
+  paperContext: string;
+}
+
+/** The experiments by name. */
+export const EXPERIMENTS: Readonly<Record<string, ExperimentDef>> = {
+  "table2-small": {
+    name: "table2-small",
+    title: "Table 2 at small scale: every sparse-training method on the stacked LSTM",
+    methods: METHOD_NAMES,
+    optimizers: ["adam"],
+    paperContext: "In the paper (PTB, 1500-unit 2-layer stacked LSTM, density 33%, 100 epochs of " +
+      "SNT-ASGD), Selfish-RNN reaches a lower test perplexity than every other sparse method and " +
+      "than the dense model itself; the other dynamic sparse methods (SET, DSR, SNFS, RigL) and " +
+      "GMP fall between it and the static sparse models, and the small dense model with the same " +
+      "parameter count is among the weakest. A few hundred steps on a small model need not " +
+      "reproduce that ordering.",
+  },
+  "table3-small": {
+    name: "table3-small",
+    title: "Table 3 at small scale: sparse-training methods × optimizers",
+    methods: ["selfish", "rigl", "set", "static-uniform", "dense"],
+    optimizers: ["adam", "momentum", "ntasgd"],
+    paperContext: "In the paper (PTB stacked LSTM, density 33%), SNT-ASGD — NT-ASGD whose " +
+      "averaging respects the masks — improves every sparse method by a wide margin over Adam " +
+      "and momentum SGD, and Selfish-RNN with SNT-ASGD is the best combination. NT-ASGD only " +
+      "starts averaging after `nonmono` (5) epochs without validation improvement, so in a " +
+      "run shorter than that it is plain SGD.",
+  },
+};
+
+/** The options every run of an experiment shares (CLI flags). */
+export interface ExperimentOptions {
+  /** Training steps of every run; `null` = whole epochs (`epochs`). */
+  steps: number | null;
+  /** Epochs; `null` = as many as `steps` needs (1 when `steps` is null too). */
+  epochs: number | null;
+  emsize: number;
+  nhid: number;
+  nlayers: number;
+  density: number;
+  seed: number;
+  data: string | null;
+  adapter: string | null;
+  variant: string | null;
+  /** Subset of the experiment's methods; `null` = all. */
+  methods: readonly MethodName[] | null;
+  /** Steps between connectivity updates; `null` = about 8 updates per run. */
+  updateEvery: number | null;
+  /** Overrides every optimizer's learning rate. */
+  lr: number | null;
+  batchSize: number;
+  bptt: number;
+}
+
+/**
+ * Defaults of {@linkcode ExperimentOptions}: the stacked LSTM sized for a 2-core CPU. 200 steps
+ * (within the synthetic corpus's first epoch of 286 windows): measured 62–94 s for a 120-step
+ * run including evaluation on a loaded 2-core llvmpipe machine (≈0.45 s/step + ≈15 s), so about
+ * 105 s a run and 15–20 minutes for the ten runs of `table2-small`.
+ */
+export const EXPERIMENT_DEFAULTS: Readonly<ExperimentOptions> = {
+  steps: 200,
+  epochs: null,
+  emsize: 200,
+  nhid: 200,
+  nlayers: 2,
+  density: 0.33,
+  seed: 1111,
+  data: null,
+  adapter: null,
+  variant: null,
+  methods: null,
+  updateEvery: null,
+  lr: null,
+  batchSize: 20,
+  bptt: 35,
+};
+
+/** One run of an experiment. */
+export interface PlannedRun {
+  method: MethodName;
+  optimizer: OptimizerName;
+  config: TrainConfig;
+}
+
+/** Steps per epoch of `corpus.train` at the experiment's batch size and bptt. */
+export function windowsPerEpoch(train: Uint32Array, batchSize: number, bptt: number): number {
+  return bpttWindows(batchify(train, batchSize, "train"), bptt).length;
+}
+
+/**
+ * The runs of `def` under `options`, in table order (methods outer, optimizers inner). Pure.
+ * `epochWindows` is the number of training steps per epoch (to turn `steps` into epochs).
+ *
+ * @example
+ * ```ts
+ * import { EXPERIMENT_DEFAULTS, EXPERIMENTS, planExperiment } from "./experiment.ts";
+ * const runs = planExperiment(EXPERIMENTS["table3-small"], EXPERIMENT_DEFAULTS, 285);
+ * runs.length; // 15
+ * ```
+ */
+export function planExperiment(
+  def: ExperimentDef,
+  options: ExperimentOptions,
+  epochWindows: number,
+): PlannedRun[] {
+  const methods = options.methods ?? def.methods;
+  const stray = methods.filter((m) => !def.methods.includes(m));
+  if (stray.length) {
+    throw new ExperimentError(
+      `--methods: ${stray.join(", ")} not part of ${def.name} (its methods: ${
+        def.methods.join(", ")
+      })`,
+    );
+  }
+  // enough epochs for `steps` unless the caller caps them too
+  const epochs = options.epochs ??
+    (options.steps !== null
+      ? Math.max(1, Math.ceil(options.steps / Math.max(1, epochWindows)))
+      : 1);
+  const totalSteps = Math.min(options.steps ?? Infinity, epochs * epochWindows);
+  const updateEvery = options.updateEvery ?? Math.max(1, Math.floor(totalSteps / 8));
+  const runs: PlannedRun[] = [];
+  for (const method of def.methods.filter((m) => methods.includes(m))) {
+    for (const optimizer of def.optimizers) {
+      const o = OPTIMIZER_SETTINGS[optimizer];
+      runs.push({
+        method,
+        optimizer,
+        config: {
+          ...DEFAULTS,
+          data: options.data,
+          emsize: options.emsize,
+          nhid: options.nhid,
+          nlayers: options.nlayers,
+          batchSize: options.batchSize,
+          evalBatchSize: options.batchSize,
+          bptt: options.bptt,
+          dropout: 0,
+          seed: options.seed,
+          optimizer,
+          lr: options.lr ?? o.lr,
+          clip: o.clip,
+          epochs,
+          maxSteps: options.steps,
+          logInterval: Math.max(1, Math.min(50, Math.floor(totalSteps / 5))),
+          adapter: options.adapter,
+          variant: options.variant,
+          method,
+          density: options.density,
+          updateEvery,
+          denseTensors: [...DEFAULTS.denseTensors],
+        },
+      });
+    }
+  }
+  return runs;
+}
+
+/** One row of the results: a finished, failed or skipped run. */
+export interface ExperimentResult {
+  method: string;
+  optimizer: string;
+  data: string;
+  steps: number | null;
+  valPpl: number | null;
+  testPpl: number | null;
+  parameters: number | null;
+  activeParameters: number | null;
+  trainFlopsXDense: number | null;
+  inferenceFlopsXDense: number | null;
+  /** Wall-clock seconds of the run, training and evaluation. */
+  elapsedSec: number | null;
+  status: "ok" | "failed" | "skipped";
+  /** Error message of a failed run, reason of a skipped one, else empty. */
+  note: string;
+}
+
+/** Columns of `results.csv`. */
+export const RESULT_COLUMNS = [
+  "method",
+  "optimizer",
+  "data",
+  "steps",
+  "val_ppl",
+  "test_ppl",
+  "parameters",
+  "active_parameters",
+  "train_flops_x_dense",
+  "inference_flops_x_dense",
+  "elapsed_sec",
+  "note",
+] as const;
+
+/**
+ * The row of a finished run.
+ *
+ * @example
+ * ```ts ignore
+ * const row = resultFromSummary("rigl", "adam", summary, 83.2);
+ * ```
+ */
+export function resultFromSummary(
+  method: string,
+  optimizer: string,
+  s: TrainSummary,
+  wallSec: number,
+): ExperimentResult {
+  return {
+    method,
+    optimizer,
+    data: s.data,
+    steps: s.steps,
+    valPpl: s.valPpl,
+    testPpl: s.testPpl,
+    parameters: s.parameters,
+    activeParameters: s.activeParameters,
+    trainFlopsXDense: s.trainFlops / Math.max(1e-30, s.denseTrainFlops),
+    inferenceFlopsXDense: s.inferenceFlops / Math.max(1e-30, s.denseInferenceFlops),
+    elapsedSec: wallSec,
+    status: "ok",
+    note: "",
+  };
+}
+
+/**
+ * `results.csv`: one row per run, RFC 4180 quoting (errors may hold commas and quotes).
+ *
+ * @example
+ * ```ts
+ * import { resultsCsv } from "./experiment.ts";
+ * resultsCsv([]).split("\n")[0]; // "method,optimizer,data,steps,val_ppl,test_ppl,parameters,..."
+ * ```
+ */
+export function resultsCsv(rows: readonly ExperimentResult[]): string {
+  return toCsv(
+    RESULT_COLUMNS,
+    rows.map((r): Record<string, CsvValue> => ({
+      method: r.method,
+      optimizer: r.optimizer,
+      data: r.data,
+      steps: r.steps,
+      "val_ppl": r.valPpl,
+      "test_ppl": r.testPpl,
+      parameters: r.parameters,
+      "active_parameters": r.activeParameters,
+      "train_flops_x_dense": r.trainFlopsXDense,
+      "inference_flops_x_dense": r.inferenceFlopsXDense,
+      "elapsed_sec": r.elapsedSec === null ? null : Math.round(r.elapsedSec * 10) / 10,
+      note: r.status === "ok" ? r.note : `${r.status}: ${r.note}`,
+    })),
+  );
+}
+
+/** The facts printed above the markdown table. */
+export interface ResultsHeader {
+  experiment: ExperimentDef;
+  /** Data description (corpus path or synthetic corpus), with the optimal ppl if known. */
+  data: string;
+  steps: string;
+  seed: number;
+  adapter: string;
+  /** ISO date-time of the start. */
+  date: string;
+  /** Further `- key: value` lines (model, density, optimizers, ...). */
+  settings: readonly string[];
+}
+
+function mdCell(v: string): string {
+  return v.replaceAll("\\", "\\\\").replaceAll("|", "\\|").replace(/\s*[\r\n]+\s*/g, " ");
+}
+
+function fmt(v: number | null, digits: number): string {
+  return v === null || !Number.isFinite(v) ? (v === null ? "" : String(v)) : v.toFixed(digits);
+}
+
+/**
+ * `results.md`: a header (data, steps, seed, adapter, date, settings), the table, the skipped
+ * and failed runs, and the paper's finding as context.
+ *
+ * @example
+ * ```ts ignore
+ * const md = resultsMarkdown(header, rows);
+ * ```
+ */
+export function resultsMarkdown(header: ResultsHeader, rows: readonly ExperimentResult[]): string {
+  const lines = [
+    `# ${header.experiment.name}: ${header.experiment.title}`,
+    "",
+    `- data: ${header.data}`,
+    `- steps: ${header.steps}`,
+    `- seed: ${header.seed}`,
+    `- adapter: ${header.adapter}`,
+    `- date: ${header.date}`,
+    ...header.settings.map((s) => `- ${s}`),
+    "",
+    "| method | optimizer | val ppl | test ppl | active / total params | train FLOPs × dense | " +
+    "inference FLOPs × dense | time (s) | note |",
+    "|---|---|--:|--:|--:|--:|--:|--:|---|",
+  ];
+  for (const r of rows) {
+    const params = r.parameters === null ? "" : `${r.activeParameters ?? "?"} / ${r.parameters}`;
+    const note = r.status === "ok" ? r.note : `${r.status}: ${r.note}`;
+    lines.push(
+      "| " + [
+        r.method,
+        r.optimizer,
+        fmt(r.valPpl, 2),
+        fmt(r.testPpl, 2),
+        params,
+        fmt(r.trainFlopsXDense, 3),
+        fmt(r.inferenceFlopsXDense, 3),
+        fmt(r.elapsedSec, 0),
+        note,
+      ].map(mdCell).join(" | ") + " |",
+    );
+  }
+  const skipped = [...new Set(rows.filter((r) => r.status === "skipped").map((r) => r.method))];
+  const failed = rows.filter((r) => r.status === "failed");
+  lines.push("");
+  if (skipped.length) lines.push(`Skipped (not registered): ${skipped.join(", ")}.`, "");
+  if (failed.length) {
+    lines.push(
+      `Failed: ${failed.map((r) => `${r.method}/${r.optimizer}`).join(", ")} (see note).`,
+      "",
+    );
+  }
+  lines.push(`Paper context (not a test): ${header.experiment.paperContext}`, "");
+  return lines.join("\n");
+}
+
+/**
+ * Writes `text` to `path` through a temporary file and a rename, so readers never see a
+ * half-written file and an interrupted run leaves the previous version.
+ *
+ * @example
+ * ```ts ignore
+ * await writeAtomic("out/results.csv", csv);
+ * ```
+ */
+export async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}
+
+/** A progress printer whose lines carry the run's name; silent when `quiet`. */
+export class PrefixedPrinter extends ProgressPrinter {
+  #start = performance.now();
+
+  constructor(readonly prefix: string, readonly quiet = false) {
+    super(false);
+  }
+
+  override update(p: ProgressInfo): void {
+    if (!this.quiet) {
+      console.log(
+        `  [${this.prefix}] ${progressLine(p, (performance.now() - this.#start) / 1000)}`,
+      );
+    }
+  }
+
+  override say(message: string): void {
+    if (!this.quiet) console.log(`  [${this.prefix}] ${message}`);
+  }
+
+  override end(): void {}
+}
+
+/** How {@linkcode runExperiment} reports and where it writes. */
+export interface RunnerOptions {
+  /** Output directory (must exist); results and per-run summaries are rewritten after each run. */
+  outDir: string;
+  /** Is `method` registered? Unregistered methods are skipped with a note. */
+  available: (method: MethodName) => boolean;
+  header: ResultsHeader;
+  /** Suppress the per-step progress lines of each run. */
+  quiet?: boolean;
+  /** Where the one-line-per-run progress goes. */
+  log?: (line: string) => void;
+  /** Injectable trainer (tests); defaults to {@linkcode train}. */
+  trainFn?: typeof train;
+}
+
+/** File name of a run's summary JSON. */
+export function summaryFileName(method: string, optimizer: string): string {
+  return `${method}-${optimizer}.json`;
+}
+
+/**
+ * Trains `runs` one after another on `gpu` and `data`, writing `results.csv`, `results.md` and
+ * `<method>-<optimizer>.json` to `outDir` after every run. A run that throws is recorded with
+ * its error and the next one starts; an unregistered method is recorded as skipped.
+ *
+ * @example
+ * ```ts ignore
+ * const rows = await runExperiment(gpu, runs, data, { outDir, available, header });
+ * ```
+ */
+export async function runExperiment(
+  gpu: Gpu,
+  runs: readonly PlannedRun[],
+  data: TrainingData,
+  options: RunnerOptions,
+): Promise<ExperimentResult[]> {
+  const log = options.log ?? ((s: string) => console.log(s));
+  const trainFn = options.trainFn ?? train;
+  const rows: ExperimentResult[] = [];
+  const flush = async () => {
+    await writeAtomic(`${options.outDir}/results.csv`, resultsCsv(rows));
+    await writeAtomic(`${options.outDir}/results.md`, resultsMarkdown(options.header, rows));
+  };
+  const empty = (run: PlannedRun) => ({
+    method: run.method,
+    optimizer: run.optimizer,
+    data: data.description,
+    steps: null,
+    valPpl: null,
+    testPpl: null,
+    parameters: null,
+    activeParameters: null,
+    trainFlopsXDense: null,
+    inferenceFlopsXDense: null,
+  });
+  for (const [i, run] of runs.entries()) {
+    const name = `${run.method}/${run.optimizer}`;
+    const tag = `[${i + 1}/${runs.length}] ${name}`;
+    if (!options.available(run.method)) {
+      const note = `method ${run.method} is not registered in pipeline/sparsity/methods/mod.ts`;
+      rows.push({ ...empty(run), elapsedSec: null, status: "skipped", note });
+      log(`${tag}: skipped (${note})`);
+      await flush();
+      continue;
+    }
+    log(`${tag}: lr ${run.config.lr}, clip ${run.config.clip}`);
+    const t0 = performance.now();
+    try {
+      const printer = new PrefixedPrinter(name, options.quiet ?? false);
+      const s = await trainFn(gpu, { ...run.config, summary: null }, data, printer);
+      const wall = (performance.now() - t0) / 1000;
+      const row = resultFromSummary(run.method, run.optimizer, s, wall);
+      if (s.averaged) row.note = "averaged weights";
+      rows.push(row);
+      await writeAtomic(
+        `${options.outDir}/${summaryFileName(run.method, run.optimizer)}`,
+        JSON.stringify({ ...summaryJson(s), "wall_sec": wall, config: run.config }, null, 2) +
+          "\n",
+      );
+      log(
+        `${tag}: val ppl ${s.valPpl.toFixed(2)}, test ppl ${s.testPpl.toFixed(2)}, ` +
+          `${s.activeParameters}/${s.parameters} params, ${wall.toFixed(0)} s`,
+      );
+    } catch (e) {
+      const wall = (performance.now() - t0) / 1000;
+      const note = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      rows.push({ ...empty(run), elapsedSec: wall, status: "failed", note });
+      log(`${tag}: FAILED after ${wall.toFixed(0)} s: ${note}`);
+    }
+    await flush();
+  }
+  if (runs.length === 0) await flush();
+  return rows;
+}

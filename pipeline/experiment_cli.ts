@@ -1,0 +1,266 @@
+/**
+ * `deno task experiment NAME [flags]`: runs one of the small-scale paper experiments
+ * (`table2-small`, `table3-small`) and writes `results.csv`, `results.md` and one summary JSON
+ * per run to `--out DIR` (default `experiments/<name>-<timestamp>`). Bad input exits with code 2
+ * and one message; a run that fails is recorded in its row and the others still run (exit 1
+ * at the end if any failed).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { GPU_FLAG_OPTIONS, GPU_FLAG_USAGE, openGpuFromFlags } from "./gpu_flags.ts";
+import { DataError } from "./data/errors.ts";
+import { DEFAULTS } from "./config.ts";
+import { describeAdapter } from "../kernels/device.ts";
+import { loadTrainingData } from "./train.ts";
+import { METHODS } from "./sparsity/methods/mod.ts";
+import { METHOD_NAMES, type MethodName } from "./sparsity/method.ts";
+import {
+  EXPERIMENT_DEFAULTS,
+  ExperimentError,
+  type ExperimentOptions,
+  EXPERIMENTS,
+  OPTIMIZER_SETTINGS,
+  planExperiment,
+  type ResultsHeader,
+  runExperiment,
+  windowsPerEpoch,
+} from "./experiment.ts";
+
+const d = EXPERIMENT_DEFAULTS;
+const USAGE = `usage: deno task experiment NAME [flags]
+
+Experiments:
+${Object.values(EXPERIMENTS).map((e) => `  ${e.name.padEnd(14)} ${e.title}`).join("\n")}
+
+Flags:
+  --steps N          training steps of every run (default ${d.steps}); --epochs N instead
+                     trains whole epochs (or caps the epochs when given with --steps)
+  --methods a,b,...  run only these methods of the experiment
+  --nhid N --emsize N --nlayers N   model (default ${d.nhid}/${d.emsize}/${d.nlayers}; emsize follows nhid)
+  --batch-size N --bptt N           (default ${d.batchSize}, ${d.bptt})
+  --density D        density of the sparse models (default ${d.density})
+  --seed N           seed of every run (default ${d.seed})
+  --data DIR         train.txt/valid.txt/test.txt (default: the synthetic corpus)
+  --lr X             learning rate of every run (default per optimizer: ${
+  Object.entries(OPTIMIZER_SETTINGS).map(([k, v]) => `${k} ${v.lr}`).join(", ")
+})
+  --update-every N   steps between connectivity updates (default: steps / 8)
+  --out DIR          output directory (default experiments/NAME-TIMESTAMP)
+  --quiet            no per-step progress lines, one line per run
+  ${GPU_FLAG_USAGE}`;
+
+function positiveInt(flag: string, raw: string | undefined): number | null {
+  if (raw === undefined) return null;
+  const v = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(v) || v <= 0) {
+    throw new ExperimentError(`--${flag}: expected an integer > 0, got ${JSON.stringify(raw)}`);
+  }
+  return v;
+}
+
+function number(
+  flag: string,
+  raw: string | undefined,
+  ok: (v: number) => boolean,
+  expected: string,
+): number | null {
+  if (raw === undefined) return null;
+  const v = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(v) || !ok(v)) {
+    throw new ExperimentError(`--${flag}: expected ${expected}, got ${JSON.stringify(raw)}`);
+  }
+  return v;
+}
+
+/** Parsed command line: the experiment, its options and the output choices. */
+export interface ExperimentArgs {
+  name: string;
+  options: ExperimentOptions;
+  out: string | null;
+  quiet: boolean;
+}
+
+/**
+ * Parses and validates the command line (no I/O).
+ *
+ * @example
+ * ```ts
+ * import { parseExperimentArgs } from "./experiment_cli.ts";
+ * parseExperimentArgs(["table2-small", "--steps", "40"]).options.steps; // 40
+ * ```
+ */
+export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: {
+        ...GPU_FLAG_OPTIONS,
+        steps: { type: "string" },
+        epochs: { type: "string" },
+        methods: { type: "string" },
+        nhid: { type: "string" },
+        emsize: { type: "string" },
+        nlayers: { type: "string" },
+        "batch-size": { type: "string" },
+        bptt: { type: "string" },
+        density: { type: "string" },
+        seed: { type: "string" },
+        data: { type: "string" },
+        lr: { type: "string" },
+        "update-every": { type: "string" },
+        out: { type: "string" },
+        quiet: { type: "boolean" },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (e) {
+    throw new ExperimentError((e as Error).message);
+  }
+  const v = parsed.values;
+  const known = Object.keys(EXPERIMENTS).join(", ");
+  if (parsed.positionals.length !== 1) {
+    throw new ExperimentError(
+      `expected one experiment name (${known}), got ${
+        parsed.positionals.length ? parsed.positionals.join(" ") : "none"
+      }`,
+    );
+  }
+  const name = parsed.positionals[0];
+  if (!(name in EXPERIMENTS)) {
+    throw new ExperimentError(`unknown experiment ${JSON.stringify(name)} (known: ${known})`);
+  }
+  let methods: MethodName[] | null = null;
+  if (v.methods !== undefined) {
+    methods = v.methods.split(",").map((m) => m.trim()).filter((m) => m) as MethodName[];
+    const bad = methods.filter((m) => !METHOD_NAMES.includes(m));
+    if (bad.length || methods.length === 0) {
+      throw new ExperimentError(
+        `--methods: unknown method ${JSON.stringify(bad[0] ?? v.methods)} (known: ${
+          METHOD_NAMES.join(", ")
+        })`,
+      );
+    }
+  }
+  const steps = positiveInt("steps", v.steps);
+  const epochs = positiveInt("epochs", v.epochs);
+  const nhid = positiveInt("nhid", v.nhid) ?? d.nhid;
+  const seed = number("seed", v.seed, Number.isInteger, "an integer");
+  const options: ExperimentOptions = {
+    ...d,
+    // --epochs alone trains whole epochs; with --steps both limits apply
+    steps: steps ?? (epochs !== null ? null : d.steps),
+    epochs,
+    nhid,
+    emsize: positiveInt("emsize", v.emsize) ?? (v.nhid !== undefined ? nhid : d.emsize),
+    nlayers: positiveInt("nlayers", v.nlayers) ?? d.nlayers,
+    batchSize: positiveInt("batch-size", v["batch-size"]) ?? d.batchSize,
+    bptt: positiveInt("bptt", v.bptt) ?? d.bptt,
+    density: number("density", v.density, (x) => x > 0 && x <= 1, "a number in (0, 1]") ??
+      d.density,
+    seed: seed ?? d.seed,
+    data: v.data === undefined ? null : v.data,
+    adapter: v.adapter ?? null,
+    variant: v.variant ?? null,
+    methods,
+    updateEvery: positiveInt("update-every", v["update-every"]),
+    lr: number("lr", v.lr, (x) => x > 0, "a number > 0"),
+  };
+  if (options.data === "") throw new ExperimentError("--data: expected a directory");
+  if (v.out === "") throw new ExperimentError("--out: expected a directory");
+  // catch --methods outside the experiment's grid before any data or GPU work
+  planExperiment(EXPERIMENTS[name], options, 1);
+  return { name, options, out: v.out ?? null, quiet: v.quiet ?? false };
+}
+
+function timestamp(date: Date): string {
+  return date.toISOString().slice(0, 19).replaceAll(":", "-");
+}
+
+/** Runs the CLI; returns the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(USAGE);
+    return 0;
+  }
+  try {
+    const args = parseExperimentArgs(argv);
+    const def = EXPERIMENTS[args.name];
+    const o = args.options;
+    const data = await loadTrainingData({ ...DEFAULTS, data: o.data });
+    const perEpoch = windowsPerEpoch(data.corpus.train, o.batchSize, o.bptt);
+    const runs = planExperiment(def, o, perEpoch);
+    const gpu = await openGpuFromFlags("experiment", {
+      adapter: o.adapter ?? undefined,
+      variant: o.variant ?? undefined,
+    });
+    if (typeof gpu === "number") return gpu;
+    const start = new Date();
+    const outDir = args.out ?? `experiments/${def.name}-${timestamp(start)}`;
+    await Deno.mkdir(outDir, { recursive: true });
+
+    const c = runs[0].config;
+    const totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * perEpoch);
+    const skipped = [...new Set(runs.map((r) => r.method).filter((m) => !METHODS[m]))];
+    const settings = [
+      `model: stacked LSTM, ${c.nlayers} layers, emsize ${c.emsize}, nhid ${c.nhid}, ` +
+      `dropout 0; batch ${c.batchSize}, bptt ${c.bptt}`,
+      `density: ${c.density} (uniform over tensors; static-er uses Erdős–Rényi)`,
+      `connectivity update: every ${c.updateEvery} steps (death rate ${c.deathRate} → ` +
+      `${c.deathRateMin}, cosine)`,
+      `optimizers: ${
+        def.optimizers.map((k) => {
+          const s = OPTIMIZER_SETTINGS[k];
+          return `${k} lr ${o.lr ?? s.lr}${s.clip ? ` clip ${s.clip}` : ""}`;
+        }).join("; ")
+      }` + (def.optimizers.includes("ntasgd")
+        ? ` (ntasgd on a sparse model is SNT-ASGD: mask-aware averaging; nonmono ${c.nonmono})`
+        : ""),
+      ...(totalSteps > perEpoch && totalSteps % perEpoch !== 0
+        ? [
+          `note: ${totalSteps} steps end inside epoch ${Math.ceil(totalSteps / perEpoch)}; ` +
+          "val/test ppl are those of the best epoch-end weights (train.ts validates the final " +
+          "weights only when no epoch finished)",
+        ]
+        : []),
+      ...(skipped.length
+        ? [`skipped (not registered in pipeline/sparsity/methods/mod.ts): ${skipped.join(", ")}`]
+        : []),
+    ];
+    const header: ResultsHeader = {
+      experiment: def,
+      data: data.description +
+        (data.optimalPerplexity ? ` (optimal ppl ${data.optimalPerplexity.toFixed(2)})` : ""),
+      steps: `${totalSteps} per run (${perEpoch} per epoch)`,
+      seed: o.seed,
+      adapter: describeAdapter(gpu.report),
+      date: start.toISOString(),
+      settings,
+    };
+    console.log(
+      `experiment ${def.name}: ${runs.length} runs of ${totalSteps} steps on ${data.description}` +
+        `; writing to ${outDir}`,
+    );
+    for (const s of settings) console.log(`  ${s}`);
+    const rows = await runExperiment(gpu, runs, data, {
+      outDir,
+      available: (m) => METHODS[m] !== undefined,
+      header,
+      quiet: args.quiet,
+    });
+    console.log(`\n${await Deno.readTextFile(`${outDir}/results.md`)}`);
+    console.log(`results: ${outDir}/results.csv, ${outDir}/results.md`);
+    return rows.some((r) => r.status === "failed") ? 1 : 0;
+  } catch (e) {
+    if (e instanceof ExperimentError || e instanceof DataError) {
+      console.error(`experiment: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,414 @@
+import assert from "node:assert/strict";
+import {
+  EXPERIMENT_DEFAULTS,
+  ExperimentError,
+  type ExperimentResult,
+  EXPERIMENTS,
+  OPTIMIZER_SETTINGS,
+  planExperiment,
+  resultsCsv,
+  type ResultsHeader,
+  resultsMarkdown,
+  runExperiment,
+} from "../pipeline/experiment.ts";
+import { parseExperimentArgs } from "../pipeline/experiment_cli.ts";
+import { METHOD_NAMES } from "../pipeline/sparsity/method.ts";
+import type { TrainingData, TrainSummary } from "../pipeline/train.ts";
+import type { Gpu } from "../kernels/runtime.ts";
+import type { TrainConfig } from "../pipeline/config.ts";
+
+const CLI = new URL("../pipeline/experiment_cli.ts", import.meta.url).pathname;
+
+/** Minimal RFC 4180 parser (quoted fields with doubled quotes, commas and newlines). */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [], field = "", quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') (field += '"', i++);
+      else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ",") (row.push(field), field = "");
+    else if (ch === "\n") (row.push(field), rows.push(row), row = [], field = "");
+    else field += ch;
+  }
+  if (field !== "" || row.length) (row.push(field), rows.push(row));
+  return rows;
+}
+
+Deno.test("experiments: table2-small holds every method of Table 2, in the paper's order", () => {
+  const t2 = EXPERIMENTS["table2-small"];
+  assert.deepEqual([...t2.methods], [
+    "dense",
+    "small-dense",
+    "static-er",
+    "static-uniform",
+    "gmp",
+    "set",
+    "dsr",
+    "snfs",
+    "rigl",
+    "selfish",
+  ]);
+  assert.deepEqual([...t2.methods].sort(), [...METHOD_NAMES].sort());
+  const runs = planExperiment(t2, EXPERIMENT_DEFAULTS, 286);
+  assert.deepEqual(runs.map((r) => r.method), [...t2.methods]);
+  // same seed, steps, size and density everywhere: only the method changes
+  for (const r of runs) {
+    assert.deepEqual(r.config.seed, EXPERIMENT_DEFAULTS.seed);
+    assert.deepEqual(r.config.maxSteps, EXPERIMENT_DEFAULTS.steps);
+    assert.deepEqual([r.config.emsize, r.config.nhid, r.config.nlayers], [200, 200, 2]);
+    assert.deepEqual([r.config.batchSize, r.config.bptt], [20, 35]);
+    assert.deepEqual(r.config.density, 0.33);
+    assert.deepEqual(r.config.optimizer, "adam");
+    assert.deepEqual(r.config.lr, OPTIMIZER_SETTINGS.adam.lr);
+    assert.deepEqual(r.config.updateEvery, Math.floor(EXPERIMENT_DEFAULTS.steps! / 8));
+    assert.deepEqual(r.config.epochs, 1);
+  }
+});
+
+Deno.test("experiments: table3-small is the full grid methods × optimizers", () => {
+  const t3 = EXPERIMENTS["table3-small"];
+  assert.deepEqual([...t3.optimizers], ["adam", "momentum", "ntasgd"]);
+  for (const m of ["selfish", "rigl", "set", "static-uniform"]) {
+    if (!t3.methods.includes(m as never)) throw new Error(`table3 lacks ${m}`);
+  }
+  const runs = planExperiment(t3, EXPERIMENT_DEFAULTS, 286);
+  const got = runs.map((r) => `${r.method}/${r.optimizer}`);
+  const want = t3.methods.flatMap((m) => t3.optimizers.map((o) => `${m}/${o}`));
+  assert.deepEqual(got, want);
+  for (const r of runs) {
+    assert.deepEqual(r.config.lr, OPTIMIZER_SETTINGS[r.config.optimizer].lr);
+    assert.deepEqual(r.config.clip, OPTIMIZER_SETTINGS[r.config.optimizer].clip);
+  }
+});
+
+Deno.test("experiments: options narrow and override the plan", () => {
+  const t3 = EXPERIMENTS["table3-small"];
+  const runs = planExperiment(t3, {
+    ...EXPERIMENT_DEFAULTS,
+    methods: ["set", "selfish"],
+    steps: 700,
+    lr: 0.5,
+    updateEvery: 7,
+  }, 300);
+  // table order kept, whatever order --methods names them in
+  assert.deepEqual(runs.map((r) => `${r.method}/${r.optimizer}`), [
+    "selfish/adam",
+    "selfish/momentum",
+    "selfish/ntasgd",
+    "set/adam",
+    "set/momentum",
+    "set/ntasgd",
+  ]);
+  for (const r of runs) {
+    assert.deepEqual([r.config.lr, r.config.updateEvery, r.config.maxSteps], [0.5, 7, 700]);
+    assert.deepEqual(r.config.epochs, 3); // 700 steps need 3 epochs of 300
+  }
+  const byEpochs = planExperiment(t3, { ...EXPERIMENT_DEFAULTS, steps: null, epochs: 2 }, 300);
+  assert.deepEqual([byEpochs[0].config.maxSteps, byEpochs[0].config.epochs], [null, 2]);
+  assert.deepEqual(byEpochs[0].config.updateEvery, 75); // 600 steps / 8
+  assert.throws(
+    () => planExperiment(t3, { ...EXPERIMENT_DEFAULTS, methods: ["gmp"] }, 300),
+    (e: Error) => e instanceof ExperimentError && /gmp not part of table3-small/.test(e.message),
+  );
+});
+
+const ROWS: ExperimentResult[] = [
+  {
+    method: "dense",
+    optimizer: "adam",
+    data: "synthetic, corpus",
+    steps: 10,
+    valPpl: 12.3456,
+    testPpl: 13.5,
+    parameters: 1000,
+    activeParameters: 1000,
+    trainFlopsXDense: 1,
+    inferenceFlopsXDense: 1,
+    elapsedSec: 12.34,
+    status: "ok",
+    note: "",
+  },
+  {
+    method: "set",
+    optimizer: "adam",
+    data: "synthetic, corpus",
+    steps: null,
+    valPpl: null,
+    testPpl: null,
+    parameters: null,
+    activeParameters: null,
+    trainFlopsXDense: null,
+    inferenceFlopsXDense: null,
+    elapsedSec: 3,
+    status: "failed",
+    note: 'RangeError: bad "k", see\nline | two',
+  },
+  {
+    method: "gmp",
+    optimizer: "adam",
+    data: "synthetic, corpus",
+    steps: null,
+    valPpl: null,
+    testPpl: null,
+    parameters: null,
+    activeParameters: null,
+    trainFlopsXDense: null,
+    inferenceFlopsXDense: null,
+    elapsedSec: null,
+    status: "skipped",
+    note: "method gmp is not registered",
+  },
+];
+
+Deno.test("experiments: results.csv quotes commas, quotes and newlines and parses back", () => {
+  const csv = resultsCsv(ROWS);
+  const rows = parseCsv(csv);
+  assert.deepEqual(rows[0], [
+    "method",
+    "optimizer",
+    "data",
+    "steps",
+    "val_ppl",
+    "test_ppl",
+    "parameters",
+    "active_parameters",
+    "train_flops_x_dense",
+    "inference_flops_x_dense",
+    "elapsed_sec",
+    "note",
+  ]);
+  assert.deepEqual(rows.length, 4);
+  assert.deepEqual(rows[1], [
+    "dense",
+    "adam",
+    "synthetic, corpus",
+    "10",
+    "12.3456",
+    "13.5",
+    "1000",
+    "1000",
+    "1",
+    "1",
+    "12.3",
+    "",
+  ]);
+  assert.deepEqual(rows[2][11], 'failed: RangeError: bad "k", see\nline | two');
+  assert.deepEqual(rows[2].slice(3, 10), ["", "", "", "", "", "", ""]);
+  assert.deepEqual(rows[3][11], "skipped: method gmp is not registered");
+  // the raw text doubles the quotes inside the quoted field
+  assert.match(csv, /"failed: RangeError: bad ""k"", see\nline \| two"/);
+});
+
+Deno.test("experiments: results.md has the header, one row per run and the paper context", () => {
+  const header: ResultsHeader = {
+    experiment: EXPERIMENTS["table2-small"],
+    data: "synthetic corpus (optimal ppl 5.46)",
+    steps: "10 per run",
+    seed: 7,
+    adapter: "llvmpipe",
+    date: "2025-01-01T00:00:00.000Z",
+    settings: ["model: tiny"],
+  };
+  const md = resultsMarkdown(header, ROWS);
+  for (
+    const s of [
+      "- data: synthetic corpus (optimal ppl 5.46)",
+      "- steps: 10 per run",
+      "- seed: 7",
+      "- adapter: llvmpipe",
+      "- date: 2025-01-01",
+      "- model: tiny",
+      "| dense | adam | 12.35 | 13.50 | 1000 / 1000 | 1.000 | 1.000 | 12 |  |",
+      // a pipe or newline in a note must not break the table
+      '| set | adam |  |  |  |  |  | 3 | failed: RangeError: bad "k", see line \\| two |',
+      "Skipped (not registered): gmp.",
+      "Failed: set/adam",
+      "Paper context (not a test): In the paper",
+    ]
+  ) {
+    if (!md.includes(s)) throw new Error(`results.md lacks ${JSON.stringify(s)}:\n${md}`);
+  }
+  const tableRows = md.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| method"));
+  assert.deepEqual(tableRows.length, 3);
+  for (const l of tableRows) assert.deepEqual(l.split(/(?<!\\)\|/).length, 11);
+});
+
+Deno.test("experiments: the runner records failures and skips and keeps going", async () => {
+  const dir = await Deno.makeTempDir();
+  const runs = planExperiment(EXPERIMENTS["table2-small"], {
+    ...EXPERIMENT_DEFAULTS,
+    methods: ["dense", "gmp", "set", "selfish"],
+    steps: 3,
+  }, 100);
+  const data = { corpus: {} as never, description: "fake data" } as TrainingData;
+  const seen: string[] = [];
+  const fakeTrain = (_gpu: Gpu, c: TrainConfig): Promise<TrainSummary> => {
+    seen.push(c.method);
+    if (c.method === "set") return Promise.reject(new RangeError("set broke, badly"));
+    return Promise.resolve({
+      data: "fake data",
+      valPpl: 10,
+      testPpl: 11,
+      optimalPpl: null,
+      steps: 3,
+      epochs: 0,
+      tokensPerSec: 1,
+      parameters: 100,
+      adapter: "none",
+      variant: "regblock",
+      averaged: false,
+      interrupted: false,
+      elapsedSec: 1,
+      method: c.method,
+      activeParameters: c.method === "dense" ? 100 : 33,
+      densities: {},
+      gateDensities: {},
+      trainFlops: c.method === "dense" ? 50 : 20,
+      denseTrainFlops: 50,
+      inferenceFlops: 4,
+      denseInferenceFlops: 8,
+    });
+  };
+  const header: ResultsHeader = {
+    experiment: EXPERIMENTS["table2-small"],
+    data: "fake",
+    steps: "3",
+    seed: 1,
+    adapter: "none",
+    date: "now",
+    settings: [],
+  };
+  const lines: string[] = [];
+  const rows = await runExperiment({} as Gpu, runs, data, {
+    outDir: dir,
+    available: (m) => m !== "gmp",
+    header,
+    quiet: true,
+    log: (l) => lines.push(l),
+    trainFn: fakeTrain as never,
+  });
+  assert.deepEqual(seen, ["dense", "set", "selfish"]);
+  assert.deepEqual(rows.map((r) => r.status), ["ok", "skipped", "failed", "ok"]);
+  assert.deepEqual(rows[3].trainFlopsXDense, 0.4);
+  assert.deepEqual(rows[3].inferenceFlopsXDense, 0.5);
+  assert.match(rows[2].note, /RangeError: set broke, badly/);
+  assert.match(lines.join("\n"), /\[2\/4\] gmp\/adam: skipped/);
+  assert.match(lines.join("\n"), /\[3\/4\] set\/adam: FAILED/);
+  const csv = parseCsv(await Deno.readTextFile(`${dir}/results.csv`));
+  assert.deepEqual(csv.length, 5);
+  const files = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  assert.deepEqual(files, ["dense-adam.json", "results.csv", "results.md", "selfish-adam.json"]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("experiment CLI: parser rejects bad input with one clear message", () => {
+  const bad: [string[], RegExp][] = [
+    [[], /expected one experiment name/],
+    [["table9"], /unknown experiment "table9"/],
+    [["table2-small", "extra"], /expected one experiment name/],
+    [["table2-small", "--steps", "0"], /--steps: expected an integer > 0/],
+    [["table2-small", "--steps", "2.5"], /--steps/],
+    [["table2-small", "--nhid", "x"], /--nhid/],
+    [["table2-small", "--density", "1.5"], /--density/],
+    [["table2-small", "--seed", "1.5"], /--seed/],
+    [["table2-small", "--lr", "-1"], /--lr/],
+    [["table2-small", "--methods", "dense,bogus"], /--methods: unknown method "bogus"/],
+    [["table3-small", "--methods", "gmp"], /not part of table3-small/],
+    [["table2-small", "--bogus"], /bogus/],
+  ];
+  for (const [args, re] of bad) {
+    assert.throws(
+      () => parseExperimentArgs(args),
+      (e: Error) => e instanceof ExperimentError && re.test(e.message),
+      args.join(" "),
+    );
+  }
+  const ok = parseExperimentArgs(["table2-small", "--nhid", "32", "--epochs", "2"]);
+  assert.deepEqual([ok.options.nhid, ok.options.emsize, ok.options.steps], [32, 32, null]);
+  assert.deepEqual(ok.options.epochs, 2);
+});
+
+async function runCli(args: string[]): Promise<{ code: number; out: string }> {
+  const p = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", "--allow-env", CLI, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: p.code, out: dec.decode(p.stdout) + dec.decode(p.stderr) };
+}
+
+Deno.test("experiment CLI: bad flags exit 2 before any work", async () => {
+  const dir = await Deno.makeTempDir();
+  for (
+    const [args, text] of [
+      [["table2-small", "--steps", "-4", "--out", `${dir}/o`], "--steps"],
+      [["nope", "--out", `${dir}/o`], "unknown experiment"],
+      [["table2-small", "--data", `${dir}/missing`, "--out", `${dir}/o`], "missing"],
+    ] as [string[], string][]
+  ) {
+    const r = await runCli(args);
+    if (r.code !== 2 || !r.out.includes(text)) {
+      throw new Error(`${args.join(" ")}: exit ${r.code}, want 2 and "${text}":\n${r.out}`);
+    }
+  }
+  assert.deepEqual([...Deno.readDirSync(dir)].length, 0);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test({
+  name: "experiment CLI: a tiny table2 run writes results.csv, results.md and summaries",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const out = `${dir}/run`;
+    const r = await runCli([
+      "table2-small",
+      "--steps",
+      "4",
+      "--nhid",
+      "16",
+      "--nlayers",
+      "1",
+      "--methods",
+      "dense,selfish",
+      "--update-every",
+      "2",
+      "--quiet",
+      "--out",
+      out,
+    ]);
+    if (r.code !== 0) throw new Error(`exit ${r.code}:\n${r.out}`);
+    const csv = parseCsv(await Deno.readTextFile(`${out}/results.csv`));
+    assert.deepEqual(csv.length, 3);
+    const col = (name: string) => csv[0].indexOf(name);
+    assert.deepEqual(csv.slice(1).map((row) => row[col("method")]), ["dense", "selfish"]);
+    for (const row of csv.slice(1)) {
+      assert.deepEqual(row[col("steps")], "4");
+      assert.deepEqual(row[col("note")], "");
+      const ppl = Number(row[col("test_ppl")]);
+      // 4 steps from a random init: finite and at most a little above the uniform 201
+      if (!(ppl > 1 && ppl < 400)) throw new Error(`test ppl ${ppl}`);
+    }
+    const dense = csv[1], selfish = csv[2];
+    assert.deepEqual(dense[col("active_parameters")], dense[col("parameters")]);
+    const frac = Number(selfish[col("active_parameters")]) / Number(selfish[col("parameters")]);
+    // the sparse LSTM/embedding/decoder tensors are at 0.33; dense biases push it a bit up
+    if (!(frac > 0.3 && frac < 0.4)) throw new Error(`selfish active fraction ${frac}`);
+    const md = await Deno.readTextFile(`${out}/results.md`);
+    assert.match(md, /- steps: 4 per run/);
+    assert.match(md, /\| selfish \| adam \|/);
+    for (const f of ["dense-adam.json", "selfish-adam.json"]) {
+      const s = JSON.parse(await Deno.readTextFile(`${out}/${f}`));
+      assert.deepEqual(s.steps, 4);
+      assert.deepEqual(s.config.nhid, 16);
+    }
+    assert.deepEqual([...Deno.readDirSync(out)].filter((e) => e.name.endsWith(".tmp")).length, 0);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
