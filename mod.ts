@@ -39,6 +39,7 @@ export * from "./kernels/sparse_embedding.ts";
 export * from "./kernels/sparse_update.ts";
 export * from "./kernels/topk.ts";
 export * from "./kernels/mask_update.ts";
+export * from "./kernels/transpose.ts";
 export * from "./models/params.ts";
 export * from "./models/lstm_lm.ts";
 export * from "./models/weight_ops.ts";

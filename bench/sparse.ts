@@ -10,7 +10,9 @@
  *   weights (66M is skipped with a note where it exceeds the adapter's storage binding limit).
  * - One full training step (forward, backward, SGD update with clipping) of the stacked LSTM
  *   (V = 10000, L = 2, B = 20, T = 35, no dropout) at H = 650 and 1500, true sparse against
- *   masked-dense at density 0.33 and 0.1, every non-bias tensor sparse.
+ *   masked-dense at density 0.33 and 0.1, every non-bias tensor sparse: `csr` as training runs
+ *   it (`weight_ops.ts` may compute dense-enough products of many rows with dense kernels on a
+ *   CPU rasteriser) and `csr-kernels` with the sparse kernels only.
  *
  * Timing: `timeGpu` (median of `reps` samples after warm-up, around `onSubmittedWorkDone`).
  * Rows of the decoder shape (over 10^9 multiply-adds dense) and training-step rows use 3
@@ -43,6 +45,7 @@ import {
   writeLstmLmBatch,
 } from "../models/lstm_lm.ts";
 import { releaseParams } from "../models/params.ts";
+import { SPARSE_COMPUTE } from "../models/weight_ops.ts";
 import { sparsifyParam } from "../models/sparse_params.ts";
 import {
   createOptimizer,
@@ -139,6 +142,8 @@ async function benchProducts(
     const x = gpu.upload([s.m, s.k], randomData(s.m * s.k, 1));
     const dy = gpu.upload([s.m, s.n], randomData(s.m * s.n, 2));
     const wDense = gpu.upload([s.n, s.k], randomData(s.n * s.k, 3));
+    const xT = gpu.upload([s.k, s.m], randomData(s.m * s.k, 1));
+    const dyT = gpu.upload([s.n, s.m], randomData(s.m * s.n, 2));
     const y = gpu.tensor([s.m, s.n]);
     const dx = gpu.tensor([s.m, s.k]);
     const dW = gpu.tensor([s.n, s.k]);
@@ -173,10 +178,20 @@ async function benchProducts(
     for (const d of DENSITIES) {
       const w: SparseMatrix = uploadSparse(gpu, randomCsr(s.n, s.k, d, 10 + Math.round(d * 100)));
       const grad = gpu.tensor([storedLength(w.nnz)]);
+      // row-major operands, and the transposed-operand forms weight_ops uses on CPU
+      // rasterisers (vec4 loads along M; the transposes themselves are not timed here:
+      // ~12 ms for dy [700, 6000] on llvmpipe)
       const sparseOps: [string, string, () => void][] = [
         ["fwd", "spmm", () => spmm(gpu, { x, w, y })],
+        ["fwd", "spmm transX", () => spmm(gpu, { x: xT, w, y, transX: true })],
         ["dx", "spmmT", () => spmmT(gpu, { dy, w, dx })],
+        ["dx", "spmmT transDy", () => spmmT(gpu, { dy: dyT, w, dx, transDy: true })],
         ["dw", "sddmm", () => sddmm(gpu, { dy, x, w, out: grad })],
+        [
+          "dw",
+          "sddmm transposed",
+          () => sddmm(gpu, { dy: dyT, x: xT, w, out: grad, transposed: true }),
+        ],
       ];
       for (const [key, name, record] of sparseOps) {
         const t = await timeGpu(gpu, record, { reps: shapeReps });
@@ -198,7 +213,7 @@ async function benchProducts(
       gpu.release(grad);
       releaseSparse(gpu, w);
     }
-    for (const t of [x, dy, wDense, y, dx]) gpu.release(t);
+    for (const t of [x, dy, xT, dyT, wDense, y, dx]) gpu.release(t);
   }
   return rows;
 }
@@ -282,12 +297,18 @@ async function benchSteps(
   for (const H of [650, 1500]) {
     for (const density of [0.33, 0.1]) {
       const ms: Record<string, number> = {};
-      for (const layout of ["masked-dense", "csr"]) {
+      // csr: what training runs (weight_ops may route dense products through dense kernels on
+      // CPU rasterisers, see SPARSE_COMPUTE); csr-kernels: sparse kernels only
+      for (const layout of ["masked-dense", "csr", "csr-kernels"]) {
         const name = `train step H=${H}`;
         if (filter && !`${name} ${layout}`.includes(filter)) continue;
         const config = { vocab: V, embed: H, hidden: H, layers: 2, dropout: 0, tied: false };
         const model = createLstmLm(gpu, config, 1);
-        sparsifyModel(gpu, model, density, layout === "csr");
+        sparsifyModel(gpu, model, density, layout !== "masked-dense");
+        const saved = { ...SPARSE_COMPUTE };
+        if (layout === "csr-kernels") {
+          Object.assign(SPARSE_COMPUTE, { forwardAbove: 1, dataAbove: 1, weightAbove: 1 });
+        }
         const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
         const state = createLstmLmState(gpu, model, B);
         const r = lcg(7);
@@ -307,6 +328,7 @@ async function benchSteps(
           lstmLmStep(gpu, model, ws, state, batch, { seed: 1, step: step++ });
           opt = optimizerStep(gpu, model.params, opt, settings);
         }, { reps: Math.max(3, Math.ceil(reps / 2)), minSampleMs: 0 });
+        Object.assign(SPARSE_COMPUTE, saved);
         ms[layout] = t.ms;
         rows.push({
           kernel: name,
@@ -318,7 +340,7 @@ async function benchSteps(
           adapter,
           ms: round(t.ms, 1),
           "eff_gflops": "",
-          speedup: layout === "csr" && ms["masked-dense"]
+          speedup: layout !== "masked-dense" && ms["masked-dense"]
             ? round(ms["masked-dense"] / t.ms, 2)
             : "",
         });

@@ -50,3 +50,35 @@ export function sddmmRef(args: SddmmRefArgs): Float32Array {
   }
   return out;
 }
+
+/**
+ * `out[p] = α·dense[r, c] + β·out[p]` for each entry `p` at `(r, c)` of `csr` (`dense: [N, K]`
+ * row-major), returned as `[nnz]` in CSR order: the oracle of `sampleDense`.
+ *
+ * @example
+ * ```ts
+ * import { sampleDenseRef } from "./sddmm_ref.ts";
+ * import { hostCsrFromMask } from "./sparse_matrix.ts";
+ * const csr = hostCsrFromMask(1, 2, [0, 0], [0, 1]); // one entry at (0, 1)
+ * sampleDenseRef({ dense: new Float32Array([3, 4]), csr })[0]; // 4
+ * ```
+ */
+export function sampleDenseRef(args: {
+  dense: Float32Array;
+  csr: HostCsr;
+  out?: Float32Array;
+  alpha?: number;
+  beta?: number;
+}): Float32Array {
+  const { dense, csr, alpha = 1, beta = 0 } = args;
+  const { rows: n, cols: k, rowPtr, colIdx } = csr;
+  const out = new Float32Array(rowPtr[n]);
+  for (let r = 0; r < n; r++) {
+    for (let p = rowPtr[r]; p < rowPtr[r + 1]; p++) {
+      let v = alpha * dense[r * k + colIdx[p]];
+      if (beta !== 0) v += beta * args.out![p];
+      out[p] = v;
+    }
+  }
+  return out;
+}

@@ -13,6 +13,19 @@
  *                                                 sparse: [nnz], active entries only
  * ```
  *
+ * How the sparse products run depends on the adapter (`gpu.variant`):
+ *
+ * - `tiled` (real GPUs): the SpMM / SDDMM kernels on the row-major activations.
+ * - `regblock` (CPU rasterisers, where every storage load costs ~1-2 ns and FMAs are ~50x
+ *   cheaper): with many batch rows (`M ≥ minRows`, the all-steps products) and a density above
+ *   {@linkcode SPARSE_COMPUTE}'s thresholds, the dense kernels win even though they waste the
+ *   `1 - d` zero products, since they need ~8x fewer loads per FMA than any gather: the weight
+ *   is expanded into pooled `[out, in]` scratch (`sparseToDense`) for `y`/`dx`, and `dW` is the
+ *   dense `dyᵀ·x` sampled at the pattern (`sampleDense`). Otherwise the sparse kernels read
+ *   activations transposed into pooled scratch (`[·, M]`, vec4 loads along M). Scratch is
+ *   released right after recording (the pool is stream-ordered), so only the transient dense
+ *   buffer of one weight exists at a time.
+ *
  * @module
  */
 
@@ -20,7 +33,10 @@ import type { Gpu } from "../kernels/runtime.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { spmm, spmmT } from "../kernels/spmm.ts";
-import { sddmm } from "../kernels/sddmm.ts";
+import { sampleDense, sddmm } from "../kernels/sddmm.ts";
+import { transpose } from "../kernels/transpose.ts";
+import { sparseToDense } from "../kernels/sparse_convert.ts";
+import type { SparseMatrix } from "../kernels/sparse_matrix.ts";
 import { embeddingBackward, embeddingForward } from "../kernels/embedding.ts";
 import type { EmbeddingIndexTensors } from "../kernels/embedding.ts";
 import { sparseEmbeddingBackward, sparseEmbeddingForward } from "../kernels/sparse_embedding.ts";
@@ -30,6 +46,47 @@ import type { Param } from "./params.ts";
 /** Model tensors are typed `Tensor`; the sparse launchers check the dtype at run time too. */
 const f32 = (t: Tensor) => t as Tensor<"f32">;
 const f32opt = (t: Tensor | undefined) => t as Tensor<"f32"> | undefined;
+
+/**
+ * When a sparse product on a `regblock` adapter goes through the dense kernels (see the module
+ * doc): batch rows `M ≥ minRows` and density `nnz / (out·in)` above the product's threshold.
+ * Measured on llvmpipe at M = 700, [6000, 1500]: dense NT/NN/TN ≈ 1.3/1.6/0.9 s against sparse
+ * ≈ 3.2/7.4/1.4 s at d = 0.33 and 1.7/1.4/0.5 s at d = 0.1 (transposed-operand kernels).
+ * Mutable so benchmarks can compare the routes.
+ *
+ * @example
+ * ```ts
+ * import { SPARSE_COMPUTE } from "./weight_ops.ts";
+ * SPARSE_COMPUTE.minRows > 20; // true: the per-step recurrent products stay sparse
+ * ```
+ */
+export const SPARSE_COMPUTE = {
+  minRows: 64,
+  /** Forward `y = x·Wᵀ`. */
+  forwardAbove: 0.2,
+  /** Data gradient `dx = dy·W`. */
+  dataAbove: 0.2,
+  /** Weight gradient `dW = dyᵀ·x` at the pattern. */
+  weightAbove: 0.2,
+};
+
+function density(w: SparseMatrix): number {
+  return w.nnz / Math.max(1, w.rows * w.cols);
+}
+
+/** `t: [M, C]` transposed into pooled scratch `[C, M]`; the caller releases it after recording. */
+function transposed(gpu: Gpu, t: Tensor): Tensor<"f32"> {
+  const out = gpu.tensor([t.shape[1], t.shape[0]]);
+  transpose(gpu, { x: f32(t), out });
+  return out;
+}
+
+/** The weight expanded into pooled scratch `[out, in]`; the caller releases it after recording. */
+function densified(gpu: Gpu, w: SparseMatrix): Tensor<"f32"> {
+  const out = gpu.tensor([w.rows, w.cols]);
+  sparseToDense(gpu, { w, out });
+  return out;
+}
 
 /**
  * `y = x·Wᵀ + β·y + bias` with `W = param` (masked when `param.mask` is set).
@@ -45,8 +102,20 @@ export function weightForward(
   args: { x: Tensor; y: Tensor; beta?: number; bias?: Tensor },
 ): void {
   const { x, y, beta = 0, bias } = args;
-  if (param.csr) spmm(gpu, { x: f32(x), w: param.csr, y: f32(y), beta, bias: f32opt(bias) });
-  else matmul(gpu, { a: x, b: param.value, c: y, transB: true, beta, bias, mask: param.mask });
+  const w = param.csr;
+  if (!w) {
+    matmul(gpu, { a: x, b: param.value, c: y, transB: true, beta, bias, mask: param.mask });
+  } else if (gpu.variant !== "regblock") {
+    spmm(gpu, { x: f32(x), w, y: f32(y), beta, bias: f32opt(bias) });
+  } else if (x.shape[0] >= SPARSE_COMPUTE.minRows && density(w) > SPARSE_COMPUTE.forwardAbove) {
+    const dense = densified(gpu, w);
+    matmul(gpu, { a: x, b: dense, c: y, transB: true, beta, bias });
+    gpu.release(dense);
+  } else {
+    const xT = transposed(gpu, x);
+    spmm(gpu, { x: xT, transX: true, w, y: f32(y), beta, bias: f32opt(bias) });
+    gpu.release(xT);
+  }
 }
 
 /**
@@ -63,8 +132,20 @@ export function weightBackwardData(
   args: { dy: Tensor; dx: Tensor; beta?: number },
 ): void {
   const { dy, dx, beta = 0 } = args;
-  if (param.csr) spmmT(gpu, { dy: f32(dy), w: param.csr, dx: f32(dx), beta });
-  else matmul(gpu, { a: dy, b: param.value, c: dx, beta, mask: param.mask });
+  const w = param.csr;
+  if (!w) {
+    matmul(gpu, { a: dy, b: param.value, c: dx, beta, mask: param.mask });
+  } else if (gpu.variant !== "regblock") {
+    spmmT(gpu, { dy: f32(dy), w, dx: f32(dx), beta });
+  } else if (dy.shape[0] >= SPARSE_COMPUTE.minRows && density(w) > SPARSE_COMPUTE.dataAbove) {
+    const dense = densified(gpu, w);
+    matmul(gpu, { a: dy, b: dense, c: dx, beta });
+    gpu.release(dense);
+  } else {
+    const dyT = transposed(gpu, dy);
+    spmmT(gpu, { dy: dyT, transDy: true, w, dx: f32(dx), beta });
+    gpu.release(dyT);
+  }
 }
 
 /**
@@ -82,8 +163,24 @@ export function weightBackwardWeight(
   args: { dy: Tensor; x: Tensor },
 ): void {
   const { dy, x } = args;
-  if (param.csr) sddmm(gpu, { dy: f32(dy), x: f32(x), w: param.csr, out: f32(param.grad) });
-  else matmul(gpu, { a: dy, b: x, c: param.grad, transA: true });
+  const w = param.csr;
+  const out = f32(param.grad);
+  if (!w) {
+    matmul(gpu, { a: dy, b: x, c: param.grad, transA: true });
+  } else if (gpu.variant !== "regblock") {
+    sddmm(gpu, { dy: f32(dy), x: f32(x), w, out });
+  } else if (dy.shape[0] >= SPARSE_COMPUTE.minRows && density(w) > SPARSE_COMPUTE.weightAbove) {
+    const dense = gpu.tensor([w.rows, w.cols]);
+    matmul(gpu, { a: dy, b: x, c: dense, transA: true });
+    sampleDense(gpu, { dense, w, out });
+    gpu.release(dense);
+  } else {
+    const dyT = transposed(gpu, dy);
+    const xT = transposed(gpu, x);
+    sddmm(gpu, { dy: dyT, x: xT, transposed: true, w, out });
+    gpu.release(dyT);
+    gpu.release(xT);
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
-import { sddmm } from "../kernels/sddmm.ts";
-import { sddmmRef } from "../kernels/sddmm_ref.ts";
+import { sampleDense, sddmm } from "../kernels/sddmm.ts";
+import { sampleDenseRef, sddmmRef } from "../kernels/sddmm_ref.ts";
+import { transposeRef } from "../kernels/transpose_ref.ts";
 import { matmul } from "../kernels/matmul.ts";
 import {
   hostCsrFromMask,
@@ -25,6 +26,8 @@ interface Case {
   density: number;
   alpha?: number;
   beta?: number;
+  /** Pass dyᵀ [n, m] and xᵀ [k, m] (the transposed-operand kernel). */
+  transposed?: boolean;
 }
 
 /**
@@ -33,7 +36,7 @@ interface Case {
  */
 async function check(c: Case, seed: number): Promise<void> {
   const gpu = await testGpu();
-  const { m, n, k, density, alpha, beta } = c;
+  const { m, n, k, density, alpha, beta, transposed } = c;
   const csr = hostCsrFromMask(n, k, uniform(n * k, seed), bernoulliMask(n * k, density, seed + 1));
   const w = uploadSparse(gpu, csr);
   const dy = uniform(m * n, seed + 2);
@@ -41,10 +44,10 @@ async function check(c: Case, seed: number): Promise<void> {
   const len = storedLength(w.nnz);
   // One sentinel past nnz when nnz = 0: the kernel must not write it.
   const out0 = uniform(len, seed + 4);
-  const tdy = gpu.upload([m, n], dy);
-  const tx = gpu.upload([m, k], x);
+  const tdy = transposed ? gpu.upload([n, m], transposeRef(dy, m, n)) : gpu.upload([m, n], dy);
+  const tx = transposed ? gpu.upload([k, m], transposeRef(x, m, k)) : gpu.upload([m, k], x);
   const tout = gpu.upload([len], out0);
-  sddmm(gpu, { dy: tdy, x: tx, w, out: tout, alpha, beta });
+  sddmm(gpu, { dy: tdy, x: tx, w, out: tout, alpha, beta, transposed });
   const got = await gpu.read(tout);
   const want = sddmmRef({ dy, x, csr, m, out: out0, alpha, beta });
   const label = `${gpu.variant} ${JSON.stringify(c)}`;
@@ -181,6 +184,129 @@ Deno.test({
 });
 
 Deno.test({
+  name: "sddmm with transposed operands matches the CPU reference (vec4 and scalar M)",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    // M % 4 = 0 takes the vec4 kernel, the others the scalar one; density 0.01 and tall thin
+    // shapes give empty rows and threads whose 8 entries span several rows.
+    const shapes: [number, number, number][] = [
+      [1, 1, 1],
+      [4, 17, 3],
+      [3, 5, 17],
+      [20, 127, 33],
+      [17, 3, 127],
+      [8, 9, 1000],
+      [2, 1031, 5],
+      [700, 23, 41],
+    ];
+    await forEachVariant(gpu, async () => {
+      let seed = 1000;
+      for (const density of DENSITIES) {
+        for (const [m, n, k] of shapes) {
+          await check({ m, n, k, density, transposed: true }, seed += 10);
+        }
+      }
+      await check(
+        { m: 1003, n: 7, k: 130, density: 0.1, alpha: 0.5, beta: 1, transposed: true },
+        5,
+      );
+      await check(
+        { m: 20, n: 37, k: 21, density: 0.5, alpha: -2, beta: -1.5, transposed: true },
+        6,
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "sddmm with transposed operands splits M across dispatches past the loop budget",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    if (!gpu.report.isFallback) return; // the split only happens on software adapters
+    // 8 entries per thread, each segment one pass over M (in vec4 steps when M % 4 = 0): about
+    // 8119 steps fit a dispatch, so M = 9001 (scalar) and M = 32480 (vec4) need two.
+    for (const m of [9001, 32480]) {
+      const before = gpu.dispatchCount;
+      await check({ m, n: 3, k: 5, density: 1, alpha: 0.5, beta: 2, transposed: true }, 700);
+      if (gpu.dispatchCount - before < 2) throw new Error(`M = ${m}: expected a split`);
+    }
+  },
+});
+
+Deno.test({
+  name: "sddmm with transposed operands reads views at aligned and unaligned offsets",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const m = 12, n = 13, k = 9;
+    const csr = hostCsrFromMask(n, k, uniform(n * k, 60), bernoulliMask(n * k, 0.33, 61));
+    const w = uploadSparse(gpu, csr);
+    const dy = uniform(m * n, 62), x = uniform(m * k, 63);
+    const want = sddmmRef({ dy, x, csr, m });
+    // Offsets 4/8 keep vec4 loads, 1/3 force scalar ones.
+    for (const [dyOff, xOff] of [[4, 8], [1, 3]]) {
+      const dys = new Float32Array(dyOff + m * n + 2);
+      dys.set(transposeRef(dy, m, n), dyOff);
+      const xs = new Float32Array(xOff + m * k + 2);
+      xs.set(transposeRef(x, m, k), xOff);
+      const tdy = gpu.upload([dys.length], dys);
+      const tx = gpu.upload([xs.length], xs);
+      const tout = gpu.zeros([w.nnz + 2]);
+      sddmm(gpu, {
+        dy: tdy.view(dyOff, [n, m]),
+        x: tx.view(xOff, [k, m]),
+        transposed: true,
+        w,
+        out: tout.view(1, [w.nnz]),
+      });
+      const all = await gpu.read(tout);
+      assertClose(all.subarray(1, 1 + w.nnz), want, sumTolerance(m), `offsets ${dyOff}/${xOff}`);
+      if (all[0] !== 0 || all[w.nnz + 1] !== 0) throw new Error("wrote outside its view");
+      for (const t of [tdy, tx, tout]) gpu.release(t);
+    }
+    releaseSparse(gpu, w);
+  },
+});
+
+Deno.test({
+  name: "sampleDense reads a dense matrix at the pattern, with alpha, beta and views",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const shapes: [number, number][] = [[1, 1], [17, 3], [3, 127], [1031, 5], [40, 1000]];
+    let seed = 800;
+    for (const density of DENSITIES) {
+      for (const [n, k] of shapes) {
+        const csr = hostCsrFromMask(
+          n,
+          k,
+          uniform(n * k, seed++),
+          bernoulliMask(n * k, density, seed++),
+        );
+        const w = uploadSparse(gpu, csr);
+        const dense = uniform(n * k + 3, seed++);
+        const len = storedLength(w.nnz);
+        const out0 = uniform(len, seed++);
+        const tdense = gpu.upload([n * k + 3], dense);
+        const tout = gpu.upload([len], out0);
+        const [alpha, beta] = density === 0.33 ? [-0.5, 2] : [1, 0];
+        sampleDense(gpu, { dense: tdense.view(3, [n, k]), w, out: tout, alpha, beta });
+        const got = await gpu.read(tout);
+        const want = sampleDenseRef({ dense: dense.subarray(3), csr, out: out0, alpha, beta });
+        // One product and one fma per entry: a couple of f32 roundings.
+        assertClose(got.subarray(0, w.nnz), want, sumTolerance(2), `[${n}, ${k}] d=${density}`);
+        if (w.nnz === 0 && got[0] !== out0[0]) throw new Error("wrote past nnz");
+        gpu.release(tdense);
+        gpu.release(tout);
+        releaseSparse(gpu, w);
+      }
+    }
+  },
+});
+
+Deno.test({
   name: "sddmm rejects mismatched shapes, dtypes and out lengths before dispatch",
   ...GPU_TEST,
   fn: async () => {
@@ -214,6 +340,21 @@ Deno.test({
       "colIdx",
     );
     expectShapeError(() => sddmm(gpu, { dy, x, w, out: dy.view(0, [w.nnz]) }), "overlaps");
+    const dyT = gpu.tensor([6, 4]);
+    const xT = gpu.tensor([5, 4]);
+    expectShapeError(
+      () => sddmm(gpu, { dy, x: xT, w, out, transposed: true }),
+      "need dyᵀ [6, M] and xᵀ [5, M]",
+    );
+    expectShapeError(
+      () => sddmm(gpu, { dy: dyT, x: gpu.tensor([5, 3]), w, out, transposed: true }),
+      "[5, 3]",
+    );
+    expectShapeError(() => sampleDense(gpu, { dense: gpu.tensor([5, 6]), w, out }), "[6, 5]");
+    expectShapeError(
+      () => sampleDense(gpu, { dense: gpu.tensor([6, 5]), w, out: gpu.tensor([w.nnz + 1]) }),
+      "out",
+    );
     if (gpu.dispatchCount !== before) throw new Error("a rejected sddmm recorded a dispatch");
   },
 });

@@ -1,0 +1,104 @@
+import {
+  SPARSE_COMPUTE,
+  weightBackwardData,
+  weightBackwardWeight,
+  weightForward,
+} from "../models/weight_ops.ts";
+import type { Param } from "../models/params.ts";
+import { sddmmRef } from "../kernels/sddmm_ref.ts";
+import { spmmRef, spmmTRef } from "../kernels/spmm_ref.ts";
+import {
+  hostCsrFromMask,
+  releaseSparse,
+  storedLength,
+  uploadSparse,
+} from "../kernels/sparse_matrix.ts";
+import {
+  assertClose,
+  bernoulliMask,
+  forEachVariant,
+  GPU_TEST,
+  sumTolerance,
+  testGpu,
+  uniform,
+} from "./_util.ts";
+
+/**
+ * Every route of the sparse weight products (regblock: dense kernels on an expanded weight or
+ * sampled dense gradient, or sparse kernels on transposed activations; tiled: the row-major
+ * sparse kernels) against the CPU references, with the thresholds forced each way and batch
+ * sizes on both sides of `minRows`. Tolerance: each output sums up to max(M, K, N) products of
+ * U(-1,1) terms plus the β term and bias.
+ */
+Deno.test({
+  name: "weight ops on a sparse param match the CPU references on every route",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const saved = { ...SPARSE_COMPUTE };
+    const n = 37, k = 29;
+    try {
+      await forEachVariant(gpu, async (v) => {
+        for (const threshold of [0, 1]) {
+          SPARSE_COMPUTE.forwardAbove = SPARSE_COMPUTE.dataAbove = threshold;
+          SPARSE_COMPUTE.weightAbove = threshold;
+          for (const density of [0.33, 0.1]) {
+            for (const m of [3, SPARSE_COMPUTE.minRows + 6, SPARSE_COMPUTE.minRows + 1]) {
+              const seed = Math.round(1000 * density) + m;
+              const csr = hostCsrFromMask(
+                n,
+                k,
+                uniform(n * k, seed),
+                bernoulliMask(n * k, density, seed + 1),
+              );
+              const w = uploadSparse(gpu, csr);
+              const param: Param = {
+                name: "w",
+                shape: [n, k],
+                gates: 1,
+                sparse: true,
+                init: { kind: "zeros" },
+                value: w.values,
+                grad: gpu.tensor([storedLength(w.nnz)]),
+                csr: w,
+              };
+              const x = uniform(m * k, seed + 2), dy = uniform(m * n, seed + 3);
+              const y0 = uniform(m * n, seed + 4), dx0 = uniform(m * k, seed + 5);
+              const bias = uniform(n, seed + 6);
+              const tx = gpu.upload([m, k], x), tdy = gpu.upload([m, n], dy);
+              const ty = gpu.upload([m, n], y0), tdx = gpu.upload([m, k], dx0);
+              const tb = gpu.upload([n], bias);
+              weightForward(gpu, param, { x: tx, y: ty, beta: 1, bias: tb });
+              weightBackwardData(gpu, param, { dy: tdy, dx: tdx, beta: 1 });
+              weightBackwardWeight(gpu, param, { dy: tdy, x: tx });
+              const label = `${v} above=${threshold} d=${density} M=${m}`;
+              const tol = sumTolerance(Math.max(m, n, k) + 2);
+              assertClose(
+                await gpu.read(ty),
+                spmmRef({ x, csr, m, y: y0, beta: 1, bias }),
+                tol,
+                `${label} forward`,
+              );
+              assertClose(
+                await gpu.read(tdx),
+                spmmTRef({ dy, csr, m, dx: dx0, beta: 1 }),
+                tol,
+                `${label} data`,
+              );
+              assertClose(
+                (await gpu.read(param.grad)).subarray(0, w.nnz),
+                sddmmRef({ dy, x, csr, m }),
+                tol,
+                `${label} weight`,
+              );
+              for (const t of [tx, tdy, ty, tdx, tb, param.grad]) gpu.release(t);
+              releaseSparse(gpu, w);
+            }
+          }
+        }
+      });
+    } finally {
+      Object.assign(SPARSE_COMPUTE, saved);
+    }
+  },
+});
