@@ -81,9 +81,12 @@ const PARAMS = [
 ] as const;
 
 function eligibleWgsl(hasMask: boolean): string {
-  // A NaN mask entry counts as nonzero (active); -0 counts as zero (inactive).
+  // A NaN mask entry counts as nonzero (active); -0 counts as zero (inactive). A bit test, as a
+  // float compare with NaN is folded to "equal to 0" by llvmpipe's fast-math.
   return `fn eligible(i: u32) -> bool { return ${
-    hasMask ? "(mask[P.off_mask + i] != 0.0f) == (P.want_active != 0u)" : "true"
+    hasMask
+      ? "((bitcast<u32>(mask[P.off_mask + i]) & 0x7fffffffu) != 0u) == (P.want_active != 0u)"
+      : "true"
   }; }`;
 }
 

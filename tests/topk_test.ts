@@ -424,3 +424,19 @@ Deno.test({
     ok(bstat > bound, `biased sampler: stat ${bstat.toFixed(1)} <= bound ${bound.toFixed(1)}`);
   },
 });
+
+Deno.test({
+  name: "selectTopK: a NaN mask entry is active, -0 inactive (bit test, not a float compare)",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const mask = gpu.upload([4], new Float32Array([NaN, 1, 0, -0]));
+    const keys = gpu.upload([4], new Uint32Array([5, 5, 5, 5]), "u32");
+    for (const [active, want] of [[true, [1, 1, 0, 0]], [false, [0, 0, 1, 1]]] as const) {
+      const selected = gpu.tensor([4], "u32");
+      selectTopK(gpu, { keys, k: 4, order: "smallest", selected, candidates: { mask, active } });
+      const got = Array.from(await gpu.read(selected));
+      if (got.join() !== want.join()) throw new Error(`active=${active}: ${got} vs ${want}`);
+    }
+  },
+});
