@@ -20,6 +20,7 @@ import { type CsvValue, toCsv } from "./csv.ts";
 import { batchify, bpttWindows } from "./data/batches.ts";
 import { type ProgressInfo, progressLine, ProgressPrinter } from "./progress.ts";
 import { METHOD_NAMES, type MethodName } from "./sparsity/method.ts";
+import { csrUnsupported, type Storage } from "./sparsity/storage.ts";
 import { train, type TrainingData, type TrainSummary } from "./train.ts";
 import { summaryJson } from "./cli.ts";
 
@@ -112,6 +113,11 @@ export interface ExperimentOptions {
   lr: number | null;
   batchSize: number;
   bptt: number;
+  /**
+   * Storage of the sparse weights (`--storage`): `csr` runs every method that supports it
+   * truly sparse; RigL, SNFS and the dense baselines stay `masked` (see `csrUnsupported`).
+   */
+  storage: Storage;
 }
 
 /**
@@ -136,6 +142,7 @@ export const EXPERIMENT_DEFAULTS: Readonly<ExperimentOptions> = {
   lr: null,
   batchSize: 20,
   bptt: 35,
+  storage: "masked",
 };
 
 /** One run of an experiment. */
@@ -212,6 +219,7 @@ export function planExperiment(
           density: options.density,
           updateEvery,
           denseTensors: [...DEFAULTS.denseTensors],
+          storage: options.storage === "csr" && !csrUnsupported(method) ? "csr" : "masked",
         },
       });
     }

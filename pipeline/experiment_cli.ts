@@ -47,6 +47,8 @@ Flags:
   Object.entries(OPTIMIZER_SETTINGS).map(([k, v]) => `${k} ${v.lr}`).join(", ")
 })
   --update-every N   steps between connectivity updates (default: steps / 8)
+  --storage masked|csr  sparse weights as masked-dense (default) or true sparse CSR (methods
+                     that need dense gradients or momentum, RigL and SNFS, stay masked)
   --out DIR          output directory (default experiments/NAME-TIMESTAMP)
   --quiet            no per-step progress lines, one line per run
   ${GPU_FLAG_USAGE}`;
@@ -111,6 +113,7 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
         data: { type: "string" },
         lr: { type: "string" },
         "update-every": { type: "string" },
+        storage: { type: "string" },
         out: { type: "string" },
         quiet: { type: "boolean" },
       },
@@ -169,6 +172,12 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
     updateEvery: positiveInt("update-every", v["update-every"]),
     lr: number("lr", v.lr, (x) => x > 0, "a number > 0"),
   };
+  if (v.storage !== undefined && v.storage !== "masked" && v.storage !== "csr") {
+    throw new ExperimentError(
+      `--storage: expected masked or csr, got ${JSON.stringify(v.storage)}`,
+    );
+  }
+  if (v.storage !== undefined) options.storage = v.storage;
   if (options.data === "") throw new ExperimentError("--data: expected a directory");
   if (v.out === "") throw new ExperimentError("--out: expected a directory");
   // catch --methods outside the experiment's grid before any data or GPU work
@@ -209,6 +218,10 @@ export async function main(argv: string[]): Promise<number> {
       `model: stacked LSTM, ${c.nlayers} layers, emsize ${c.emsize}, nhid ${c.nhid}, ` +
       `dropout 0; batch ${c.batchSize}, bptt ${c.bptt}`,
       `density: ${c.density} (uniform over tensors; static-er uses Erdős–Rényi)`,
+      o.storage === "csr"
+        ? "storage: csr (true sparse) for every method but rigl, snfs and the dense ones " +
+          "(masked; they need dense gradients or momentum)"
+        : "storage: masked-dense (dense tensors with 0/1 masks, dense gradients)",
       `connectivity update: every ${c.updateEvery} steps (death rate ${c.deathRate} → ` +
       `${c.deathRateMin}, cosine)`,
       `optimizers: ${

@@ -412,3 +412,28 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   },
 });
+
+Deno.test("experiments: --storage csr runs supported methods truly sparse, RigL/SNFS/dense masked", () => {
+  const runs = planExperiment(
+    EXPERIMENTS["table2-small"],
+    { ...EXPERIMENT_DEFAULTS, storage: "csr" },
+    286,
+  );
+  const storage = Object.fromEntries(runs.map((r) => [r.method, r.config.storage]));
+  assert.deepEqual(storage, {
+    dense: "masked",
+    "small-dense": "masked",
+    "static-er": "csr",
+    "static-uniform": "csr",
+    gmp: "csr",
+    set: "csr",
+    dsr: "csr",
+    snfs: "masked",
+    rigl: "masked",
+    selfish: "csr",
+  });
+  assert.ok(
+    planExperiment(EXPERIMENTS["table2-small"], EXPERIMENT_DEFAULTS, 286)
+      .every((r) => r.config.storage === "masked"),
+  );
+});
