@@ -34,7 +34,12 @@ import {
   type SparsityMethod,
   type SparsitySettings,
 } from "./method.ts";
-import { createOpsContext, releaseOpsContext, type SparseTensor } from "./ops.ts";
+import {
+  blockActiveCounts,
+  createOpsContext,
+  releaseOpsContext,
+  type SparseTensor,
+} from "./ops.ts";
 import { METHODS } from "./methods/mod.ts";
 
 /** Host record of one sparse tensor (serialisable). */
@@ -153,6 +158,16 @@ export function sparsityDue(state: SparsityState, step: number, epochEnded: bool
   return every > 0 ? step > 0 && step % every === 0 : epochEnded;
 }
 
+/** The state's tensors bound to their parameters (masks on the GPU) and optimizer slots. */
+function boundTensors(state: SparsityState, params: readonly Param[]): SparseTensor[] {
+  const byName = new Map(params.map((p, i) => [p.name, { p, i }]));
+  return state.tensors.map((t) => {
+    const e = byName.get(t.name);
+    if (!e?.p.mask) throw new RangeError(`sparsity: parameter ${t.name} has no mask`);
+    return { param: e.p, index: e.i, gates: t.gates, budget: t.budget, nnz: t.nnz };
+  });
+}
+
 /**
  * Runs one connectivity update of the state's method on `params` (the masks, weights and
  * optimizer state change on the GPU) and returns the new stage state with exact counts.
@@ -170,12 +185,7 @@ export async function sparsityUpdate(
 ): Promise<{ state: SparsityState; removed: number; grown: number }> {
   const method = sparsityMethod(state.settings.method);
   if (!method.update) return { state, removed: 0, grown: 0 };
-  const byName = new Map(params.map((p, i) => [p.name, { p, i }]));
-  const tensors: SparseTensor[] = state.tensors.map((t) => {
-    const e = byName.get(t.name);
-    if (!e?.p.mask) throw new RangeError(`sparsity: parameter ${t.name} has no mask`);
-    return { param: e.p, index: e.i, gates: t.gates, budget: t.budget, nnz: t.nnz };
-  });
+  const tensors = boundTensors(state, params);
   const ops = createOpsContext(gpu, at.optimizer, Math.max(...state.tensors.map((t) => t.numel)));
   const { settings } = state;
   const removalRate = cosineRemovalRate(at.step, {
@@ -240,23 +250,10 @@ export async function gateDensities(
   state: SparsityState,
   params: readonly Param[],
 ): Promise<Record<string, number[]>> {
-  const byName = new Map(params.map((p) => [p.name, p]));
-  const out = gpu.tensor([Math.max(1, state.tensors.reduce((s, t) => s + t.gates, 0))]);
-  let j = 0;
-  for (const t of state.tensors) {
-    const m = byName.get(t.name)!.mask as Tensor;
-    const size = t.numel / t.gates;
-    for (let g = 0; g < t.gates; g++) {
-      reduce(gpu, { op: "sum", x: m.view(g * size, [size]), out, outIndex: j++ });
-    }
-  }
-  const host = await gpu.read(out);
-  gpu.release(out);
-  j = 0;
+  const tensors = boundTensors(state, params);
+  const counts = await blockActiveCounts(gpu, tensors);
   return Object.fromEntries(
-    state.tensors.map((
-      t,
-    ) => [t.name, Array.from({ length: t.gates }, () => host[j++] / (t.numel / t.gates))]),
+    state.tensors.map((t, i) => [t.name, counts[i].map((c) => c / (t.numel / t.gates))]),
   );
 }
 
