@@ -18,11 +18,10 @@
  */
 
 import type { Gpu } from "../../kernels/runtime.ts";
-import { numel, type Tensor } from "../../kernels/tensor.ts";
+import { numel } from "../../kernels/tensor.ts";
 import { randomKeys, selectTopK } from "../../kernels/topk.ts";
 import { setWhereFlagged } from "../../kernels/mask_update.ts";
 import { mul } from "../../kernels/elementwise.ts";
-import { reduce } from "../../kernels/reduce.ts";
 import type { Param, ParamSpec } from "../../models/params.ts";
 import { type LstmLmConfig, lstmLmParamSpecs } from "../../models/lstm_lm.ts";
 import type { OptimizerState } from "../optimizer.ts";
