@@ -46,14 +46,16 @@ function dims2(what: string, t: Tensor): [number, number] {
 
 /**
  * Thread tile for the register-blocked kernel. Loads, not FMAs, bound it on llvmpipe, so bigger
- * tiles win (measured in one run at 700×10000×1500: 32×16 is 1.23× faster than 16×16, 32×32
- * 1.38× at 512³) until register spills and compile time take over (16×16 compiles in ~3.6 s on
- * llvmpipe, 32×16 in ~9 s, 32×32 in ~20 s): 32×16 only where M is large enough to pay for it.
+ * tiles win until register spills and compile time take over. Measured at 512³ (best of
+ * three, one run): 64×32 28 GFLOP/s, 64×16 25, 32×16 21.5, 128×32 22.6 (and 165 s to compile);
+ * 64×32 compiles in ~15 s cold on llvmpipe (Mesa caches it afterwards), so it is used only for
+ * products big enough to repay that.
  */
 function regblockTile(
   m: number,
   n: number,
   k: number,
+  vecC: boolean,
 ): Pick<MatmulConfig, "tm" | "tn" | "wx" | "wy"> {
   // Small products are dispatch-bound, not load-bound: an 8×8 tile compiles in a fraction of
   // the time of the big ones (llvmpipe compiles each tile shape once per process, seconds each).
@@ -68,8 +70,13 @@ function regblockTile(
     // Rounded up to a multiple of 4 so at most 8 tile shapes are ever compiled for small M.
     return { tm: Math.ceil(m / 4) * 4, tn, wx: 16, wy: 1 };
   }
+  // Only with vec4 stores of C: 2048 guarded scalar stores would add ~20 s of compile.
+  if (vecC && m >= 128 && n >= 256 && m * n * k >= 1 << 26) {
+    return { tm: 64, tn: 32, wx: 8, wy: 1 };
+  }
   const tm = m >= 128 ? 32 : 16;
   const wy = Math.min(8, Math.ceil(m / tm));
+  // At least 8 lanes along x, so one SIMD batch shares its A rows (wx = 4 measured 1.7× slower).
   return { tm, tn, wx: wy >= 4 ? 8 : 16, wy };
 }
 
@@ -150,6 +157,7 @@ export function matmul(gpu: Gpu, args: MatmulArgs): void {
     transB,
     widthA: loadWidth(a1, a.offset),
     widthB: widthB as 1 | 2 | 4,
+    widthC: (n % 4 === 0 && c.offset % 4 === 0 ? 4 : 1) as 1 | 4,
     hasBias: args.bias !== undefined,
     hasMask: args.mask !== undefined,
     readC: beta !== 0,
@@ -158,18 +166,18 @@ export function matmul(gpu: Gpu, args: MatmulArgs): void {
   let grid: [number, number, number];
   if (useTiled(gpu, m, k)) {
     const tm = tiledRows(m);
-    spec = cachedSpec(tiledMatmulSpec, { ...base, tm, tn: 4, wx: 16, wy: 16 });
+    spec = cachedSpec(tiledMatmulSpec, { ...base, widthC: 1, tm, tn: 4, wx: 16, wy: 16 });
     grid = [Math.ceil(n / 64), Math.ceil(m / (16 * tm)), 1];
   } else {
+    const tile = regblockTile(m, n, k, base.widthC === 4);
     if (gpu.report.isFallback && k / 4 + 4 > SOFTWARE_LOOP_BUDGET) {
       throw new RangeError(
         `matmul: K = ${k} needs more loop iterations per thread than software adapters ` +
           `execute (${SOFTWARE_LOOP_BUDGET}); split K into chunks accumulated with beta = 1`,
       );
     }
-    const tile = regblockTile(m, n, k);
     // vec4 fragments along M (transA) need TM % 4 == 0; every tile the chooser returns has it.
-    spec = cachedSpec(regblockMatmulSpec, { ...base, ...tile });
+    spec = cachedSpec(regblockMatmulSpec, { ...base, ...tile, kTail: k % 4 !== 0 });
     grid = [Math.ceil(n / (tile.tn * tile.wx)), Math.ceil(m / (tile.tm * tile.wy)), 1];
   }
   const tensors: Record<string, Tensor> = { A: a, B: b, C: c };

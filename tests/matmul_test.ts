@@ -101,7 +101,7 @@ for (const transA of [false, true]) {
 
 Deno.test({
   name:
-    "matmul register tiles of large products (32x16, 16x16, all-rows skinny) match the reference",
+    "matmul register tiles of large products (64x32, 32x16, 16x16, all-rows skinny) match the reference",
   ...GPU_TEST,
   fn: async () => {
     // Products of 2^21 multiply-adds or more get the large tiles (see regblockTile); the shapes
@@ -116,6 +116,11 @@ Deno.test({
         await check({ m, n, k }, seed++);
         await check({ m, n, k, transA: true, bias: true }, seed++);
       }
+      // 64×32 tiles (over 2^26 multiply-adds, N % 4 = 0): partial row and column tiles, the
+      // K % 4 tail, bias and β, in the LSTM layouts (forward with K = H, dX, dW).
+      await check({ m: 130, n: 260, k: 1998, transB: true, bias: true }, seed++);
+      await check({ m: 130, n: 260, k: 2000, beta: 0.5 }, seed++);
+      await check({ m: 130, n: 260, k: 2000, transA: true }, seed++);
     } finally {
       gpu.variant = saved;
     }
