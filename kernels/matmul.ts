@@ -71,7 +71,9 @@ function regblockTile(
     return { tm: Math.ceil(m / 4) * 4, tn, wx: 16, wy: 1 };
   }
   // Only with vec4 stores of C: 2048 guarded scalar stores would add ~20 s of compile.
-  if (vecC && m >= 128 && n >= 256 && m * n * k >= 1 << 26) {
+  // Also for N between 192 and 256, where part of a workgroup's 256 columns idles: 64×32 still
+  // ran 1.5× faster than 32×16 at N = 200 (the decoder's dW and dH products at H = 200).
+  if (vecC && m >= 128 && n >= 192 && m * n * k >= 1 << 26) {
     return { tm: 64, tn: 32, wx: 8, wy: 1 };
   }
   const tm = m >= 128 ? 32 : 16;
