@@ -61,6 +61,7 @@ import { softmaxCrossEntropy } from "../kernels/softmax_ce.ts";
 import {
   embedBackward,
   embedForward,
+  reusedWeight,
   weightBackwardData,
   weightBackwardWeight,
   weightForward,
@@ -625,9 +626,10 @@ function forward(
     gpu.copy(state.h[l], hs.view(0, [B, H]));
     gpu.copy(state.c[l], cs.view(0, [B, H]));
     weightForward(gpu, wIh, { x, y: gates, bias: bIh.value });
+    const wHhLoop = reusedWeight(gpu, wHh, T);
     for (let t = 0; t < T; t++) {
       const g = gates.view(t * 4 * bh, [B, 4 * H]);
-      weightForward(gpu, wHh, { x: hs.view(t * bh, [B, H]), y: g, beta: 1 });
+      weightForward(gpu, wHhLoop.param, { x: hs.view(t * bh, [B, H]), y: g, beta: 1 });
       lstmCellForward(gpu, {
         gates: g,
         bias: bHh.value,
@@ -637,6 +639,7 @@ function forward(
         act: g,
       });
     }
+    wHhLoop.release();
     gpu.copy(hs.view(T * bh, [B, H]), state.h[l]);
     gpu.copy(cs.view(T * bh, [B, H]), state.c[l]);
     const out = hs.view(bh, [N, H]);
@@ -720,6 +723,7 @@ export function lstmLmStep(
     const { wIh, wHh, bIh, bHh } = model.layers[l];
     const hs = ws.hs[l], cs = ws.cs[l];
     const gates = ws.gates[l];
+    const wHhLoop = reusedWeight(gpu, wHh, T - 1);
     for (let t = T - 1; t >= 0; t--) {
       const dg = dGates.view(t * 4 * bh, [B, 4 * H]);
       lstmCellBackward(gpu, {
@@ -733,9 +737,14 @@ export function lstmLmStep(
       });
       if (t > 0) {
         // recurrent gradient, accumulated onto the gradient from above of step t − 1
-        weightBackwardData(gpu, wHh, { dy: dg, dx: dOut.view((t - 1) * bh, [B, H]), beta: 1 });
+        weightBackwardData(gpu, wHhLoop.param, {
+          dy: dg,
+          dx: dOut.view((t - 1) * bh, [B, H]),
+          beta: 1,
+        });
       }
     }
+    wHhLoop.release();
     weightBackwardWeight(gpu, wHh, { dy: dGates, x: hs.view(0, [N, H]) });
     weightBackwardWeight(gpu, wIh, { dy: dGates, x: trace.xs[l] });
     matmul(gpu, { a: ones, b: dGates, c: bIh.grad.reshape([1, 4 * H]) });

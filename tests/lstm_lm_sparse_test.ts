@@ -11,6 +11,7 @@ import {
 } from "../models/lstm_lm.ts";
 import { densifyParam, sparsifyParam } from "../models/sparse_params.ts";
 import { hostCsrFromMask } from "../kernels/sparse_matrix.ts";
+import { SPARSE_COMPUTE } from "../models/weight_ops.ts";
 
 const V = 23, E = 12, H = 12, L = 2, T = 5, B = 3;
 
@@ -75,24 +76,36 @@ Deno.test({
         if (m) sparsifyParam(gpu, p, { nnz: m.reduce((s, x) => s + x, 0) });
       }
       ok(model.params.filter((p) => p.csr).length === masks.size, `${label}: all sparse`);
-      const sparse = await run();
-
-      for (let n = 0; n < T * B; n++) {
-        const d = dense.loss[n], s = sparse.loss[n];
-        ok(Math.abs(d - s) <= 1e-5 * Math.abs(d), `${label} row ${n}: loss ${s} vs ${d}`);
-        const de = dense.evalLoss[n], se = sparse.evalLoss[n];
-        ok(Math.abs(de - se) <= 1e-5 * Math.abs(de), `${label} row ${n}: eval ${se} vs ${de}`);
+      const sparseRuns = [await run()];
+      // Again with the recurrent products through one dense copy per window (reusedWeight),
+      // which CPU rasterisers take above SPARSE_COMPUTE.reuseAbove for long windows only.
+      const savedReuses = SPARSE_COMPUTE.minReuses;
+      SPARSE_COMPUTE.minReuses = 1;
+      try {
+        sparseRuns.push(await run());
+      } finally {
+        SPARSE_COMPUTE.minReuses = savedReuses;
       }
-      for (const p of model.params) {
-        const m = masks.get(p.name);
-        const g = dense.grads.get(p.name)!;
-        // expected: the dense gradient restricted to the active entries, in CSR order
-        const want = m ? hostCsrFromMask(p.shape[0], p.shape[1], g, m).values : g;
-        const got = sparse.grads.get(p.name)!.subarray(0, want.length);
-        const scale = maxAbs(want);
-        ok(scale > 1e-7, `${label} ${p.name}: gradient all ~0 (test cannot fail)`);
-        const err = maxDiff(got, want);
-        ok(err <= 1e-4 * scale, `${label} ${p.name}: max error ${err} vs max|g| ${scale}`);
+
+      for (const [r, sparse] of sparseRuns.entries()) {
+        const label = `tied=${tied} density=${density} ${r ? "reused" : "per-product"}`;
+        for (let n = 0; n < T * B; n++) {
+          const d = dense.loss[n], s = sparse.loss[n];
+          ok(Math.abs(d - s) <= 1e-5 * Math.abs(d), `${label} row ${n}: loss ${s} vs ${d}`);
+          const de = dense.evalLoss[n], se = sparse.evalLoss[n];
+          ok(Math.abs(de - se) <= 1e-5 * Math.abs(de), `${label} row ${n}: eval ${se} vs ${de}`);
+        }
+        for (const p of model.params) {
+          const m = masks.get(p.name);
+          const g = dense.grads.get(p.name)!;
+          // expected: the dense gradient restricted to the active entries, in CSR order
+          const want = m ? hostCsrFromMask(p.shape[0], p.shape[1], g, m).values : g;
+          const got = sparse.grads.get(p.name)!.subarray(0, want.length);
+          const scale = maxAbs(want);
+          ok(scale > 1e-7, `${label} ${p.name}: gradient all ~0 (test cannot fail)`);
+          const err = maxDiff(got, want);
+          ok(err <= 1e-4 * scale, `${label} ${p.name}: max error ${err} vs max|g| ${scale}`);
+        }
       }
 
       // back to masked-dense: values and masks round-trip exactly

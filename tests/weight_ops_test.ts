@@ -1,4 +1,5 @@
 import {
+  reusedWeight,
   SPARSE_COMPUTE,
   weightBackwardData,
   weightBackwardWeight,
@@ -13,6 +14,7 @@ import {
   storedLength,
   uploadSparse,
 } from "../kernels/sparse_matrix.ts";
+import { ok } from "node:assert/strict";
 import {
   assertClose,
   bernoulliMask,
@@ -100,5 +102,61 @@ Deno.test({
     } finally {
       Object.assign(SPARSE_COMPUTE, saved);
     }
+  },
+});
+
+/**
+ * `reusedWeight` hands back the sparse param unchanged unless the adapter runs regblock kernels,
+ * the loop is long enough and the weight dense enough; when it expands the weight, products
+ * through the copy equal the sparse references (same tolerance as above).
+ */
+Deno.test({
+  name: "reusedWeight expands a sparse weight only where it pays, and products through it match",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const n = 37, k = 29, m = 5;
+    await forEachVariant(gpu, async (v) => {
+      for (const density of [0.33, 0.1]) {
+        const seed = Math.round(1000 * density);
+        const csr = hostCsrFromMask(
+          n,
+          k,
+          uniform(n * k, seed),
+          bernoulliMask(n * k, density, seed + 1),
+        );
+        const w = uploadSparse(gpu, csr);
+        const param: Param = {
+          name: "w",
+          shape: [n, k],
+          gates: 1,
+          sparse: true,
+          init: { kind: "zeros" },
+          value: w.values,
+          grad: gpu.tensor([storedLength(w.nnz)]),
+          csr: w,
+        };
+        const short = reusedWeight(gpu, param, SPARSE_COMPUTE.minReuses - 1);
+        ok(short.param === param, `${v} d=${density}: short loops keep the sparse weight`);
+        short.release();
+        const loop = reusedWeight(gpu, param, SPARSE_COMPUTE.minReuses);
+        const expands = v === "regblock" && density > SPARSE_COMPUTE.reuseAbove;
+        ok((loop.param !== param) === expands, `${v} d=${density}: expanded = ${expands}`);
+        ok(!expands || (!loop.param.csr && !loop.param.mask), `${v} d=${density}: dense copy`);
+        const x = uniform(m * k, seed + 2), dy = uniform(m * n, seed + 3);
+        const y0 = uniform(m * n, seed + 4), dx0 = uniform(m * k, seed + 5);
+        const tx = gpu.upload([m, k], x), tdy = gpu.upload([m, n], dy);
+        const ty = gpu.upload([m, n], y0), tdx = gpu.upload([m, k], dx0);
+        weightForward(gpu, loop.param, { x: tx, y: ty, beta: 1 });
+        weightBackwardData(gpu, loop.param, { dy: tdy, dx: tdx, beta: 1 });
+        loop.release();
+        const tol = sumTolerance(Math.max(m, n, k) + 2);
+        const label = `${v} d=${density} reused`;
+        assertClose(await gpu.read(ty), spmmRef({ x, csr, m, y: y0, beta: 1 }), tol, label);
+        assertClose(await gpu.read(tdx), spmmTRef({ dy, csr, m, dx: dx0, beta: 1 }), tol, label);
+        for (const t of [tx, tdy, ty, tdx, param.grad]) gpu.release(t);
+        releaseSparse(gpu, w);
+      }
+    });
   },
 });
