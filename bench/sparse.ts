@@ -46,7 +46,7 @@ import {
   writeLstmLmBatch,
 } from "../models/lstm_lm.ts";
 import { releaseParams } from "../models/params.ts";
-import { SPARSE_COMPUTE } from "../models/weight_ops.ts";
+import { SPARSE_KERNELS_ONLY, withSparseCompute } from "../models/weight_ops.ts";
 import { sparsifyParam } from "../models/sparse_params.ts";
 import {
   createOptimizer,
@@ -302,17 +302,13 @@ async function benchSteps(
     for (const density of [0.33, 0.1]) {
       const ms: Record<string, number> = {};
       // csr: what training runs (weight_ops may route dense products through dense kernels on
-      // CPU rasterisers, see SPARSE_COMPUTE); csr-kernels: sparse kernels only
+      // CPU rasterisers, see SPARSE_COMPUTE); csr-kernels: sparse kernels only (SPARSE_KERNELS_ONLY)
       for (const layout of ["masked-dense", "csr", "csr-kernels"]) {
         const name = `train step H=${H}`;
         if (filter && !`${name} ${layout}`.includes(filter)) continue;
         const config = { vocab: V, embed: H, hidden: H, layers: 2, dropout: 0, tied: false };
         const model = createLstmLm(gpu, config, 1);
         sparsifyModel(gpu, model, density, layout !== "masked-dense");
-        const saved = { ...SPARSE_COMPUTE };
-        if (layout === "csr-kernels") {
-          Object.assign(SPARSE_COMPUTE, { forwardAbove: 1, dataAbove: 1, weightAbove: 1 });
-        }
         const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
         const state = createLstmLmState(gpu, model, B);
         const r = lcg(7);
@@ -328,11 +324,14 @@ async function benchSteps(
         };
         let opt = createOptimizer(gpu, model.params, settings);
         let step = 0;
-        const t = await timeGpu(gpu, () => {
-          lstmLmStep(gpu, model, ws, state, batch, { seed: 1, step: step++ });
-          opt = optimizerStep(gpu, model.params, opt, settings);
-        }, { reps: Math.max(3, Math.ceil(reps / 2)), minSampleMs: 0 });
-        Object.assign(SPARSE_COMPUTE, saved);
+        const t = await withSparseCompute(
+          layout === "csr-kernels" ? SPARSE_KERNELS_ONLY : {},
+          () =>
+            timeGpu(gpu, () => {
+              lstmLmStep(gpu, model, ws, state, batch, { seed: 1, step: step++ });
+              opt = optimizerStep(gpu, model.params, opt, settings);
+            }, { reps: Math.max(3, Math.ceil(reps / 2)), minSampleMs: 0 }),
+        );
         ms[layout] = t.ms;
         rows.push({
           kernel: name,

@@ -159,7 +159,7 @@ export function matmul(gpu: Gpu, args: MatmulArgs): void {
     transB,
     widthA: loadWidth(a1, a.offset),
     widthB: widthB as 1 | 2 | 4,
-    widthC: (n % 4 === 0 && c.offset % 4 === 0 ? 4 : 1) as 1 | 4,
+    widthC: (loadWidth(n, c.offset) === 4 ? 4 : 1) as 1 | 4,
     hasBias: args.bias !== undefined,
     hasMask: args.mask !== undefined,
     readC: beta !== 0,

@@ -164,7 +164,7 @@ function entryKernel(
   dtype: "f32" | "u32",
   body: (r: string, p: string) => string,
   rowWise: boolean,
-  constants?: KernelSpec["constants"],
+  opts: { constants?: KernelSpec["constants"]; extra?: KernelSpec["bindings"] } = {},
 ): KernelSpec {
   const main = rowWise
     ? `  if (i >= P.rows) { return; }
@@ -179,11 +179,12 @@ ${body("r", "i")}`;
     name: `${name}_${dtype}${rowWise ? "_rows" : ""}`,
     bindings: [
       ...ENTRY_BINDINGS,
+      ...opts.extra ?? [],
       { name: "src", dtype, access: "read" },
       { name: "dst", dtype, access: "read_write" },
     ],
     params: [["nnz", "u32"], ["rows", "u32"], ["cols", "u32"]],
-    constants,
+    constants: opts.constants,
     body: `${HEAD}
 ${rowWise ? "" : ROW_OF_WGSL}
 ${MAIN}
@@ -192,21 +193,25 @@ ${main}
   };
 }
 
-// dst[r, colIdx[p]] = src[p] (or 1 with ONES) over a dst cleared beforehand. Pure copies, so
-// the u32 variant carries per-entry counters (SNT-ASGD's step counts) the same way.
-const scatterSpec = (ones: boolean, dtype: "f32" | "u32", rowWise: boolean) =>
+// dst[r, colIdx[p]] = src[p] (or 1 with ONES) over a dst cleared beforehand, skipping entries
+// whose remove[p] flag is set when KEPT. Pure copies, so the u32 variant carries per-entry
+// counters (SNT-ASGD's step counts) the same way.
+const scatterSpec = (ones: boolean, kept: boolean, dtype: "f32" | "u32", rowWise: boolean) =>
   entryKernel(
-    ones ? "sparse_scatter_ones" : "sparse_scatter",
+    `sparse_scatter${ones ? "_ones" : ""}${kept ? "_kept" : ""}`,
     dtype,
     (r, p) =>
       `    let c = colIdx[P.off_colIdx + ${p}];
-    if (c < P.cols) {
+    if (c < P.cols${kept ? ` && remove[P.off_remove + ${p}] == 0u` : ""}) {
       var v: ${dtype} = ${dtype === "f32" ? "1.0" : "1u"};
       if (!ONES) { v = src[P.off_src + ${p}]; }
       dst[P.off_dst + ${r} * P.cols + c] = v;
     }`,
     rowWise,
-    { ONES: ones },
+    {
+      constants: { ONES: ones },
+      extra: kept ? [{ name: "remove", dtype: "u32", access: "read" }] : [],
+    },
   );
 
 // dst[p] = src[r, colIdx[p]].
@@ -222,33 +227,43 @@ const gatherSpec = (dtype: "f32" | "u32", rowWise: boolean) =>
     rowWise,
   );
 
+type EntryKind = "scatter" | "scatter_ones" | "scatter_kept" | "scatter_ones_kept" | "gather";
+
 /** Specs by `${kind}:${dtype}:${rowWise}`, generated once. */
 const ENTRY_SPECS = new Map<string, KernelSpec>();
 
-function entrySpec(
-  kind: "scatter" | "scatter_ones" | "gather",
-  dtype: "f32" | "u32",
-  rowWise: boolean,
-): KernelSpec {
+function entrySpec(kind: EntryKind, dtype: "f32" | "u32", rowWise: boolean): KernelSpec {
   const key = `${kind}:${dtype}:${rowWise}`;
   let spec = ENTRY_SPECS.get(key);
   if (!spec) {
     spec = kind === "gather"
       ? gatherSpec(dtype, rowWise)
-      : scatterSpec(kind === "scatter_ones", dtype, rowWise);
+      : scatterSpec(kind.includes("ones"), kind.endsWith("kept"), dtype, rowWise);
     ENTRY_SPECS.set(key, spec);
   }
   return spec;
 }
 
+/** Records one entry kernel over `w` (plus `extra` bindings such as `remove`). */
+function runEntryKernel(
+  gpu: Gpu,
+  kind: EntryKind,
+  w: SparseMatrix,
+  tensors: { src: Tensor; dst: Tensor; remove?: Tensor },
+): void {
+  const dtype = kind.includes("ones") ? "f32" : tensors.dst.dtype as "f32" | "u32";
+  const bound: Record<string, Tensor> = { rowPtr: w.rowPtr, colIdx: w.colIdx, ...tensors };
+  gpu.run(
+    entrySpec(kind, dtype, rowWise(gpu, w)),
+    bound,
+    { nnz: w.nnz, rows: w.rows, cols: w.cols },
+    rowWise(gpu, w) ? gridFor(w.rows, WG) : entryGrid(w.nnz),
+  );
+}
+
 /** Row-wise entry kernels on CPU rasterisers, where a row's loop fits the loop budget. */
 function rowWise(gpu: Gpu, w: SparseMatrix): boolean {
   return gpu.variant === "regblock" && w.cols + 8 <= SOFTWARE_LOOP_BUDGET;
-}
-
-/** Grid of an {@linkcode entryKernel} over `w`. */
-function entryKernelGrid(gpu: Gpu, w: SparseMatrix) {
-  return rowWise(gpu, w) ? gridFor(w.rows, WG) : entryGrid(w.nnz);
 }
 
 // ------------------------------------------------------------------------------ validation
@@ -460,24 +475,10 @@ export function rebuildTranspose(gpu: Gpu, w: SparseMatrix): void {
   transposeInto(gpu, w);
 }
 
-function scatter(
-  gpu: Gpu,
-  w: SparseMatrix,
-  src: Tensor,
-  dst: Tensor,
-  ones: boolean,
-): void {
+/** `dst = 0`, then the entries' `src` values (or 1 with `ones`) at their dense positions. */
+function scatter(gpu: Gpu, w: SparseMatrix, src: Tensor, dst: Tensor, ones: boolean): void {
   gpu.fill(dst, 0);
-  gpu.run(
-    entrySpec(
-      ones ? "scatter_ones" : "scatter",
-      ones ? "f32" : dst.dtype as "f32" | "u32",
-      rowWise(gpu, w),
-    ),
-    { rowPtr: w.rowPtr, colIdx: w.colIdx, src, dst },
-    { nnz: w.nnz, rows: w.rows, cols: w.cols },
-    entryKernelGrid(gpu, w),
-  );
+  runEntryKernel(gpu, ones ? "scatter_ones" : "scatter", w, { src, dst });
 }
 
 /** Arguments of {@linkcode sparseToDense} and {@linkcode sparseToMask}. */
@@ -579,12 +580,43 @@ export function sparseGather(gpu: Gpu, args: SparseGatherArgs): void {
   expectSize("sparseGather dst", dst, storedLength(w.nnz), dtype);
   const { "w.values": _values, ...indexArrays } = sparseArrays(w);
   checkOverlap("sparseGather", { dst }, { src, ...indexArrays });
-  gpu.run(
-    entrySpec("gather", dtype, rowWise(gpu, w)),
-    { rowPtr: w.rowPtr, colIdx: w.colIdx, src, dst },
-    { nnz: w.nnz, rows: w.rows, cols: w.cols },
-    entryKernelGrid(gpu, w),
-  );
+  runEntryKernel(gpu, "gather", w, { src, dst });
+}
+
+/** Arguments of {@linkcode sparseScatterKept}. */
+export interface SparseScatterKeptArgs {
+  w: SparseMatrix;
+  /** u32 `[storedLength(nnz)]` aligned with `w.values`: entries with a nonzero flag are skipped. */
+  remove: Tensor<"u32">;
+  /** Per-entry f32 data aligned with `w.values`, or `null` to write 1 (a mask). */
+  src: Tensor<"f32"> | null;
+  /** Receives the dense layout, `[rows, cols]`; f32. */
+  dst: Tensor<"f32">;
+}
+
+/**
+ * {@linkcode sparseScatter} (or {@linkcode sparseToMask} when `src` is null) restricted to the
+ * entries whose `remove[p]` flag is 0: the kept part of a topology update, in dense layout.
+ *
+ * @example
+ * ```ts ignore
+ * sparseScatterKept(gpu, { w, remove, src: null, dst: keptMask });
+ * ```
+ */
+export function sparseScatterKept(gpu: Gpu, args: SparseScatterKeptArgs): void {
+  const { w, remove, src, dst } = args;
+  checkSparse("sparseScatterKept", w);
+  expectSize("sparseScatterKept remove", remove, storedLength(w.nnz), "u32");
+  if (src) expectSize("sparseScatterKept src", src, storedLength(w.nnz), "f32");
+  expectShape("sparseScatterKept dst", dst, [w.rows, w.cols], "f32");
+  checkOverlap("sparseScatterKept", { dst }, { remove, src: src ?? undefined, ...sparseArrays(w) });
+  gpu.fill(dst, 0);
+  // src is not read without it; values only fills the binding.
+  runEntryKernel(gpu, src ? "scatter_kept" : "scatter_ones_kept", w, {
+    src: src ?? w.values,
+    dst,
+    remove,
+  });
 }
 
 /**

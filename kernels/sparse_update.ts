@@ -28,43 +28,9 @@ import { gridFor, LINEAR_INDEX_WGSL } from "./runtime.ts";
 import type { KernelSpec } from "./kernel.ts";
 import { expectShape, ShapeError, type Tensor } from "./tensor.ts";
 import { releaseSparse, type SparseMatrix, storedLength } from "./sparse_matrix.ts";
-import { sparseFromMask, sparseGather } from "./sparse_convert.ts";
+import { sparseFromMask, sparseGather, sparseScatterKept } from "./sparse_convert.ts";
 
 const WG = 64;
-
-/**
- * Per row: `dst[r, colIdx[p]] = remove[p] ? 0 : (USE_SRC ? src[p] : 1)` for its entries; the
- * caller clears `dst` first, so positions without an entry are 0.
- */
-function scatterKeptSpec(useSrc: boolean): KernelSpec {
-  return {
-    name: useSrc ? "sparse_scatter_kept" : "sparse_mask_kept",
-    bindings: [
-      { name: "row_ptr", dtype: "u32", access: "read" },
-      { name: "col_idx", dtype: "u32", access: "read" },
-      { name: "remove", dtype: "u32", access: "read" },
-      ...(useSrc ? [{ name: "src", dtype: "f32" as const, access: "read" as const }] : []),
-      { name: "dst", dtype: "f32", access: "read_write" },
-    ],
-    params: [["rows", "u32"], ["cols", "u32"]],
-    body: `${LINEAR_INDEX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let r = linear_index(wg, nwg, lid, ${WG}u);
-  if (r >= P.rows) { return; }
-  let end = row_ptr[P.off_row_ptr + r + 1u];
-  for (var p = row_ptr[P.off_row_ptr + r]; p < end; p = p + 1u) {
-    let keep = remove[P.off_remove + p] == 0u;
-    let v = ${useSrc ? "src[P.off_src + p]" : "1.0f"};
-    dst[P.off_dst + r * P.cols + col_idx[P.off_col_idx + p]] = select(0.0f, v, keep);
-  }
-}`,
-  };
-}
-
-const SCATTER_KEPT = scatterKeptSpec(true);
-const MASK_KEPT = scatterKeptSpec(false);
 
 const ADD_TO_MASK: KernelSpec = {
   name: "sparse_add_to_mask",
@@ -82,30 +48,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (flags[P.off_flags + i] != 0u) { mask[P.off_mask + i] = 1.0f; }
 }`,
 };
-
-function scatterKept(
-  gpu: Gpu,
-  w: SparseMatrix,
-  remove: Tensor<"u32">,
-  src: Tensor<"f32"> | null,
-  dst: Tensor<"f32">,
-): void {
-  gpu.fill(dst, 0);
-  if (w.nnz === 0) return;
-  const tensors: Record<string, Tensor> = {
-    "row_ptr": w.rowPtr,
-    "col_idx": w.colIdx,
-    remove,
-    dst,
-  };
-  if (src) tensors.src = src;
-  gpu.run(
-    src ? SCATTER_KEPT : MASK_KEPT,
-    tensors,
-    { rows: w.rows, cols: w.cols },
-    gridFor(w.rows, WG),
-  );
-}
 
 function checkRemove(what: string, w: SparseMatrix, remove: Tensor): void {
   expectShape(`${what} remove`, remove, [storedLength(w.nnz)], "u32");
@@ -129,7 +71,7 @@ export function maskAfterRemoval(
 ): Tensor<"f32"> {
   checkRemove("maskAfterRemoval", w, remove);
   const mask = gpu.tensor([w.rows, w.cols], "f32");
-  scatterKept(gpu, w, remove, null, mask);
+  sparseScatterKept(gpu, { w, remove, src: null, dst: mask });
   return mask;
 }
 
@@ -187,7 +129,7 @@ export function finishTopologyUpdate(
     expectShape(`finishTopologyUpdate states[${i}]`, s, [storedLength(w.nnz)], "f32")
   );
   const dense = gpu.tensor([w.rows, w.cols], "f32");
-  scatterKept(gpu, w, remove, w.values, dense);
+  sparseScatterKept(gpu, { w, remove, src: w.values, dst: dense });
   const next = sparseFromMask(gpu, {
     dense,
     mask,
@@ -196,7 +138,7 @@ export function finishTopologyUpdate(
     budget: args.budget ?? w.budget,
   });
   const newStates = states.map((s) => {
-    scatterKept(gpu, w, remove, s, dense);
+    sparseScatterKept(gpu, { w, remove, src: s, dst: dense });
     // an empty matrix's one padding element is 0: norms and optimizer steps run over it
     const out = nnz === 0 ? gpu.zeros([1], "f32") : gpu.tensor([nnz], "f32");
     sparseGather(gpu, { w: next, src: dense, dst: out });

@@ -52,7 +52,7 @@ const f32opt = (t: Tensor | undefined) => t as Tensor<"f32"> | undefined;
  * doc): batch rows `M ≥ minRows` and density `nnz / (out·in)` above the product's threshold.
  * Measured on llvmpipe at M = 700, [6000, 1500]: dense NT/NN/TN ≈ 1.3/1.6/0.9 s against sparse
  * ≈ 3.2/7.4/1.4 s at d = 0.33 and 1.7/1.4/0.5 s at d = 0.1 (transposed-operand kernels).
- * Mutable so benchmarks can compare the routes.
+ * Benchmarks and tests compare the routes with {@linkcode withSparseCompute}.
  *
  * @example
  * ```ts
@@ -77,6 +77,36 @@ export const SPARSE_COMPUTE = {
   /** Weight gradient `dW = dyᵀ·x` at the pattern. */
   weightAbove: 0.2,
 };
+
+/** Thresholds that keep every sparse product on the sparse kernels (no dense route). */
+export const SPARSE_KERNELS_ONLY: Partial<typeof SPARSE_COMPUTE> = {
+  forwardAbove: 1,
+  dataAbove: 1,
+  weightAbove: 1,
+  reuseAbove: 1,
+};
+
+/**
+ * Runs `fn` (which records products) with {@linkcode SPARSE_COMPUTE} changed by `overrides`,
+ * and restores it afterwards, also when `fn` throws.
+ *
+ * @example
+ * ```ts ignore
+ * const t = await withSparseCompute(SPARSE_KERNELS_ONLY, () => timeGpu(gpu, step));
+ * ```
+ */
+export async function withSparseCompute<T>(
+  overrides: Partial<typeof SPARSE_COMPUTE>,
+  fn: () => T | Promise<T>,
+): Promise<T> {
+  const saved = { ...SPARSE_COMPUTE };
+  Object.assign(SPARSE_COMPUTE, overrides);
+  try {
+    return await fn();
+  } finally {
+    Object.assign(SPARSE_COMPUTE, saved);
+  }
+}
 
 function density(w: SparseMatrix): number {
   return w.nnz / Math.max(1, w.rows * w.cols);

@@ -129,3 +129,6 @@ export function sumTolerance(n: number, scale = 1): Tolerance {
   const m = Math.max(1, n);
   return { atol: (8 * Math.sqrt(m) + m / 2) * eps * scale + 1e-6, rtol: 1e-5 };
 }
+
+/** The sparse-kernel test densities named by the sparse-compute issue: dense to empty. */
+export const SPARSE_TEST_DENSITIES: readonly number[] = [1, 0.5, 0.33, 0.1, 0.01, 0];

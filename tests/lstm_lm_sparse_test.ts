@@ -11,7 +11,7 @@ import {
 } from "../models/lstm_lm.ts";
 import { densifyParam, sparsifyParam } from "../models/sparse_params.ts";
 import { hostCsrFromMask } from "../kernels/sparse_matrix.ts";
-import { SPARSE_COMPUTE } from "../models/weight_ops.ts";
+import { withSparseCompute } from "../models/weight_ops.ts";
 
 const V = 23, E = 12, H = 12, L = 2, T = 5, B = 3;
 
@@ -79,13 +79,7 @@ Deno.test({
       const sparseRuns = [await run()];
       // Again with the recurrent products through one dense copy per window (reusedWeight),
       // which CPU rasterisers take above SPARSE_COMPUTE.reuseAbove for long windows only.
-      const savedReuses = SPARSE_COMPUTE.minReuses;
-      SPARSE_COMPUTE.minReuses = 1;
-      try {
-        sparseRuns.push(await run());
-      } finally {
-        SPARSE_COMPUTE.minReuses = savedReuses;
-      }
+      sparseRuns.push(await withSparseCompute({ minReuses: 1 }, run));
 
       for (const [r, sparse] of sparseRuns.entries()) {
         const label = `tied=${tied} density=${density} ${r ? "reused" : "per-product"}`;

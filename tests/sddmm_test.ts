@@ -14,6 +14,7 @@ import {
   bernoulliMask,
   forEachVariant,
   GPU_TEST,
+  SPARSE_TEST_DENSITIES,
   sumTolerance,
   testGpu,
   uniform,
@@ -58,7 +59,7 @@ async function check(c: Case, seed: number): Promise<void> {
   releaseSparse(gpu, w);
 }
 
-const DENSITIES = [1, 0.5, 0.33, 0.1, 0.01, 0];
+const DENSITIES = SPARSE_TEST_DENSITIES;
 
 Deno.test({
   name: "sddmm matches the CPU reference at every density and odd shapes",

@@ -19,7 +19,14 @@ import {
 } from "../kernels/sparse_matrix.ts";
 import type { Gpu } from "../kernels/runtime.ts";
 import { ShapeError, Tensor } from "../kernels/tensor.ts";
-import { bernoulliMask, forEachVariant, GPU_TEST, testGpu, uniform } from "./_util.ts";
+import {
+  bernoulliMask,
+  forEachVariant,
+  GPU_TEST,
+  SPARSE_TEST_DENSITIES,
+  testGpu,
+  uniform,
+} from "./_util.ts";
 
 // Every check here is exact: conversions only move values and integers, nothing is rounded.
 
@@ -85,7 +92,7 @@ const SHAPES: readonly (readonly [number, number, number])[] = [
   [127, 1000, 1],
   [800, 1500, 4],
 ];
-const DENSITIES = [1, 0.5, 0.33, 0.1, 0.01, 0];
+const DENSITIES = SPARSE_TEST_DENSITIES;
 
 /**
  * One shape and density: dense+mask → sparse (vs the host oracle), round trips to dense and

@@ -15,6 +15,7 @@ import {
   bernoulliMask,
   forEachVariant,
   GPU_TEST,
+  SPARSE_TEST_DENSITIES,
   sumTolerance,
   testGpu,
   uniform,
@@ -102,7 +103,7 @@ async function check(c: Case, seed: number): Promise<void> {
   releaseSparse(gpu, w);
 }
 
-const DENSITIES = [1, 0.5, 0.33, 0.1, 0.01, 0];
+const DENSITIES = SPARSE_TEST_DENSITIES;
 
 Deno.test({
   name: "spmm and spmmT match the CPU reference at every density and odd shapes",

@@ -4,8 +4,10 @@ import {
   weightBackwardData,
   weightBackwardWeight,
   weightForward,
+  withSparseCompute,
 } from "../models/weight_ops.ts";
 import type { Param } from "../models/params.ts";
+import type { Gpu } from "../kernels/runtime.ts";
 import { sddmmRef } from "../kernels/sddmm_ref.ts";
 import { spmmRef, spmmTRef } from "../kernels/spmm_ref.ts";
 import {
@@ -25,6 +27,23 @@ import {
   uniform,
 } from "./_util.ts";
 
+/** A sparse `[n, k]` param at `density` with U(-1, 1) values, its host CSR and its GPU matrix. */
+function sparseParam(gpu: Gpu, n: number, k: number, density: number, seed: number) {
+  const csr = hostCsrFromMask(n, k, uniform(n * k, seed), bernoulliMask(n * k, density, seed + 1));
+  const w = uploadSparse(gpu, csr);
+  const param: Param = {
+    name: "w",
+    shape: [n, k],
+    gates: 1,
+    sparse: true,
+    init: { kind: "zeros" },
+    value: w.values,
+    grad: gpu.tensor([storedLength(w.nnz)]),
+    csr: w,
+  };
+  return { csr, w, param };
+}
+
 /**
  * Every route of the sparse weight products (regblock: dense kernels on an expanded weight or
  * sampled dense gradient, or sparse kernels on transposed activations; tiled: the row-major
@@ -37,33 +56,15 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    const saved = { ...SPARSE_COMPUTE };
     const n = 37, k = 29;
-    try {
-      await forEachVariant(gpu, async (v) => {
-        for (const threshold of [0, 1]) {
-          SPARSE_COMPUTE.forwardAbove = SPARSE_COMPUTE.dataAbove = threshold;
-          SPARSE_COMPUTE.weightAbove = threshold;
+    await forEachVariant(gpu, async (v) => {
+      for (const threshold of [0, 1]) {
+        const above = { forwardAbove: threshold, dataAbove: threshold, weightAbove: threshold };
+        await withSparseCompute(above, async () => {
           for (const density of [0.33, 0.1]) {
             for (const m of [3, SPARSE_COMPUTE.minRows + 6, SPARSE_COMPUTE.minRows + 1]) {
               const seed = Math.round(1000 * density) + m;
-              const csr = hostCsrFromMask(
-                n,
-                k,
-                uniform(n * k, seed),
-                bernoulliMask(n * k, density, seed + 1),
-              );
-              const w = uploadSparse(gpu, csr);
-              const param: Param = {
-                name: "w",
-                shape: [n, k],
-                gates: 1,
-                sparse: true,
-                init: { kind: "zeros" },
-                value: w.values,
-                grad: gpu.tensor([storedLength(w.nnz)]),
-                csr: w,
-              };
+              const { csr, w, param } = sparseParam(gpu, n, k, density, seed);
               const x = uniform(m * k, seed + 2), dy = uniform(m * n, seed + 3);
               const y0 = uniform(m * n, seed + 4), dx0 = uniform(m * k, seed + 5);
               const bias = uniform(n, seed + 6);
@@ -97,11 +98,9 @@ Deno.test({
               releaseSparse(gpu, w);
             }
           }
-        }
-      });
-    } finally {
-      Object.assign(SPARSE_COMPUTE, saved);
-    }
+        });
+      }
+    });
   },
 });
 
@@ -119,23 +118,7 @@ Deno.test({
     await forEachVariant(gpu, async (v) => {
       for (const density of [0.33, 0.1]) {
         const seed = Math.round(1000 * density);
-        const csr = hostCsrFromMask(
-          n,
-          k,
-          uniform(n * k, seed),
-          bernoulliMask(n * k, density, seed + 1),
-        );
-        const w = uploadSparse(gpu, csr);
-        const param: Param = {
-          name: "w",
-          shape: [n, k],
-          gates: 1,
-          sparse: true,
-          init: { kind: "zeros" },
-          value: w.values,
-          grad: gpu.tensor([storedLength(w.nnz)]),
-          csr: w,
-        };
+        const { csr, w, param } = sparseParam(gpu, n, k, density, seed);
         const short = reusedWeight(gpu, param, SPARSE_COMPUTE.minReuses - 1);
         ok(short.param === param, `${v} d=${density}: short loops keep the sparse weight`);
         short.release();
