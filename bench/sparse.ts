@@ -4,8 +4,13 @@
  * - SpMM forward `Y = X·Wᵀ`, transposed SpMM `dX = dY·W` and SDDMM `dW = dYᵀ·X` (active entries)
  *   on the recurrent step (20×1500)·(1500×6000)ᵀ and the decoder (700×1500)·(1500×10000)ᵀ at
  *   densities 1, 0.5, 0.33, 0.1, 0.05, each next to the dense matmul computing the same
- *   product (NT, NN, TN). `speedup` = dense ms / sparse ms; effective GFLOP/s counts the
- *   sparse work only (2·M·nnz).
+ *   product (NT, NN, TN). `speedup` = dense ms / sparse ms, the dense time (`dense_ms`)
+ *   re-measured just before each density's rows; effective GFLOP/s counts the sparse work only
+ *   (2·M·nnz).
+ * - `spmm load floor`: the per-lane vec4 loads an unstructured SpMM of the shape cannot avoid
+ *   (`ceil(M/4)·nnz` of the activations, `nnz/2` of the entries), timed by the probe of
+ *   `load_floor.ts`; its `speedup` over `matmul NT` is the most any such kernel can reach here
+ *   (both best of 3 alternating rounds, taken moments apart).
  * - Top-k: magnitude keys plus the radix select of the k = n/10 smallest, over 1M, 10M and 66M
  *   weights (66M is skipped with a note where it exceeds the adapter's storage binding limit).
  * - One full training step (forward, backward, SGD update with clipping) of the stacked LSTM
@@ -55,6 +60,7 @@ import {
   releaseOptimizer,
 } from "../pipeline/optimizer.ts";
 import { timeGpu } from "./timing.ts";
+import { loadFloorMs } from "./load_floor.ts";
 
 /** One row of the sparse suite; `""` where a column does not apply. */
 export interface SparseRow {
@@ -68,6 +74,8 @@ export interface SparseRow {
   ms: number;
   "eff_gflops": number | "";
   speedup: number | "";
+  /** The dense time `speedup` divides by, re-measured just before the row's density group. */
+  "dense_ms": number | "";
   [key: string]: string | number;
 }
 
@@ -83,6 +91,7 @@ export const SPARSE_COLUMNS = [
   "ms",
   "eff_gflops",
   "speedup",
+  "dense_ms",
 ];
 
 const DENSITIES = [1, 0.5, 0.33, 0.1, 0.05];
@@ -148,7 +157,6 @@ async function benchProducts(
     const y = gpu.tensor([s.m, s.n]);
     const dx = gpu.tensor([s.m, s.k]);
     const dW = gpu.tensor([s.n, s.k]);
-    const dense: Record<string, number> = {};
     const ops: [string, string, () => void][] = [
       ["fwd", "matmul NT", () => matmul(gpu, { a: x, b: wDense, c: y, transB: true })],
       ["dx", "matmul NN", () => matmul(gpu, { a: dy, b: wDense, c: dx })],
@@ -158,9 +166,8 @@ async function benchProducts(
     // the decoder shape's high-density sparse rows take tens of seconds each on a CPU
     // rasteriser: 3 samples there (after the warm-up runs), `reps` elsewhere
     const shapeReps = s.m * s.n * s.k > 1e9 ? Math.min(reps, 3) : reps;
-    for (const [key, name, record] of ops) {
+    for (const [, name, record] of ops) {
       const t = await timeGpu(gpu, record, { reps: shapeReps });
-      dense[key] = t.ms;
       rows.push({
         kernel: `${name} (${s.label})`,
         layout: "dense",
@@ -172,11 +179,17 @@ async function benchProducts(
         ms: round(t.ms),
         "eff_gflops": round(flops / t.ms / 1e6, 2),
         speedup: 1,
+        "dense_ms": round(t.ms),
       });
       log(`${name} ${s.label}: ${round(t.ms)} ms`);
     }
-    gpu.release(dW);
     for (const d of DENSITIES) {
+      // a CPU rasteriser's speed drifts by up to 2x within minutes: each density's speedups
+      // divide by the dense times re-measured just before its rows
+      const ref: Record<string, number> = {};
+      for (const [key, , record] of ops) {
+        ref[key] = (await timeGpu(gpu, record, { reps: shapeReps })).ms;
+      }
       const w: SparseMatrix = uploadSparse(gpu, randomCsr(s.n, s.k, d, 10 + Math.round(d * 100)));
       const grad = gpu.tensor([storedLength(w.nnz)]);
       // row-major operands, and the transposed-operand forms weight_ops uses on CPU
@@ -210,14 +223,41 @@ async function benchProducts(
           adapter,
           ms: round(t.ms),
           "eff_gflops": round(work / t.ms / 1e6, 2),
-          speedup: round(dense[key] / t.ms, 2),
+          speedup: round(ref[key] / t.ms, 2),
+          "dense_ms": round(ref[key]),
         });
-        log(`${name} ${s.label} d=${d}: ${round(t.ms)} ms (${round(dense[key] / t.ms, 2)}x)`);
+        log(`${name} ${s.label} d=${d}: ${round(t.ms)} ms (${round(ref[key] / t.ms, 2)}x)`);
       }
+      // the loads no unstructured SpMM of this shape can avoid, issued as cheaply as we know:
+      // its speedup bounds what any such kernel can reach over the dense one here. The probe
+      // and the dense product alternate, best of 3 rounds each, so the bound compares times
+      // taken moments apart (a drifting machine can otherwise put the floor above a real kernel)
+      const loads = Math.ceil(s.m / 4) * w.nnz + w.nnz / 2;
+      let floorMs = Infinity, denseMs = Infinity;
+      for (let round = 0; round < 3; round++) {
+        denseMs = Math.min(denseMs, (await timeGpu(gpu, ops[0][2], { reps: rowReps })).ms);
+        floorMs = Math.min(floorMs, await loadFloorMs(gpu, loads, rowReps));
+      }
+      rows.push({
+        kernel: `spmm load floor (${s.label})`,
+        layout: "probe",
+        M: s.m,
+        N: s.n,
+        K: s.k,
+        density: d,
+        adapter,
+        ms: round(floorMs),
+        "eff_gflops": round((2 * s.m * w.nnz) / floorMs / 1e6, 2),
+        speedup: round(denseMs / floorMs, 2),
+        "dense_ms": round(denseMs),
+      });
+      log(
+        `spmm load floor ${s.label} d=${d}: ${round(floorMs)} ms (${round(denseMs / floorMs, 2)}x)`,
+      );
       gpu.release(grad);
       releaseSparse(gpu, w);
     }
-    for (const t of [x, dy, xT, dyT, wDense, y, dx]) gpu.release(t);
+    for (const t of [x, dy, xT, dyT, wDense, y, dx, dW]) gpu.release(t);
   }
   return rows;
 }
@@ -247,6 +287,7 @@ async function benchTopK(
         ms: 0,
         "eff_gflops": "",
         speedup: "",
+        "dense_ms": "",
       });
       continue;
     }
@@ -269,6 +310,7 @@ async function benchTopK(
       ms: round(t.ms),
       "eff_gflops": "",
       speedup: "",
+      "dense_ms": "",
     });
     log(`topk n=${n}: ${round(t.ms)} ms`);
     for (const a of [x, keys, selected]) gpu.release(a);
@@ -346,6 +388,7 @@ async function benchSteps(
           speedup: layout !== "masked-dense" && ms["masked-dense"]
             ? round(ms["masked-dense"] / t.ms, 2)
             : "",
+          "dense_ms": "",
         });
         log(`${name} ${layout} d=${density}: ${round(t.ms, 1)} ms`);
         releaseOptimizer(gpu, opt);

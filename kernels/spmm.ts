@@ -17,12 +17,15 @@
  *   skinny batch, up to 24) in registers: each `(col, value)` is loaded once and reused across
  *   the batch rows, lanes of a workgroup take consecutive output columns. On llvmpipe every
  *   gather `x[m, col]` is a per-lane scalar load (~1 ns) and there is no cheaper path for
- *   workgroup-uniform addresses (Mesa 22.3, measured), so the cost is ≈ nnz·M gathers: below
- *   the dense kernel's only at low density (measured at x [20, 1500]·W [6000, 1500]ᵀ: 12.7 ms
- *   at d = 0.1 and 40 ms at d = 0.33 vs 21 ms dense). Rows past M gather a clamped row and are
- *   not stored, so the loop has no per-row branch.
+ *   workgroup-uniform addresses, shared memory or textures (Mesa 22.3, measured), so the cost
+ *   is ≈ nnz·M gathers where the dense kernel needs ~1 vec4 load per 20 multiply-adds: faster
+ *   than dense only at low density. The `spmm load floor` rows of `deno task bench sparse`
+ *   time the loads no unstructured kernel can avoid, the bound on any such kernel's speedup.
+ *   Uniforms are read into locals before the entry loop (llvmpipe re-reads them per entry
+ *   otherwise, ~9% at d = 0.1). Rows past M gather a clamped row and are not stored, so the
+ *   loop has no per-row branch.
  * - `transX` / `transDy` (input stored `[K, M]`): with M % 4 = 0 one vec4 gather fetches four
- *   batch rows of a column (9.1 ms at d = 0.1, 27 ms at 0.33 on the shape above).
+ *   batch rows of a column (~1.6x faster than scalar gathers at M = 20).
  * - `tiled` (Sputnik-like): a workgroup covers `RW` output columns × `TM` batch rows; each
  *   column's entries are staged `TM` at a time in shared memory by its lanes, then every lane
  *   consumes the chunk for its batch row.
@@ -129,19 +132,22 @@ export function regblockSpmmSpec(cfg: RegblockSpmmConfig): KernelSpec {
   if (cfg.xWidth === 4) {
     if (!cfg.transX || mb % 4 !== 0) throw new RangeError("vec4 inputs need transX and mb % 4 = 0");
     // Groups of 4 batch rows past M read the last group (in bounds, never stored).
-    setup = R(qn, (q) => `  let g${q} = min(m0 / 4u + ${q}u, (P.M >> 2u) - 1u);`);
+    setup = `  let x0 = P.off_x;
+  let mq = P.M >> 2u;
+${R(qn, (q) => `  let g${q} = min(m0 / 4u + ${q}u, mq - 1u);`)}`;
     acc = R(qn, (q) => `  var a${q} = vec4<f32>(0.0f);`);
-    step = `    let cb = P.off_x + c * (P.M >> 2u);
+    step = `    let cb = x0 + c * mq;
 ${R(qn, (q) => `    a${q} = fma(vec4<f32>(v), x[cb + g${q}], a${q});`)}`;
     store = R(qn, (q) => R(4, (e) => `  store_y(m0 + ${4 * q + e}u, j, a${q}[${e}]);`));
   } else {
     // Rows past M gather the last row (in bounds, never stored): no per-row branch in the loop.
     setup = cfg.transX
-      ? R(mb, (i) => `  let r${i} = P.off_x + min(m0 + ${i}u, P.M - 1u);`)
+      ? `  let pm = P.M;
+${R(mb, (i) => `  let r${i} = P.off_x + min(m0 + ${i}u, pm - 1u);`)}`
       : R(mb, (i) => `  let r${i} = P.off_x + min(m0 + ${i}u, P.M - 1u) * P.K;`);
     acc = R(mb, (i) => `  var a${i} = 0.0f;`);
     step = cfg.transX
-      ? `    let cb = c * P.M;
+      ? `    let cb = c * pm;
 ${R(mb, (i) => `    a${i} = fma(v, x[r${i} + cb], a${i});`)}`
       : R(mb, (i) => `    a${i} = fma(v, x[r${i} + c], a${i});`);
     store = R(mb, (i) => `  store_y(m0 + ${i}u, j, a${i});`);
@@ -160,10 +166,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let m0 = wg.z * MB;
 ${setup}
 ${acc}
+  // uniforms read once: inside the loop llvmpipe re-reads them per entry (~9% at d = 0.1)
+  let i0 = P.off_idx;
+  let v0 = P.off_val;${cfg.transposed ? "\n  let q0 = P.off_perm;" : ""}
   let p1 = ptr[P.off_ptr + j + 1u];
   for (var p = ptr[P.off_ptr + j]; p < p1; p = p + 1u) {
-    let c = idx[P.off_idx + p];
-    let v = entry_value(p);
+    let c = idx[i0 + p];
+    let v = ${cfg.transposed ? "val[v0 + perm[q0 + p]]" : "val[v0 + p]"};
 ${step}
   }
 ${store}
