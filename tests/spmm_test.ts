@@ -135,8 +135,8 @@ Deno.test({
     const gpu = await testGpu();
     await forEachVariant(gpu, async () => {
       let seed = 300;
-      // M % 4 = 0 takes vec4 gathers in regblock (M = 28 > 24 also splits the batch), others
-      // scalar ones.
+      // M % 4 = 0 takes vec4 gathers in regblock (M = 28 fills one 32-row block with clamped
+      // rows, M = 700 splits into 48-row blocks, the last partial), others scalar ones.
       for (const [m, n, k] of [[20, 37, 29], [28, 17, 130], [1, 5, 3], [3, 127, 17], [700, 9, 5]]) {
         for (const density of [1, 0.33, 0]) {
           await check({ m, n, k, density, trans: true, bias: true, beta: 0.5 }, seed += 10);
