@@ -25,7 +25,6 @@ import { timeGpu } from "./timing.ts";
 const UNROLL = 16;
 /** vec4 entries of the probe's source: 128 KiB, about the size of `Xᵀ` at M = 20, K = 1500. */
 export const LOAD_FLOOR_SOURCE_VEC4 = 8192;
-const SOURCE_VEC4 = LOAD_FLOOR_SOURCE_VEC4;
 /** Most lanes the probe launches (1024 workgroups of 64). */
 const MAX_THREADS = 65536;
 /** Fewest lanes it spreads a large request over (128 workgroups keep every core busy). */
@@ -62,7 +61,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
 ${
     Array.from(
       { length: UNROLL },
-      (_, u) => `    s = s + src[(base + ${u * 101}u) & ${SOURCE_VEC4 - 1}u];`,
+      (_, u) => `    s = s + src[(base + ${u * 101}u) & ${LOAD_FLOOR_SOURCE_VEC4 - 1}u];`,
     ).join("\n")
   }
     base = base + 7u;
@@ -116,8 +115,8 @@ export function loadFloorPlan(loads: number): LoadFloorPlan {
 export async function loadFloorMs(gpu: Gpu, loads: number, reps: number): Promise<number> {
   const plan = loadFloorPlan(loads);
   const src = gpu.upload(
-    [SOURCE_VEC4 * 4],
-    Float32Array.from({ length: SOURCE_VEC4 * 4 }, (_, i) => (i % 13) * 0.01),
+    [LOAD_FLOOR_SOURCE_VEC4 * 4],
+    Float32Array.from({ length: LOAD_FLOOR_SOURCE_VEC4 * 4 }, (_, i) => (i % 13) * 0.01),
   );
   const out = gpu.tensor([plan.threads * 4]);
   try {

@@ -253,11 +253,12 @@ function runEntryKernel(
 ): void {
   const dtype = kind.includes("ones") ? "f32" : tensors.dst.dtype as "f32" | "u32";
   const bound: Record<string, Tensor> = { rowPtr: w.rowPtr, colIdx: w.colIdx, ...tensors };
+  const byRow = rowWise(gpu, w);
   gpu.run(
-    entrySpec(kind, dtype, rowWise(gpu, w)),
+    entrySpec(kind, dtype, byRow),
     bound,
     { nnz: w.nnz, rows: w.rows, cols: w.cols },
-    rowWise(gpu, w) ? gridFor(w.rows, WG) : entryGrid(w.nnz),
+    byRow ? gridFor(w.rows, WG) : entryGrid(w.nnz),
   );
 }
 

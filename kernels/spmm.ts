@@ -94,9 +94,17 @@ function spmmInterface(cfg: SpmmConfig): Pick<KernelSpec, "bindings" | "params">
   };
 }
 
+/**
+ * WGSL for entry `p`'s value: through `perm` when walking the transposed index. `offVal` and
+ * `offPerm` are the expressions of the two views' offsets.
+ */
+function entryValue(cfg: SpmmConfig, p: string, offVal: string, offPerm: string): string {
+  return cfg.transposed ? `val[${offVal} + perm[${offPerm} + ${p}]]` : `val[${offVal} + ${p}]`;
+}
+
 /** WGSL helpers: the entry value (through `perm` when transposed) and the guarded store. */
 function spmmHelpers(cfg: SpmmConfig): string {
-  const value = cfg.transposed ? "val[P.off_val + perm[P.off_perm + p]]" : "val[P.off_val + p]";
+  const value = entryValue(cfg, "p", "P.off_val", "P.off_perm");
   const xat = cfg.transX ? "x[P.off_x + c * P.M + m]" : "x[P.off_x + m * P.K + c]";
   return `
 fn entry_value(p: u32) -> f32 { return ${value}; }
@@ -172,7 +180,7 @@ ${acc}
   let p1 = ptr[P.off_ptr + j + 1u];
   for (var p = ptr[P.off_ptr + j]; p < p1; p = p + 1u) {
     let c = idx[i0 + p];
-    let v = ${cfg.transposed ? "val[v0 + perm[q0 + p]]" : "val[v0 + p]"};
+    let v = ${entryValue(cfg, "p", "v0", "q0")};
 ${step}
   }
 ${store}

@@ -59,8 +59,6 @@ async function check(c: Case, seed: number): Promise<void> {
   releaseSparse(gpu, w);
 }
 
-const DENSITIES = SPARSE_TEST_DENSITIES;
-
 Deno.test({
   name: "sddmm matches the CPU reference at every density and odd shapes",
   ...GPU_TEST,
@@ -77,7 +75,7 @@ Deno.test({
     ];
     await forEachVariant(gpu, async () => {
       let seed = 1;
-      for (const density of DENSITIES) {
+      for (const density of SPARSE_TEST_DENSITIES) {
         for (const [m, n, k] of shapes) await check({ m, n, k, density }, seed += 10);
       }
     });
@@ -203,7 +201,7 @@ Deno.test({
     ];
     await forEachVariant(gpu, async () => {
       let seed = 1000;
-      for (const density of DENSITIES) {
+      for (const density of SPARSE_TEST_DENSITIES) {
         for (const [m, n, k] of shapes) {
           await check({ m, n, k, density, transposed: true }, seed += 10);
         }
@@ -278,7 +276,7 @@ Deno.test({
     const gpu = await testGpu();
     const shapes: [number, number][] = [[1, 1], [17, 3], [3, 127], [1031, 5], [40, 1000]];
     let seed = 800;
-    for (const density of DENSITIES) {
+    for (const density of SPARSE_TEST_DENSITIES) {
       for (const [n, k] of shapes) {
         const csr = hostCsrFromMask(
           n,

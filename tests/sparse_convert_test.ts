@@ -92,7 +92,6 @@ const SHAPES: readonly (readonly [number, number, number])[] = [
   [127, 1000, 1],
   [800, 1500, 4],
 ];
-const DENSITIES = SPARSE_TEST_DENSITIES;
 
 /**
  * One shape and density: dense+mask → sparse (vs the host oracle), round trips to dense and
@@ -168,7 +167,7 @@ Deno.test({
     await forEachVariant(gpu, async (variant) => {
       let seed = 1;
       for (const [rows, cols, gates] of SHAPES) {
-        for (const density of DENSITIES) {
+        for (const density of SPARSE_TEST_DENSITIES) {
           await checkCase(
             gpu,
             rows,

@@ -45,6 +45,18 @@ function sparseParam(gpu: Gpu, n: number, k: number, density: number, seed: numb
 }
 
 /**
+ * Random activations of the products with a `[n, k]` weight over `m` rows: host arrays for the
+ * references and their uploads (`y0`, `dx0` the outputs' prior contents, accumulated with β = 1).
+ */
+function activations(gpu: Gpu, m: number, n: number, k: number, seed: number) {
+  const x = uniform(m * k, seed + 2), dy = uniform(m * n, seed + 3);
+  const y0 = uniform(m * n, seed + 4), dx0 = uniform(m * k, seed + 5);
+  const tx = gpu.upload([m, k], x), tdy = gpu.upload([m, n], dy);
+  const ty = gpu.upload([m, n], y0), tdx = gpu.upload([m, k], dx0);
+  return { x, dy, y0, dx0, tx, tdy, ty, tdx };
+}
+
+/**
  * Every route of the sparse weight products (regblock: dense kernels on an expanded weight or
  * sampled dense gradient, or sparse kernels on transposed activations; tiled: the row-major
  * sparse kernels) against the CPU references, with the thresholds forced each way and batch
@@ -65,11 +77,8 @@ Deno.test({
             for (const m of [3, SPARSE_COMPUTE.minRows + 6, SPARSE_COMPUTE.minRows + 1]) {
               const seed = Math.round(1000 * density) + m;
               const { csr, w, param } = sparseParam(gpu, n, k, density, seed);
-              const x = uniform(m * k, seed + 2), dy = uniform(m * n, seed + 3);
-              const y0 = uniform(m * n, seed + 4), dx0 = uniform(m * k, seed + 5);
+              const { x, dy, y0, dx0, tx, tdy, ty, tdx } = activations(gpu, m, n, k, seed);
               const bias = uniform(n, seed + 6);
-              const tx = gpu.upload([m, k], x), tdy = gpu.upload([m, n], dy);
-              const ty = gpu.upload([m, n], y0), tdx = gpu.upload([m, k], dx0);
               const tb = gpu.upload([n], bias);
               weightForward(gpu, param, { x: tx, y: ty, beta: 1, bias: tb });
               weightBackwardData(gpu, param, { dy: tdy, dx: tdx, beta: 1 });
@@ -126,10 +135,7 @@ Deno.test({
         const expands = v === "regblock" && density > SPARSE_COMPUTE.reuseAbove;
         ok((loop.param !== param) === expands, `${v} d=${density}: expanded = ${expands}`);
         ok(!expands || (!loop.param.csr && !loop.param.mask), `${v} d=${density}: dense copy`);
-        const x = uniform(m * k, seed + 2), dy = uniform(m * n, seed + 3);
-        const y0 = uniform(m * n, seed + 4), dx0 = uniform(m * k, seed + 5);
-        const tx = gpu.upload([m, k], x), tdy = gpu.upload([m, n], dy);
-        const ty = gpu.upload([m, n], y0), tdx = gpu.upload([m, k], dx0);
+        const { x, dy, y0, dx0, tx, tdy, ty, tdx } = activations(gpu, m, n, k, seed);
         weightForward(gpu, loop.param, { x: tx, y: ty, beta: 1 });
         weightBackwardData(gpu, loop.param, { dy: tdy, dx: tdx, beta: 1 });
         loop.release();
