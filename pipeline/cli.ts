@@ -17,14 +17,18 @@ const USAGE = `usage: deno task train [--preset NAME] [--config FILE.json] [flag
 Data:      --data DIR (train.txt/valid.txt/test.txt; default: synthetic corpus) --unk
 Model:     --emsize N --nhid N --nlayers N --dropout P --tied
 Training:  --lr X --clip X --epochs N --batch-size N --bptt N --seed N --wdecay X
-           --optimizer sgd|momentum|adam|ntasgd --momentum X --nonmono N --max-steps N
+           --optimizer sgd|momentum|adam|ntasgd --momentum X --nonmono N
+Plan:      --max-steps N (the run's length when shorter than its epochs; every schedule
+           spans it) --epoch-steps N (an epoch of N steps instead of one pass over the data)
 Sparsity:  --method dense|small-dense|static-uniform|static-er|gmp|set|dsr|snfs|rigl|selfish
            --density D | --sparsity S  --sparse-init uniform|er  --death-rate P0
            --death-rate-min P  --update-every N (0 = per epoch)  --dense-tensors NAME,...
            --redistribution uniform|none|magnitude|momentum  --prune-start F --prune-end F
            --storage masked|csr (csr: true sparse weights, O(density) memory)
-Eval/logs: --eval-batch-size N --log-interval N --log FILE.csv --summary FILE.json
-Runs:      --save FILE --resume FILE (Ctrl-C saves and exits)
+Eval/logs: --eval-batch-size N --valid-tokens N (epoch ends validate on a prefix)
+           --log-interval N --log FILE.csv --summary FILE.json
+Runs:      --save FILE --resume FILE --stop-after N (stop after step N and save; resume
+           continues on the same plan; Ctrl-C does the same)
 GPU:       --adapter auto|hardware|software --variant auto|regblock|tiled
 Presets:   ptb-lstm-large (the paper's), ptb-lstm-medium, ptb-lstm-small`;
 
@@ -42,6 +46,19 @@ export function summaryJson(s: TrainSummary): Record<string, unknown> {
     "adapter": s.adapter,
     "kernel_variant": s.variant,
     "averaged": s.averaged,
+    "averaged_after_epoch": s.averagedAfterEpoch,
+    "plan": {
+      "total_steps": s.plan.totalSteps,
+      "epoch_steps": s.plan.epochSteps,
+      "update_every": s.plan.updateEvery,
+    },
+    "epoch_val_ppl": s.epochValPpl,
+    "connectivity_updates": s.updates.map((u) => ({
+      "step": u.step,
+      "removal_rate": u.removalRate,
+      "removed": u.removed,
+      "grown": u.grown,
+    })),
     "elapsed_sec": s.elapsedSec,
     "method": s.method,
     "active_parameters": s.activeParameters,
@@ -73,6 +90,13 @@ export async function main(argv: string[]): Promise<number> {
         `${data.corpus.train.length} train tokens`,
     );
     const summary = await train(gpu, config, data);
+    if (summary.stopReason === "stop-after") {
+      console.log(
+        `stopped after step ${summary.steps} of ${summary.plan.totalSteps} (--stop-after); ` +
+          `resume with --resume to finish the run`,
+      );
+      return 0;
+    }
     if (summary.interrupted) {
       console.log(`stopped at step ${summary.steps}; resume with --resume to continue`);
       return 130;

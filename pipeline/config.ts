@@ -37,8 +37,23 @@ export interface TrainConfig {
   /** NT-ASGD's non-monotone interval n (spec §5.1). */
   nonmono: number;
   evalBatchSize: number;
-  /** Stop after this many training steps (windows); `null` = run all epochs. */
+  /**
+   * The run's planned length in steps when shorter than `epochs` epochs; every schedule spans
+   * it (`pipeline/plan.ts`). `null` = all epochs.
+   */
   maxSteps: number | null;
+  /** Steps per epoch (validation, per-epoch updates, NT-ASGD's trigger); `null` = one pass. */
+  epochSteps: number | null;
+  /**
+   * Stop after this many steps, save, and return; a resume continues on the same plan. It
+   * interrupts the run without changing it (unlike `maxSteps`). `null` = run to the end.
+   */
+  stopAfter: number | null;
+  /**
+   * Epoch-end validations use the first this many tokens of the validation set (the best
+   * weights are validated on all of it at the end); `null` = all of it every time.
+   */
+  validTokens: number | null;
   /** Training steps between loss readbacks (each readback costs a GPU sync). */
   logInterval: number;
   log: string | null;
@@ -101,6 +116,9 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   nonmono: 5,
   evalBatchSize: 32,
   maxSteps: null,
+  epochSteps: null,
+  stopAfter: null,
+  validTokens: null,
   logInterval: 50,
   log: null,
   summary: null,
@@ -205,6 +223,9 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "nonmono": ["nonmono", "posint"],
   "eval-batch-size": ["evalBatchSize", "posint"],
   "max-steps": ["maxSteps", "posint"],
+  "epoch-steps": ["epochSteps", "posint"],
+  "stop-after": ["stopAfter", "posint"],
+  "valid-tokens": ["validTokens", "posint"],
   "log-interval": ["logInterval", "posint"],
   "log": ["log", "string"],
   "summary": ["summary", "string"],

@@ -6,10 +6,17 @@
  * GPU, recording a failing run's error in its row instead of stopping, and the renderers
  * ({@linkcode resultsCsv}, {@linkcode resultsMarkdown}) are pure.
  *
- * Every run of an experiment shares the model size, data, seed, number of steps and density;
- * only the method and the optimizer (with that optimizer's own learning rate and clipping)
- * change, so rows are comparable with each other — not with the paper's numbers, which come
- * from a 1500-unit model trained for 100 epochs.
+ * Every run of an experiment shares the model size, data, seed, plan and density; only the
+ * method and the optimizer (with that optimizer's own learning rate and clipping) change, so
+ * rows are comparable with each other — not with the paper's numbers, which come from a
+ * 1500-unit model trained for 100 epochs.
+ *
+ * The protocol mirrors the paper's at a size that runs on a CPU (spec §14.5): an "epoch" is a
+ * fixed number of steps (`epochSteps`, default 100), the run has several of them, each epoch
+ * ends with a validation (on a prefix of the validation set), NT-ASGD's trigger counts these
+ * epochs, one connectivity update follows each epoch's validation (none after the last one),
+ * the removal rate anneals over the whole run to p_min at the last update, and the test
+ * measures the best weights.
  *
  * @module
  */
@@ -21,7 +28,9 @@ import { batchify, bpttWindows } from "./data/batches.ts";
 import { type ProgressInfo, progressLine, ProgressPrinter } from "./progress.ts";
 import { METHOD_NAMES, type MethodName } from "./sparsity/method.ts";
 import { csrUnsupported, type Storage } from "./sparsity/storage.ts";
-import { train, type TrainingData, type TrainSummary } from "./train.ts";
+import { sparsitySettings, train, type TrainingData, type TrainSummary } from "./train.ts";
+import { planRun, type RunPlan, updateSteps } from "./plan.ts";
+import { removalRateAt, sparsityPlanProblem } from "./sparsity/stage.ts";
 import { summaryJson } from "./cli.ts";
 
 /** Bad experiment name or option; the CLI prints the message and exits with code 2. */
@@ -93,10 +102,16 @@ export const EXPERIMENTS: Readonly<Record<string, ExperimentDef>> = {
 
 /** The options every run of an experiment shares (CLI flags). */
 export interface ExperimentOptions {
-  /** Training steps of every run; `null` = whole epochs (`epochs`). */
+  /** Planned length of every run when shorter than its epochs (`--max-steps`); `null` = all. */
   steps: number | null;
-  /** Epochs; `null` = as many as `steps` needs (1 when `steps` is null too). */
-  epochs: number | null;
+  /** Epochs of every run. */
+  epochs: number;
+  /** Steps per epoch; `null` = one pass over the training data (the paper's epoch). */
+  epochSteps: number | null;
+  /** NT-ASGD's non-monotone interval, in these epochs. */
+  nonmono: number;
+  /** Epoch-end validations on this many validation tokens (`null` = all). */
+  validTokens: number | null;
   emsize: number;
   nhid: number;
   nlayers: number;
@@ -107,8 +122,8 @@ export interface ExperimentOptions {
   variant: string | null;
   /** Subset of the experiment's methods; `null` = all. */
   methods: readonly MethodName[] | null;
-  /** Steps between connectivity updates; `null` = about 8 updates per run. */
-  updateEvery: number | null;
+  /** Steps between connectivity updates; 0 = once per epoch, after its validation. */
+  updateEvery: number;
   /** Overrides every optimizer's learning rate. */
   lr: number | null;
   batchSize: number;
@@ -121,14 +136,16 @@ export interface ExperimentOptions {
 }
 
 /**
- * Defaults of {@linkcode ExperimentOptions}: the stacked LSTM sized for a 2-core CPU. 200 steps
- * (within the synthetic corpus's first epoch of 286 windows): measured 62–94 s for a 120-step
- * run including evaluation on a loaded 2-core llvmpipe machine (≈0.45 s/step + ≈15 s), so about
- * 105 s a run and 15–20 minutes for the ten runs of `table2-small`.
+ * Defaults of {@linkcode ExperimentOptions}: the stacked LSTM sized for a 2-core CPU, 8 epochs
+ * of 100 steps (7 connectivity updates, after epochs 1–7), nonmono 2 (spec §14.5: 2–3 for such
+ * short runs), epoch-end validation on the first 20,000 validation tokens.
  */
 export const EXPERIMENT_DEFAULTS: Readonly<ExperimentOptions> = {
-  steps: 200,
-  epochs: null,
+  steps: null,
+  epochs: 8,
+  epochSteps: 100,
+  nonmono: 2,
+  validTokens: 20_000,
   emsize: 200,
   nhid: 200,
   nlayers: 2,
@@ -138,7 +155,7 @@ export const EXPERIMENT_DEFAULTS: Readonly<ExperimentOptions> = {
   adapter: null,
   variant: null,
   methods: null,
-  updateEvery: null,
+  updateEvery: 0,
   lr: null,
   batchSize: 20,
   bptt: 35,
@@ -158,8 +175,28 @@ export function windowsPerEpoch(train: Uint32Array, batchSize: number, bptt: num
 }
 
 /**
+ * The plan every run of an experiment follows. `epochWindows` is the number of training windows
+ * in one pass over the data.
+ *
+ * @example
+ * ```ts
+ * import { EXPERIMENT_DEFAULTS, experimentPlan } from "./experiment.ts";
+ * experimentPlan(EXPERIMENT_DEFAULTS, 286); // { totalSteps: 800, epochSteps: 100, updateEvery: 0 }
+ * ```
+ */
+export function experimentPlan(options: ExperimentOptions, epochWindows: number): RunPlan {
+  return planRun({
+    windowsPerPass: Math.max(1, epochWindows),
+    epochs: options.epochs,
+    epochSteps: options.epochSteps,
+    maxSteps: options.steps,
+    updateEvery: options.updateEvery,
+  });
+}
+
+/**
  * The runs of `def` under `options`, in table order (methods outer, optimizers inner). Pure.
- * `epochWindows` is the number of training steps per epoch (to turn `steps` into epochs).
+ * `epochWindows` is the number of training windows in one pass over the data.
  *
  * @example
  * ```ts
@@ -182,13 +219,7 @@ export function planExperiment(
       })`,
     );
   }
-  // enough epochs for `steps` unless the caller caps them too
-  const epochs = options.epochs ??
-    (options.steps !== null
-      ? Math.max(1, Math.ceil(options.steps / Math.max(1, epochWindows)))
-      : 1);
-  const totalSteps = Math.min(options.steps ?? Infinity, epochs * epochWindows);
-  const updateEvery = options.updateEvery ?? Math.max(1, Math.floor(totalSteps / 8));
+  const plan = experimentPlan(options, epochWindows);
   const runs: PlannedRun[] = [];
   for (const method of def.methods.filter((m) => methods.includes(m))) {
     for (const optimizer of def.optimizers) {
@@ -210,14 +241,17 @@ export function planExperiment(
           optimizer,
           lr: options.lr ?? o.lr,
           clip: o.clip,
-          epochs,
+          epochs: options.epochs,
+          epochSteps: options.epochSteps,
           maxSteps: options.steps,
-          logInterval: Math.max(1, Math.min(50, Math.floor(totalSteps / 5))),
+          nonmono: options.nonmono,
+          validTokens: options.validTokens,
+          logInterval: Math.max(1, Math.min(50, Math.floor(plan.epochSteps / 2))),
           adapter: options.adapter,
           variant: options.variant,
           method,
           density: options.density,
-          updateEvery,
+          updateEvery: options.updateEvery,
           denseTensors: [...DEFAULTS.denseTensors],
           storage: options.storage === "csr" && !csrUnsupported(method) ? "csr" : "masked",
         },
@@ -225,6 +259,58 @@ export function planExperiment(
     }
   }
   return runs;
+}
+
+/**
+ * Why a planned run cannot follow its plan (e.g. gradual pruning whose window ends after the
+ * last update), one message per such run; empty when every run can.
+ *
+ * @example
+ * ```ts ignore
+ * const problems = planProblems(runs, plan); // ["gmp/adam: gmp prunes to its final density ..."]
+ * ```
+ */
+export function planProblems(runs: readonly PlannedRun[], plan: RunPlan): string[] {
+  return runs.flatMap((r) => {
+    const why = sparsityPlanProblem(sparsitySettings(r.config), plan);
+    return why ? [`${r.method}/${r.optimizer}: ${why}`] : [];
+  });
+}
+
+/**
+ * The facts of the plan for the results header: steps and epochs, and for dynamic methods the
+ * update steps and the removal rate p_t at the first and last update (from the same functions
+ * the runs use).
+ *
+ * @example
+ * ```ts ignore
+ * const { steps, updates } = planSummary(plan, runs[0].config, 286);
+ * ```
+ */
+export function planSummary(
+  plan: RunPlan,
+  config: TrainConfig,
+  epochWindows: number,
+): { steps: string; updates: string } {
+  const ups = updateSteps(plan);
+  const s = sparsitySettings(config);
+  const p = (step: number) => removalRateAt(s, step, plan).toFixed(4);
+  const epochs = Math.ceil(plan.totalSteps / plan.epochSteps);
+  const prefix = config.validTokens !== null;
+  const steps = `${plan.totalSteps} per run: ${epochs} epochs of ${plan.epochSteps} steps ` +
+    `(one pass over the training data is ${epochWindows} steps); validation at each epoch end` +
+    (prefix ? ` on the first ${config.validTokens} validation tokens` : "") +
+    `; test of the best weights` + (prefix ? " (and their validation on the whole set)" : "");
+  const every = plan.updateEvery > 0
+    ? `every ${plan.updateEvery} steps`
+    : "after each epoch's validation";
+  const updates = ups.length === 0
+    ? "none fall inside the run (the dynamic methods stay static)"
+    : `${ups.length} per dynamic run, after steps ${ups.join(", ")} (${every}; none after ` +
+      `the last step); removal rate p_t cosine from ${config.deathRate} at step 0 to ` +
+      `${config.deathRateMin} at step ${ups[ups.length - 1]}: p_t = ${p(ups[0])} at the ` +
+      `first update, ${p(ups[ups.length - 1])} at the last`;
+  return { steps, updates };
 }
 
 /** One row of the results: a finished, failed or skipped run. */
@@ -241,6 +327,12 @@ export interface ExperimentResult {
   inferenceFlopsXDense: number | null;
   /** Wall-clock seconds of the run, training and evaluation. */
   elapsedSec: number | null;
+  /** Connectivity updates the run did, and p_t at its first and last one. */
+  updates: number | null;
+  firstRemovalRate: number | null;
+  lastRemovalRate: number | null;
+  /** Validation perplexity at each epoch end. */
+  epochValPpl: number[];
   status: "ok" | "failed" | "skipped";
   /** Error message of a failed run, reason of a skipped one, else empty. */
   note: string;
@@ -259,6 +351,10 @@ export const RESULT_COLUMNS = [
   "train_flops_x_dense",
   "inference_flops_x_dense",
   "elapsed_sec",
+  "updates",
+  "first_removal_rate",
+  "last_removal_rate",
+  "epoch_val_ppl",
   "note",
 ] as const;
 
@@ -288,6 +384,10 @@ export function resultFromSummary(
     trainFlopsXDense: s.trainFlops / Math.max(1e-30, s.denseTrainFlops),
     inferenceFlopsXDense: s.inferenceFlops / Math.max(1e-30, s.denseInferenceFlops),
     elapsedSec: wallSec,
+    updates: s.updates.length,
+    firstRemovalRate: s.updates[0]?.removalRate ?? null,
+    lastRemovalRate: s.updates[s.updates.length - 1]?.removalRate ?? null,
+    epochValPpl: s.epochValPpl,
     status: "ok",
     note: "",
   };
@@ -317,6 +417,10 @@ export function resultsCsv(rows: readonly ExperimentResult[]): string {
       "train_flops_x_dense": r.trainFlopsXDense,
       "inference_flops_x_dense": r.inferenceFlopsXDense,
       "elapsed_sec": r.elapsedSec === null ? null : Math.round(r.elapsedSec * 10) / 10,
+      updates: r.updates,
+      "first_removal_rate": r.firstRemovalRate,
+      "last_removal_rate": r.lastRemovalRate,
+      "epoch_val_ppl": r.epochValPpl.map((v) => v.toFixed(2)).join(" "),
       note: r.status === "ok" ? r.note : `${r.status}: ${r.note}`,
     })),
   );
@@ -365,8 +469,8 @@ export function resultsMarkdown(header: ResultsHeader, rows: readonly Experiment
     ...header.settings.map((s) => `- ${s}`),
     "",
     "| method | optimizer | val ppl | test ppl | active / total params | train FLOPs × dense | " +
-    "inference FLOPs × dense | time (s) | note |",
-    "|---|---|--:|--:|--:|--:|--:|--:|---|",
+    "inference FLOPs × dense | updates | p_t first → last | time (s) | note |",
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
   ];
   for (const r of rows) {
     const params = r.parameters === null ? "" : `${r.activeParameters ?? "?"} / ${r.parameters}`;
@@ -380,6 +484,10 @@ export function resultsMarkdown(header: ResultsHeader, rows: readonly Experiment
         params,
         fmt(r.trainFlopsXDense, 3),
         fmt(r.inferenceFlopsXDense, 3),
+        r.updates === null ? "" : String(r.updates),
+        r.firstRemovalRate === null
+          ? ""
+          : `${fmt(r.firstRemovalRate, 4)} → ${fmt(r.lastRemovalRate, 4)}`,
         fmt(r.elapsedSec, 0),
         note,
       ].map(mdCell).join(" | ") + " |",
@@ -388,6 +496,22 @@ export function resultsMarkdown(header: ResultsHeader, rows: readonly Experiment
   const skipped = [...new Set(rows.filter((r) => r.status === "skipped").map((r) => r.method))];
   const failed = rows.filter((r) => r.status === "failed");
   lines.push("");
+  const curves = rows.filter((r) => r.epochValPpl.length > 0);
+  const epochs = Math.max(0, ...curves.map((r) => r.epochValPpl.length));
+  if (epochs > 0) {
+    const cols = Array.from({ length: epochs }, (_, e) => String(e + 1));
+    lines.push(
+      "Validation perplexity at each epoch end (the prefix the epochs validate on):",
+      "",
+      `| method | optimizer | ${cols.join(" | ")} |`,
+      `|---|---|${cols.map(() => "--:").join("|")}|`,
+      ...curves.map((r) =>
+        `| ${mdCell(r.method)} | ${mdCell(r.optimizer)} | ` +
+        cols.map((_, e) => fmt(r.epochValPpl[e] ?? null, 2)).join(" | ") + " |"
+      ),
+      "",
+    );
+  }
   if (skipped.length) lines.push(`Skipped (not registered): ${skipped.join(", ")}.`, "");
   if (failed.length) {
     lines.push(
@@ -491,6 +615,10 @@ export async function runExperiment(
     activeParameters: null,
     trainFlopsXDense: null,
     inferenceFlopsXDense: null,
+    updates: null,
+    firstRemovalRate: null,
+    lastRemovalRate: null,
+    epochValPpl: [],
   });
   for (const [i, run] of runs.entries()) {
     const name = `${run.method}/${run.optimizer}`;
@@ -509,7 +637,9 @@ export async function runExperiment(
       const s = await trainFn(gpu, { ...run.config, summary: null }, data, printer);
       const wall = (performance.now() - t0) / 1000;
       const row = resultFromSummary(run.method, run.optimizer, s, wall);
-      if (s.averaged) row.note = "averaged weights";
+      if (s.averagedAfterEpoch !== null) {
+        row.note = `averaged weights from epoch ${s.averagedAfterEpoch + 1}`;
+      }
       rows.push(row);
       await writeAtomic(
         `${options.outDir}/${summaryFileName(run.method, run.optimizer)}`,

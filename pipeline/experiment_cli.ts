@@ -20,9 +20,12 @@ import {
   EXPERIMENT_DEFAULTS,
   ExperimentError,
   type ExperimentOptions,
+  experimentPlan,
   EXPERIMENTS,
   OPTIMIZER_SETTINGS,
   planExperiment,
+  planProblems,
+  planSummary,
   type ResultsHeader,
   runExperiment,
   windowsPerEpoch,
@@ -35,8 +38,13 @@ Experiments:
 ${Object.values(EXPERIMENTS).map((e) => `  ${e.name.padEnd(14)} ${e.title}`).join("\n")}
 
 Flags:
-  --steps N          training steps of every run (default ${d.steps}); --epochs N instead
-                     trains whole epochs (or caps the epochs when given with --steps)
+  --epochs N         epochs of every run (default ${d.epochs})
+  --epoch-steps N    steps per epoch (default ${d.epochSteps}; 0 = one pass over the data):
+                     each epoch ends with a validation and one connectivity update
+  --steps N          cap the planned length of every run (default: all epochs)
+  --nonmono N        NT-ASGD's non-monotone interval, in epochs (default ${d.nonmono})
+  --valid-tokens N   epoch-end validations on the first N tokens (default ${d.validTokens};
+                     0 = all); the best weights are validated on all of them at the end
   --methods a,b,...  run only these methods of the experiment
   --nhid N --emsize N --nlayers N   model (default ${d.nhid}/${d.emsize}/${d.nlayers}; emsize follows nhid)
   --batch-size N --bptt N           (default ${d.batchSize}, ${d.bptt})
@@ -46,7 +54,7 @@ Flags:
   --lr X             learning rate of every run (default per optimizer: ${
   Object.entries(OPTIMIZER_SETTINGS).map(([k, v]) => `${k} ${v.lr}`).join(", ")
 })
-  --update-every N   steps between connectivity updates (default: steps / 8)
+  --update-every N   steps between connectivity updates (default 0: once per epoch)
   --storage masked|csr  sparse weights as masked-dense (default) or true sparse CSR (methods
                      that need dense gradients or momentum, RigL and SNFS, stay masked)
   --out DIR          output directory (default experiments/NAME-TIMESTAMP)
@@ -102,6 +110,9 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
         ...GPU_FLAG_OPTIONS,
         steps: { type: "string" },
         epochs: { type: "string" },
+        "epoch-steps": { type: "string" },
+        nonmono: { type: "string" },
+        "valid-tokens": { type: "string" },
         methods: { type: "string" },
         nhid: { type: "string" },
         emsize: { type: "string" },
@@ -150,13 +161,19 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
   }
   const steps = positiveInt("steps", v.steps);
   const epochs = positiveInt("epochs", v.epochs);
+  const int0 = (flag: string, raw: string | undefined) =>
+    number(flag, raw, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0");
+  const epochSteps = int0("epoch-steps", v["epoch-steps"]);
+  const validTokens = int0("valid-tokens", v["valid-tokens"]);
   const nhid = positiveInt("nhid", v.nhid) ?? d.nhid;
   const seed = number("seed", v.seed, Number.isInteger, "an integer");
   const options: ExperimentOptions = {
     ...d,
-    // --epochs alone trains whole epochs; with --steps both limits apply
-    steps: steps ?? (epochs !== null ? null : d.steps),
-    epochs,
+    steps,
+    epochs: epochs ?? d.epochs,
+    epochSteps: epochSteps === null ? d.epochSteps : epochSteps === 0 ? null : epochSteps,
+    nonmono: int0("nonmono", v.nonmono) ?? d.nonmono,
+    validTokens: validTokens === null ? d.validTokens : validTokens === 0 ? null : validTokens,
     nhid,
     emsize: positiveInt("emsize", v.emsize) ?? (v.nhid !== undefined ? nhid : d.emsize),
     nlayers: positiveInt("nlayers", v.nlayers) ?? d.nlayers,
@@ -169,7 +186,7 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
     adapter: v.adapter ?? null,
     variant: v.variant ?? null,
     methods,
-    updateEvery: positiveInt("update-every", v["update-every"]),
+    updateEvery: int0("update-every", v["update-every"]) ?? d.updateEvery,
     lr: number("lr", v.lr, (x) => x > 0, "a number > 0"),
   };
   if (v.storage !== undefined && v.storage !== "masked" && v.storage !== "csr") {
@@ -202,6 +219,9 @@ export async function main(argv: string[]): Promise<number> {
     const data = await loadTrainingData({ ...DEFAULTS, data: o.data });
     const perEpoch = windowsPerEpoch(data.corpus.train, o.batchSize, o.bptt);
     const runs = planExperiment(def, o, perEpoch);
+    const plan = experimentPlan(o, perEpoch);
+    const problems = planProblems(runs, plan);
+    if (problems.length) throw new ExperimentError(problems.join("; "));
     const gpu = await openGpuFromFlags("experiment", {
       adapter: o.adapter ?? undefined,
       variant: o.variant ?? undefined,
@@ -212,7 +232,8 @@ export async function main(argv: string[]): Promise<number> {
     await Deno.mkdir(outDir, { recursive: true });
 
     const c = runs[0].config;
-    const totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * perEpoch);
+    const totalSteps = plan.totalSteps;
+    const planned = planSummary(plan, c, perEpoch);
     const skipped = [...new Set(runs.map((r) => r.method).filter((m) => !METHODS[m]))];
     const settings = [
       `model: stacked LSTM, ${c.nlayers} layers, emsize ${c.emsize}, nhid ${c.nhid}, ` +
@@ -222,23 +243,16 @@ export async function main(argv: string[]): Promise<number> {
         ? "storage: csr (true sparse) for every method but rigl, snfs and the dense ones " +
           "(masked; they need dense gradients or momentum)"
         : "storage: masked-dense (dense tensors with 0/1 masks, dense gradients)",
-      `connectivity update: every ${c.updateEvery} steps (death rate ${c.deathRate} → ` +
-      `${c.deathRateMin}, cosine)`,
+      `connectivity updates: ${planned.updates}`,
       `optimizers: ${
         def.optimizers.map((k) => {
           const s = OPTIMIZER_SETTINGS[k];
           return `${k} lr ${o.lr ?? s.lr}${s.clip ? ` clip ${s.clip}` : ""}`;
         }).join("; ")
       }` + (def.optimizers.includes("ntasgd")
-        ? ` (ntasgd on a sparse model is SNT-ASGD: mask-aware averaging; nonmono ${c.nonmono})`
+        ? ` (ntasgd on a sparse model is SNT-ASGD: mask-aware averaging; nonmono ${c.nonmono} ` +
+          "epochs; the note says where a run switched to averaging)"
         : ""),
-      ...(totalSteps > perEpoch && totalSteps % perEpoch !== 0
-        ? [
-          `note: ${totalSteps} steps end inside epoch ${Math.ceil(totalSteps / perEpoch)}; ` +
-          "val/test ppl are those of the best epoch-end weights (train.ts validates the final " +
-          "weights only when no epoch finished)",
-        ]
-        : []),
       ...(skipped.length
         ? [`skipped (not registered in pipeline/sparsity/methods/mod.ts): ${skipped.join(", ")}`]
         : []),
@@ -247,7 +261,7 @@ export async function main(argv: string[]): Promise<number> {
       experiment: def,
       data: data.description +
         (data.optimalPerplexity ? ` (optimal ppl ${data.optimalPerplexity.toFixed(2)})` : ""),
-      steps: `${totalSteps} per run (${perEpoch} per epoch)`,
+      steps: planned.steps,
       seed: o.seed,
       adapter: describeAdapter(gpu.report),
       date: start.toISOString(),

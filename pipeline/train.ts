@@ -3,10 +3,15 @@
  * pipeline's stages. Losses stay on the GPU and are read back every `logInterval` steps and
  * once per evaluation; nothing else crosses to the CPU inside the loop.
  *
+ * The run follows a plan (`plan.ts`): its length, epoch ends and connectivity-update steps are
+ * fixed before the first step, every schedule spans the planned length, no update follows the
+ * last step, and at an epoch end that is also an update step the validation comes first.
+ *
  * Run state (weights, masks, optimizer tensors, hidden state, data position, step counter,
- * trigger history, best weights) round-trips through a checkpoint, so N straight steps and
- * k steps + save + resume + N−k steps give identical losses: dropout masks are a pure function
- * of (seed, step), and the data order is fixed.
+ * trigger history, best weights, the plan) round-trips through a checkpoint, so a straight run
+ * and the same run stopped after k steps (`--stop-after`, Ctrl-C), saved and resumed give
+ * identical losses: dropout masks are a pure function of (seed, step), and the data order is
+ * fixed.
  *
  * @module
  */
@@ -26,7 +31,7 @@ import {
   resetLstmLmState,
   writeLstmLmBatch,
 } from "../models/lstm_lm.ts";
-import type { TrainConfig } from "./config.ts";
+import { ConfigError, type TrainConfig } from "./config.ts";
 import { type Corpus, loadCorpus } from "./data/corpus.ts";
 import { batchify, bpttWindows, type TokenMatrix, windowTokens } from "./data/batches.ts";
 import { syntheticCorpus } from "./data/synthetic.ts";
@@ -51,8 +56,10 @@ import {
   sparsityDensities,
   sparsityDue,
   sparsityMethod,
+  sparsityPlanProblem,
   type SparsityState,
   sparsityUpdate,
+  type UpdateRecord,
 } from "./sparsity/stage.ts";
 import {
   addTrainFlops,
@@ -62,6 +69,15 @@ import {
 } from "./sparsity/flops.ts";
 import { lstmLmParamSpecs } from "../models/lstm_lm.ts";
 import { toCsrStorage, toMaskedStorage } from "./sparsity/storage.ts";
+import {
+  isEpochEnd,
+  lastUpdateStep,
+  planDifference,
+  planEpochs,
+  planRun,
+  type RunPlan,
+  updateSteps,
+} from "./plan.ts";
 
 /** A corpus with, for synthetic data, the perplexity of the true generating process. */
 export interface TrainingData {
@@ -85,7 +101,18 @@ export interface TrainSummary {
   adapter: string;
   variant: string;
   averaged: boolean;
+  /** Epoch after whose validation NT-ASGD started averaging, or `null`. */
+  averagedAfterEpoch: number | null;
+  /** The run stopped before its planned end (Ctrl-C or `--stop-after`); no test was run. */
   interrupted: boolean;
+  /** Why it stopped early, or `null` when it ran its plan. */
+  stopReason: "signal" | "stop-after" | null;
+  /** The plan the run followed. */
+  plan: RunPlan;
+  /** Validation perplexity at each epoch end (of the `--valid-tokens` prefix when given). */
+  epochValPpl: number[];
+  /** Every connectivity update: step, removal rate p_t, weights removed and grown. */
+  updates: UpdateRecord[];
   elapsedSec: number;
   /** Sparse-training method and the topology it ended with. */
   method: string;
@@ -102,9 +129,18 @@ export interface TrainSummary {
   denseInferenceFlops: number;
 }
 
+/**
+ * Version of the run state below. 2: runs record their plan, which every schedule spans; a
+ * version-1 run (schedules over epochs × windows, stopped by `--max-steps`) cannot continue on
+ * the same schedule and is refused.
+ */
+export const RUN_STATE_VERSION = 2;
+
 /** Host-side run position, stored in checkpoints. */
 interface RunMeta {
   format: "selfish-rnn/lstm-lm";
+  version: number;
+  plan: RunPlan;
   model: { vocab: number; embed: number; hidden: number; layers: number; tied: boolean };
   data: string;
   seed: number;
@@ -114,6 +150,8 @@ interface RunMeta {
   epoch: number;
   window: number;
   history: number[];
+  /** Epoch (1-based) after whose validation NT-ASGD started averaging; `null` = not yet. */
+  averagedAfterEpoch: number | null;
   bestVal: number;
   optimizer: { kind: string; step: number; averaging: boolean };
   trainTokens: number;
@@ -151,7 +189,6 @@ export function sparsitySettings(config: TrainConfig): SparsitySettings {
     init: config.sparseInit,
     deathRate: config.deathRate,
     deathRateMin: config.deathRateMin,
-    updateEvery: config.updateEvery,
     redistribution: config.redistribution,
     pruneStart: config.pruneStart,
     pruneEnd: config.pruneEnd,
@@ -256,9 +293,20 @@ export async function train(
 ): Promise<TrainSummary> {
   const { corpus } = data;
   const trainM = batchify(corpus.train, config.batchSize, "train");
-  const validM = batchify(corpus.valid, config.evalBatchSize, "valid");
+  const validFullM = batchify(corpus.valid, config.evalBatchSize, "valid");
+  // epoch-end validations on a prefix (spec §14.5); the best weights see all of it at the end
+  const validM = config.validTokens !== null && config.validTokens < corpus.valid.length
+    ? batchify(corpus.valid.subarray(0, config.validTokens), config.evalBatchSize, "valid prefix")
+    : validFullM;
   const testM = batchify(corpus.test, config.evalBatchSize, "test");
   const windows = bpttWindows(trainM, config.bptt);
+  const plan = planRun({
+    windowsPerPass: windows.length,
+    epochs: config.epochs,
+    epochSteps: config.epochSteps,
+    maxSteps: config.maxSteps,
+    updateEvery: config.updateEvery,
+  });
   const fullConfig = {
     vocab: corpus.vocab.size,
     embed: config.emsize,
@@ -269,6 +317,8 @@ export async function train(
   };
   const settings = sparsitySettings(config);
   const method = sparsityMethod(settings.method);
+  const problem = sparsityPlanProblem(settings, plan);
+  if (problem) throw new ConfigError(problem);
   // small dense: the width whose dense count matches the sparse model's (spec §7.2)
   const modelConfig = settings.method === "small-dense"
     ? smallDenseConfig(
@@ -312,6 +362,8 @@ export async function train(
 
   const meta: RunMeta = {
     format: "selfish-rnn/lstm-lm",
+    version: RUN_STATE_VERSION,
+    plan,
     model: {
       vocab: corpus.vocab.size,
       embed: modelConfig.embed,
@@ -325,6 +377,7 @@ export async function train(
     epoch: 0,
     window: 0,
     history: [],
+    averagedAfterEpoch: null,
     bestVal: Infinity,
     optimizer: { kind: config.optimizer, step: 0, averaging: false },
     trainTokens: 0,
@@ -346,6 +399,21 @@ export async function train(
           `(seed ${m?.seed}, method ${m?.sparsity?.settings.method}), but this run is ${
             JSON.stringify(meta.model)
           } on "${meta.data}" (seed ${meta.seed}, method ${settings.method})`,
+      );
+    }
+    if (m.version !== RUN_STATE_VERSION) {
+      throw new CheckpointError(
+        `checkpoint ${config.resume}: run-state version ${m.version ?? 1}, but this build ` +
+          `resumes version ${RUN_STATE_VERSION} (runs now record the plan their schedules ` +
+          `span; an older run cannot continue on its schedule: start it again)`,
+      );
+    }
+    const diff = planDifference(m.plan, plan);
+    if (diff) {
+      throw new CheckpointError(
+        `checkpoint ${config.resume}: planned as ${JSON.stringify(m.plan)}, this run plans ` +
+          `${JSON.stringify(plan)} (${diff}): resume with the saved run's --epochs, ` +
+          `--max-steps, --epoch-steps and --update-every (--stop-after may differ)`,
       );
     }
     if (m.optimizer.averaging) opt = startAveraging(gpu, model.params, opt);
@@ -424,17 +492,16 @@ export async function train(
       const u = await sparsityUpdate(gpu, sparsity, model.params, {
         optimizer: opt,
         step: meta.step,
-        // the schedules span the planned run (epochs × windows, spec §4.2), not where
-        // --max-steps stops it, so a run stopped and resumed follows the same schedule
-        totalSteps: config.epochs * windows.length,
+        plan,
       });
       sparsity = u.state;
       r = u;
     });
     meta.sparsity = sparsity;
+    const p = sparsity.history[sparsity.history.length - 1]?.removalRate ?? NaN;
     printer.say(
-      `step ${meta.step}: ${settings.method} update removed ${r.removed}, grew ${r.grown} ` +
-        `(density ${overallDensity().toFixed(4)})`,
+      `step ${meta.step}: ${settings.method} update at p ${p.toFixed(4)} removed ${r.removed}, ` +
+        `grew ${r.grown} (density ${overallDensity().toFixed(4)})`,
     );
   };
 
@@ -446,7 +513,24 @@ export async function train(
     // no signal support (e.g. Windows without console): Ctrl-C ends the process as usual
   }
   const log = config.log ? await CsvLog.open(config.log) : null;
-  const totalSteps = config.maxSteps ?? config.epochs * windows.length;
+  const totalSteps = plan.totalSteps;
+  const ups = method.dynamic ? updateSteps(plan) : [];
+  printer.say(
+    `plan: ${totalSteps} steps, ${planEpochs(plan)} epoch(s) of ${plan.epochSteps} steps` +
+      (ups.length
+        ? `, ${ups.length} ${settings.method} update(s) at steps ${ups[0]}` +
+          (ups.length > 1 ? `..${ups[ups.length - 1]}` : "")
+        : ""),
+  );
+  if (method.dynamic && lastUpdateStep(plan) < 0) {
+    printer.say(
+      `note: no ${settings.method} update falls inside this run's ${totalSteps} steps ` +
+        `(updates ${
+          plan.updateEvery > 0 ? `every ${plan.updateEvery} steps` : `once per epoch of ` +
+            `${plan.epochSteps} steps`
+        }, none after the last step): the topology stays as initialised`,
+    );
+  }
   const lossSums = gpu.zeros([config.logInterval]);
   let pending = 0, pendingTokens = 0, lastTrainLoss = NaN;
   let runStart = performance.now();
@@ -468,14 +552,12 @@ export async function train(
     });
   };
 
-  // Gradual pruning passes through denser models than its budget; only models at the final
-  // density may become "best" (else the test would measure a model over budget).
-  const pruneDone = () =>
-    settings.method !== "gmp" || meta.step >= settings.pruneEnd * config.epochs * windows.length;
+  // e.g. gradual pruning's denser models must not be tested (method record's `mayBeBest`)
+  const mayBeBest = () => method.mayBeBest?.(sparsity.tensors, settings) ?? true;
   const evaluateValid = async (force = false) => {
     swapAveraged(gpu, model.params, opt);
     const v = await evaluate(gpu, model, wsEval, evalState, validM, config.bptt);
-    const improved = v < meta.bestVal && (force || pruneDone());
+    const improved = v < meta.bestVal && (force || mayBeBest());
     if (improved) {
       await masked(() => {
         model.params.forEach((p, i) => gpu.copy(p.value, best[i]));
@@ -487,79 +569,92 @@ export async function train(
     return v;
   };
 
-  try {
-    outer: while (meta.epoch < config.epochs) {
-      if (meta.window === 0) resetLstmLmState(gpu, state);
-      for (; meta.window < windows.length; meta.window++) {
-        if (config.maxSteps !== null && meta.step >= config.maxSteps) break outer;
-        if (interrupted) break outer;
-        const w = windows[meta.window];
-        const { input, target } = windowTokens(trainM, w);
-        const batch = writeLstmLmBatch(gpu, ws, { T: w.length, input, target });
-        const rows = lstmLmStep(gpu, model, ws, state, batch, {
-          seed: config.seed,
-          step: meta.step,
-        });
-        reduce(gpu, { op: "sum", x: rows, out: lossSums, outIndex: pending });
-        opt = optimizerStep(
-          gpu,
-          model.params,
-          opt,
-          optimizerSettings(config, config.lr * w.lrScale),
-        );
-        meta.step++;
-        pending++;
-        const tokens = w.length * trainM.cols;
-        pendingTokens += tokens;
-        meta.trainTokens += tokens;
-        chargeFlops(tokens);
-        if (sparsityDue(sparsity, meta.step, false)) await connectivityUpdate(tokens);
-        if (pending === config.logInterval) await flushLoss();
-      }
-      await flushLoss();
-      const v = await evaluateValid();
-      if (
-        opt.kind === "ntasgd" && !opt.averaging && nonmonoTrigger(meta.history, v, config.nonmono)
-      ) {
-        opt = startAveraging(gpu, model.params, opt);
-        printer.say(
-          `epoch ${meta.epoch + 1}: validation stopped improving; switching to averaged SGD`,
-        );
-      }
-      if (sparsityDue(sparsity, meta.step, true)) {
-        await connectivityUpdate(windows[windows.length - 1].length * trainM.cols);
-      }
-      meta.history.push(v);
+  // The epoch-end events: validation (best weights), NT-ASGD's trigger, history and log. The
+  // trigger never fires at the run's end, where no averaged step would follow.
+  const endEpoch = async () => {
+    await flushLoss();
+    const v = await evaluateValid();
+    if (
+      meta.step < plan.totalSteps && opt.kind === "ntasgd" && !opt.averaging &&
+      nonmonoTrigger(meta.history, v, config.nonmono)
+    ) {
+      opt = startAveraging(gpu, model.params, opt);
+      meta.averagedAfterEpoch = meta.epoch + 1;
       printer.say(
-        `epoch ${meta.epoch + 1} done: valid ppl ${Math.exp(v).toFixed(2)}` +
-          (data.optimalPerplexity ? ` (optimal ${data.optimalPerplexity.toFixed(2)})` : ""),
+        `epoch ${meta.epoch + 1}: validation stopped improving; switching to averaged SGD`,
       );
-      await log?.append({
+    }
+    meta.history.push(v);
+    printer.say(
+      `epoch ${meta.epoch + 1} done: valid ppl ${Math.exp(v).toFixed(2)}` +
+        (validM !== validFullM ? ` (first ${config.validTokens} tokens)` : "") +
+        (data.optimalPerplexity ? ` (optimal ${data.optimalPerplexity.toFixed(2)})` : ""),
+    );
+    await log?.append({
+      step: meta.step,
+      epoch: meta.epoch + 1,
+      lr: config.lr,
+      "train_loss": lastTrainLoss,
+      "val_ppl": Math.exp(v),
+      "tokens_per_sec": meta.trainTokens / Math.max(1e-9, secondsSoFar()),
+      "elapsed_sec": secondsSoFar(),
+      "density": overallDensity(),
+      "train_flops": meta.flops.train,
+      "train_flops_x_dense": meta.flops.train / Math.max(1e-30, meta.flops.denseTrain),
+    });
+    meta.epoch++;
+  };
+
+  let stopReason: TrainSummary["stopReason"] = null;
+  try {
+    while (meta.step < plan.totalSteps) {
+      if (interrupted) {
+        stopReason = "signal";
+        break;
+      }
+      if (config.stopAfter !== null && meta.step >= config.stopAfter) {
+        stopReason = "stop-after";
+        break;
+      }
+      // the hidden state carries across windows within a pass over the data
+      if (meta.window === 0) resetLstmLmState(gpu, state);
+      const w = windows[meta.window];
+      const { input, target } = windowTokens(trainM, w);
+      const batch = writeLstmLmBatch(gpu, ws, { T: w.length, input, target });
+      const rows = lstmLmStep(gpu, model, ws, state, batch, {
+        seed: config.seed,
         step: meta.step,
-        epoch: meta.epoch + 1,
-        lr: config.lr,
-        "train_loss": lastTrainLoss,
-        "val_ppl": Math.exp(v),
-        "tokens_per_sec": meta.trainTokens / Math.max(1e-9, secondsSoFar()),
-        "elapsed_sec": secondsSoFar(),
-        "density": overallDensity(),
-        "train_flops": meta.flops.train,
-        "train_flops_x_dense": meta.flops.train / Math.max(1e-30, meta.flops.denseTrain),
       });
-      meta.epoch++;
-      meta.window = 0;
-      if (config.save) await save(config.save);
+      reduce(gpu, { op: "sum", x: rows, out: lossSums, outIndex: pending });
+      opt = optimizerStep(
+        gpu,
+        model.params,
+        opt,
+        optimizerSettings(config, config.lr * w.lrScale),
+      );
+      meta.step++;
+      meta.window = (meta.window + 1) % windows.length;
+      pending++;
+      const tokens = w.length * trainM.cols;
+      pendingTokens += tokens;
+      meta.trainTokens += tokens;
+      chargeFlops(tokens);
+      if (pending === config.logInterval) await flushLoss();
+      // evaluate, then update (plan.ts): an epoch's best weights never follow its update
+      const epochEnd = isEpochEnd(plan, meta.step);
+      if (epochEnd) await endEpoch();
+      if (sparsityDue(sparsity, meta.step, plan)) await connectivityUpdate(tokens);
+      if (epochEnd && config.save) await save(config.save);
     }
     await flushLoss();
     meta.trainSeconds = secondsSoFar();
     runStart = performance.now();
-    if (
-      interrupted || (config.save && (config.maxSteps !== null && meta.step >= config.maxSteps))
-    ) {
+    if (stopReason) {
       const path = config.save ?? "selfish-rnn-interrupted.ckpt";
       await save(path);
       printer.say(
-        `${interrupted ? "interrupted: " : ""}saved run state to ${path} at step ${meta.step}`,
+        `${stopReason === "signal" ? "interrupted: " : ""}saved run state to ${path} at step ` +
+          `${meta.step} of ${plan.totalSteps}`,
       );
     }
   } finally {
@@ -569,14 +664,20 @@ export async function train(
     printer.end();
   }
 
-  // Validation of the final weights when no epoch finished, then test of the best weights; an
-  // interrupted run exits promptly instead (its state is saved; resume to finish it).
-  let testLoss = NaN;
-  if (!interrupted) {
-    if (meta.bestVal === Infinity) await evaluateValid(true);
-    if (csr) opt = toMaskedStorage(gpu, model.params, opt);
+  // Test of the best weights (and their validation on the whole set when epochs saw a prefix);
+  // a stopped run exits promptly instead (its state is saved; resume to finish it). The last
+  // epoch end validated the final weights, so a best exists unless every loss was NaN or no
+  // model qualified; then the final weights are tested.
+  let testLoss = NaN, valLoss = meta.bestVal;
+  if (!stopReason && meta.bestVal === Infinity) valLoss = await evaluateValid(true);
+  // the test and the topology figures below read masked form
+  if (csr) opt = toMaskedStorage(gpu, model.params, opt);
+  if (!stopReason) {
     model.params.forEach((p, i) => gpu.copy(best[i], p.value));
     copyMasks(false);
+    if (validM !== validFullM) {
+      valLoss = await evaluate(gpu, model, wsEval, evalState, validFullM, config.bptt);
+    }
     testLoss = await evaluate(gpu, model, wsEval, evalState, testM, config.bptt);
   }
   // the topology figures describe the model the test measured (the best one's masks)
@@ -592,7 +693,7 @@ export async function train(
   );
   return {
     data: data.description,
-    valPpl: Math.exp(meta.bestVal),
+    valPpl: Math.exp(valLoss),
     testPpl: Math.exp(testLoss),
     optimalPpl: data.optimalPerplexity ?? null,
     steps: meta.step,
@@ -602,7 +703,12 @@ export async function train(
     adapter: gpu.report.description,
     variant: gpu.variant,
     averaged: opt.averaging,
-    interrupted,
+    averagedAfterEpoch: meta.averagedAfterEpoch,
+    interrupted: stopReason !== null,
+    stopReason,
+    plan,
+    epochValPpl: meta.history.map(Math.exp),
+    updates: sparsity.history,
     elapsedSec: meta.trainSeconds,
     method: settings.method,
     activeParameters: active,

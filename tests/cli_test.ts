@@ -1,4 +1,4 @@
-import { readCheckpoint } from "../pipeline/checkpoint.ts";
+import { readCheckpoint, writeCheckpoint } from "../pipeline/checkpoint.ts";
 
 const CLI = new URL("../pipeline/cli.ts", import.meta.url).pathname;
 
@@ -78,5 +78,34 @@ Deno.test("train CLI: Ctrl-C saves a resumable checkpoint and exits with code 13
   if (!out.includes(`saved run state to ${ckpt}`)) throw new Error(out);
   const meta = (await readCheckpoint(ckpt)).meta as { step: number };
   if (!(meta.step >= 5)) throw new Error(`checkpoint at step ${meta.step}`);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("train CLI: --stop-after saves and exits 0; resume needs the same plan and version", async () => {
+  const dir = await Deno.makeTempDir();
+  const ckpt = `${dir}/run.ckpt`;
+  const small = ["--nhid", "8", "--emsize", "8", "--batch-size", "4", "--bptt", "4"];
+  const stop = await runCli([...small, "--max-steps", "6", "--stop-after", "3", "--save", ckpt]);
+  if (stop.code !== 0 || !stop.out.includes("stopped after step 3 of 6 (--stop-after)")) {
+    throw new Error(`exit ${stop.code}:\n${stop.out}`);
+  }
+  // another plan is refused, naming the field; the checkpoint's own plan finishes the run
+  const other = await runCli([...small, "--max-steps", "7", "--resume", ckpt]);
+  if (other.code !== 2 || !other.out.includes("totalSteps 6 vs 7")) {
+    throw new Error(`other plan: exit ${other.code}:\n${other.out}`);
+  }
+  // a run state from before plans were recorded (version 1) is refused by its version
+  const { meta, tensors } = await readCheckpoint(ckpt);
+  const old = `${dir}/v1.ckpt`;
+  const { version: _v, plan: _p, ...v1 } = meta as Record<string, unknown>;
+  await writeCheckpoint(old, { meta: v1, tensors });
+  const refused = await runCli([...small, "--max-steps", "6", "--resume", old]);
+  if (refused.code !== 2 || !refused.out.includes("run-state version 1")) {
+    throw new Error(`version 1: exit ${refused.code}:\n${refused.out}`);
+  }
+  const done = await runCli([...small, "--max-steps", "6", "--resume", ckpt]);
+  if (done.code !== 0 || !done.out.includes("resumed from") || !done.out.includes("test ppl")) {
+    throw new Error(`resume: exit ${done.code}:\n${done.out}`);
+  }
   await Deno.remove(dir, { recursive: true });
 });

@@ -54,4 +54,23 @@ Deno.test("parseTrainArgs: unknown flags and bad values are errors naming the fl
   await expectConfigError(["--preset", "huge"], "unknown preset");
   await expectConfigError(["--tied", "--emsize", "10", "--nhid", "20"], "--tied");
   await expectConfigError(["positional"], "positional");
+  await expectConfigError(["--stop-after", "0"], "--stop-after: expected an integer > 0");
+  await expectConfigError(["--epoch-steps", "1.5"], "--epoch-steps");
+  await expectConfigError(["--valid-tokens", "x"], "--valid-tokens");
+});
+
+Deno.test("parseTrainArgs: the plan's flags and --stop-after", async () => {
+  const c = await parseTrainArgs([
+    "--max-steps",
+    "200",
+    "--epoch-steps",
+    "50",
+    "--stop-after",
+    "120",
+    "--valid-tokens",
+    "5000",
+  ]);
+  if (
+    c.maxSteps !== 200 || c.epochSteps !== 50 || c.stopAfter !== 120 || c.validTokens !== 5000
+  ) throw new Error(JSON.stringify(c));
 });

@@ -2,10 +2,13 @@ import assert from "node:assert/strict";
 import {
   EXPERIMENT_DEFAULTS,
   ExperimentError,
+  experimentPlan,
   type ExperimentResult,
   EXPERIMENTS,
   OPTIMIZER_SETTINGS,
   planExperiment,
+  planProblems,
+  planSummary,
   resultsCsv,
   type ResultsHeader,
   resultsMarkdown,
@@ -55,18 +58,37 @@ Deno.test("experiments: table2-small holds every method of Table 2, in the paper
   assert.deepEqual([...t2.methods].sort(), [...METHOD_NAMES].sort());
   const runs = planExperiment(t2, EXPERIMENT_DEFAULTS, 286);
   assert.deepEqual(runs.map((r) => r.method), [...t2.methods]);
-  // same seed, steps, size and density everywhere: only the method changes
+  // same seed, plan, size and density everywhere: only the method changes
   for (const r of runs) {
     assert.deepEqual(r.config.seed, EXPERIMENT_DEFAULTS.seed);
-    assert.deepEqual(r.config.maxSteps, EXPERIMENT_DEFAULTS.steps);
+    assert.deepEqual(r.config.maxSteps, null);
     assert.deepEqual([r.config.emsize, r.config.nhid, r.config.nlayers], [200, 200, 2]);
     assert.deepEqual([r.config.batchSize, r.config.bptt], [20, 35]);
     assert.deepEqual(r.config.density, 0.33);
     assert.deepEqual(r.config.optimizer, "adam");
     assert.deepEqual(r.config.lr, OPTIMIZER_SETTINGS.adam.lr);
-    assert.deepEqual(r.config.updateEvery, Math.floor(EXPERIMENT_DEFAULTS.steps! / 8));
-    assert.deepEqual(r.config.epochs, 1);
+    // the small-scale protocol: 8 epochs of 100 steps, one update after each epoch's
+    // validation, NT-ASGD's trigger over these epochs
+    assert.deepEqual([r.config.epochs, r.config.epochSteps, r.config.updateEvery], [8, 100, 0]);
+    assert.deepEqual([r.config.nonmono, r.config.validTokens], [2, 20_000]);
   }
+});
+
+Deno.test("experiments: the plan and what the header says of it", () => {
+  const plan = experimentPlan(EXPERIMENT_DEFAULTS, 286);
+  assert.deepEqual(plan, { totalSteps: 800, epochSteps: 100, updateEvery: 0 });
+  const runs = planExperiment(EXPERIMENTS["table2-small"], EXPERIMENT_DEFAULTS, 286);
+  assert.deepEqual(planProblems(runs, plan), []);
+  const { steps, updates } = planSummary(plan, runs[0].config, 286);
+  assert.match(steps, /^800 per run: 8 epochs of 100 steps \(one pass .* is 286 steps\)/);
+  assert.match(steps, /first 20000 validation tokens/);
+  assert.match(updates, /^7 per dynamic run, after steps 100, 200, 300, 400, 500, 600, 700 /);
+  assert.match(updates, /p_t = 0\.4755 at the first update, 0\.0050 at the last$/);
+  // gradual pruning with its window ending after the last update is refused up front
+  const short = experimentPlan({ ...EXPERIMENT_DEFAULTS, epochs: 2 }, 286);
+  const problems = planProblems(runs, short);
+  assert.deepEqual(problems.length, 1);
+  assert.match(problems[0], /^gmp\/adam: gmp prunes to its final density at step 150/);
 });
 
 Deno.test("experiments: table3-small is the full grid methods × optimizers", () => {
@@ -91,6 +113,8 @@ Deno.test("experiments: options narrow and override the plan", () => {
     ...EXPERIMENT_DEFAULTS,
     methods: ["set", "selfish"],
     steps: 700,
+    epochs: 3,
+    epochSteps: null,
     lr: 0.5,
     updateEvery: 7,
   }, 300);
@@ -105,11 +129,8 @@ Deno.test("experiments: options narrow and override the plan", () => {
   ]);
   for (const r of runs) {
     assert.deepEqual([r.config.lr, r.config.updateEvery, r.config.maxSteps], [0.5, 7, 700]);
-    assert.deepEqual(r.config.epochs, 3); // 700 steps need 3 epochs of 300
+    assert.deepEqual([r.config.epochs, r.config.epochSteps], [3, null]); // passes of 300 steps
   }
-  const byEpochs = planExperiment(t3, { ...EXPERIMENT_DEFAULTS, steps: null, epochs: 2 }, 300);
-  assert.deepEqual([byEpochs[0].config.maxSteps, byEpochs[0].config.epochs], [null, 2]);
-  assert.deepEqual(byEpochs[0].config.updateEvery, 75); // 600 steps / 8
   assert.throws(
     () => planExperiment(t3, { ...EXPERIMENT_DEFAULTS, methods: ["gmp"] }, 300),
     (e: Error) => e instanceof ExperimentError && /gmp not part of table3-small/.test(e.message),
@@ -129,6 +150,10 @@ const ROWS: ExperimentResult[] = [
     trainFlopsXDense: 1,
     inferenceFlopsXDense: 1,
     elapsedSec: 12.34,
+    updates: 3,
+    firstRemovalRate: 0.45,
+    lastRemovalRate: 0.005,
+    epochValPpl: [20.5, 12.3456],
     status: "ok",
     note: "",
   },
@@ -144,6 +169,10 @@ const ROWS: ExperimentResult[] = [
     trainFlopsXDense: null,
     inferenceFlopsXDense: null,
     elapsedSec: 3,
+    updates: null,
+    firstRemovalRate: null,
+    lastRemovalRate: null,
+    epochValPpl: [],
     status: "failed",
     note: 'RangeError: bad "k", see\nline | two',
   },
@@ -159,6 +188,10 @@ const ROWS: ExperimentResult[] = [
     trainFlopsXDense: null,
     inferenceFlopsXDense: null,
     elapsedSec: null,
+    updates: null,
+    firstRemovalRate: null,
+    lastRemovalRate: null,
+    epochValPpl: [],
     status: "skipped",
     note: "method gmp is not registered",
   },
@@ -179,6 +212,10 @@ Deno.test("experiments: results.csv quotes commas, quotes and newlines and parse
     "train_flops_x_dense",
     "inference_flops_x_dense",
     "elapsed_sec",
+    "updates",
+    "first_removal_rate",
+    "last_removal_rate",
+    "epoch_val_ppl",
     "note",
   ]);
   assert.deepEqual(rows.length, 4);
@@ -194,11 +231,15 @@ Deno.test("experiments: results.csv quotes commas, quotes and newlines and parse
     "1",
     "1",
     "12.3",
+    "3",
+    "0.45",
+    "0.005",
+    "20.50 12.35",
     "",
   ]);
-  assert.deepEqual(rows[2][11], 'failed: RangeError: bad "k", see\nline | two');
+  assert.deepEqual(rows[2][15], 'failed: RangeError: bad "k", see\nline | two');
   assert.deepEqual(rows[2].slice(3, 10), ["", "", "", "", "", "", ""]);
-  assert.deepEqual(rows[3][11], "skipped: method gmp is not registered");
+  assert.deepEqual(rows[3][15], "skipped: method gmp is not registered");
   // the raw text doubles the quotes inside the quoted field
   assert.match(csv, /"failed: RangeError: bad ""k"", see\nline \| two"/);
 });
@@ -222,9 +263,12 @@ Deno.test("experiments: results.md has the header, one row per run and the paper
       "- adapter: llvmpipe",
       "- date: 2025-01-01",
       "- model: tiny",
-      "| dense | adam | 12.35 | 13.50 | 1000 / 1000 | 1.000 | 1.000 | 12 |  |",
+      "| dense | adam | 12.35 | 13.50 | 1000 / 1000 | 1.000 | 1.000 | 3 | 0.4500 → 0.0050 | 12 |  |",
       // a pipe or newline in a note must not break the table
-      '| set | adam |  |  |  |  |  | 3 | failed: RangeError: bad "k", see line \\| two |',
+      '| set | adam |  |  |  |  |  |  |  | 3 | failed: RangeError: bad "k", see line \\| two |',
+      // the per-epoch validation curve of each finished run
+      "| method | optimizer | 1 | 2 |",
+      "| dense | adam | 20.50 | 12.35 |",
       "Skipped (not registered): gmp.",
       "Failed: set/adam",
       "Paper context (not a test): In the paper",
@@ -232,9 +276,12 @@ Deno.test("experiments: results.md has the header, one row per run and the paper
   ) {
     if (!md.includes(s)) throw new Error(`results.md lacks ${JSON.stringify(s)}:\n${md}`);
   }
-  const tableRows = md.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| method"));
+  const table = md.slice(0, md.indexOf("Validation perplexity at each epoch end"));
+  const tableRows = table.split("\n").filter((l) =>
+    l.startsWith("| ") && !l.startsWith("| method")
+  );
   assert.deepEqual(tableRows.length, 3);
-  for (const l of tableRows) assert.deepEqual(l.split(/(?<!\\)\|/).length, 11);
+  for (const l of tableRows) assert.deepEqual(l.split(/(?<!\\)\|/).length, 13);
 });
 
 Deno.test("experiments: the runner records failures and skips and keeps going", async () => {
@@ -261,7 +308,12 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
       adapter: "none",
       variant: "regblock",
       averaged: false,
+      averagedAfterEpoch: null,
       interrupted: false,
+      stopReason: null,
+      plan: { totalSteps: 3, epochSteps: 100, updateEvery: 0 },
+      epochValPpl: [10],
+      updates: [],
       elapsedSec: 1,
       method: c.method,
       activeParameters: c.method === "dense" ? 100 : 33,
@@ -311,6 +363,8 @@ Deno.test("experiment CLI: parser rejects bad input with one clear message", () 
     [["table9"], /unknown experiment "table9"/],
     [["table2-small", "extra"], /expected one experiment name/],
     [["table2-small", "--steps", "0"], /--steps: expected an integer > 0/],
+    [["table2-small", "--epoch-steps", "1.5"], /--epoch-steps: expected an integer >= 0/],
+    [["table2-small", "--valid-tokens", "x"], /--valid-tokens/],
     [["table2-small", "--steps", "2.5"], /--steps/],
     [["table2-small", "--nhid", "x"], /--nhid/],
     [["table2-small", "--density", "1.5"], /--density/],
@@ -330,6 +384,8 @@ Deno.test("experiment CLI: parser rejects bad input with one clear message", () 
   const ok = parseExperimentArgs(["table2-small", "--nhid", "32", "--epochs", "2"]);
   assert.deepEqual([ok.options.nhid, ok.options.emsize, ok.options.steps], [32, 32, null]);
   assert.deepEqual(ok.options.epochs, 2);
+  const pass = parseExperimentArgs(["table2-small", "--epoch-steps", "0", "--valid-tokens", "0"]);
+  assert.deepEqual([pass.options.epochSteps, pass.options.validTokens], [null, null]);
 });
 
 async function runCli(args: string[]): Promise<{ code: number; out: string }> {
@@ -369,16 +425,16 @@ Deno.test({
     const out = `${dir}/run`;
     const r = await runCli([
       "table2-small",
-      "--steps",
-      "4",
+      "--epochs",
+      "2",
+      "--epoch-steps",
+      "2",
       "--nhid",
       "16",
       "--nlayers",
       "1",
       "--methods",
       "dense,selfish",
-      "--update-every",
-      "2",
       "--quiet",
       "--out",
       out,
@@ -391,17 +447,22 @@ Deno.test({
     for (const row of csv.slice(1)) {
       assert.deepEqual(row[col("steps")], "4");
       assert.deepEqual(row[col("note")], "");
+      assert.deepEqual(row[col("epoch_val_ppl")].split(" ").length, 2);
       const ppl = Number(row[col("test_ppl")]);
       // 4 steps from a random init: finite and at most a little above the uniform 201
       if (!(ppl > 1 && ppl < 400)) throw new Error(`test ppl ${ppl}`);
     }
     const dense = csv[1], selfish = csv[2];
+    // one update, after epoch 1's validation (step 2), at p_min: none after the last step
+    assert.deepEqual([dense[col("updates")], selfish[col("updates")]], ["0", "1"]);
+    assert.deepEqual(selfish[col("last_removal_rate")], "0.005");
     assert.deepEqual(dense[col("active_parameters")], dense[col("parameters")]);
     const frac = Number(selfish[col("active_parameters")]) / Number(selfish[col("parameters")]);
     // the sparse LSTM/embedding/decoder tensors are at 0.33; dense biases push it a bit up
     if (!(frac > 0.3 && frac < 0.4)) throw new Error(`selfish active fraction ${frac}`);
     const md = await Deno.readTextFile(`${out}/results.md`);
-    assert.match(md, /- steps: 4 per run/);
+    assert.match(md, /- steps: 4 per run: 2 epochs of 2 steps/);
+    assert.match(md, /connectivity updates: 1 per dynamic run, after steps 2 /);
     assert.match(md, /\| selfish \| adam \|/);
     for (const f of ["dense-adam.json", "selfish-adam.json"]) {
       const s = JSON.parse(await Deno.readTextFile(`${out}/${f}`));

@@ -67,7 +67,6 @@ const SETTINGS: SparsitySettings = {
   init: "uniform",
   deathRate: 0.5,
   deathRateMin: 0.005,
-  updateEvery: 0,
   redistribution: "none",
   pruneStart: 0.2,
   pruneEnd: 0.7,

@@ -14,13 +14,16 @@ import {
 } from "../pipeline/sparsity/flops.ts";
 import {
   initSparsity,
+  removalRateAt,
   smallDenseConfig,
   sparseParameterCount,
   sparsityDue,
+  sparsityPlanProblem,
   type SparsityState,
   sparsityUpdate,
 } from "../pipeline/sparsity/stage.ts";
 import type { SparsitySettings } from "../pipeline/sparsity/method.ts";
+import type { RunPlan } from "../pipeline/plan.ts";
 import {
   createOptimizer,
   type OptimizerSettings,
@@ -112,12 +115,14 @@ const SETTINGS: SparsitySettings = {
   init: "uniform",
   deathRate: 0.5,
   deathRateMin: 0.005,
-  updateEvery: 0,
   redistribution: "uniform",
   pruneStart: 0.1,
   pruneEnd: 0.75,
   seed: 7,
 };
+
+/** A one-epoch plan of `n` steps: no update inside it, so the schedule spans all `n` steps. */
+const ONE_EPOCH = (n: number): RunPlan => ({ totalSteps: n, epochSteps: n, updateEvery: 0 });
 
 /** Two sparse tensors (gates 4 and 1) and a dense bias, like an LSTM layer plus decoder. */
 function makeParams(gpu: Gpu, seed: number): Param[] {
@@ -217,7 +222,7 @@ for (const kind of ["momentum", "adam", "ntasgd"] as const) {
       const r = await sparsityUpdate(gpu, state, params, {
         optimizer: opt,
         step: 0,
-        totalSteps: 100,
+        plan: ONE_EPOCH(100),
       });
       state = r.state;
       const after = await readMasks(gpu, params);
@@ -291,7 +296,7 @@ Deno.test({
       });
       const before = await readMasks(gpu, params);
       const grads = await Promise.all(params.slice(0, 2).map((p) => f32(gpu, p.grad)));
-      await sparsityUpdate(gpu, st, params, { optimizer: opt, step: 40, totalSteps: 100 });
+      await sparsityUpdate(gpu, st, params, { optimizer: opt, step: 40, plan: ONE_EPOCH(100) });
       return { before, after: await readMasks(gpu, params), grads, st };
     };
     const a = await run("selfish"), b = await run("selfish");
@@ -355,7 +360,7 @@ Deno.test({
     // is removed; the one regrowth must pick the only inactive position, index 0 again: the
     // removed-and-regrown weight restarts at 0 with a fresh average
     const state = initSparsity(gpu, [p], { ...SETTINGS, density: 1, deathRate: 0.25 });
-    await sparsityUpdate(gpu, state, [p], { optimizer: opt, step: 0, totalSteps: 10 });
+    await sparsityUpdate(gpu, state, [p], { optimizer: opt, step: 0, plan: ONE_EPOCH(10) });
     assertEquals(Array.from(await gpu.read(p.value)), [0, -2, 2, 3]);
     assertEquals(Array.from(await gpu.read(opt.perParam[0].ax!)), [
       0,
@@ -371,22 +376,45 @@ Deno.test({
   },
 });
 
-Deno.test("sparsity due: per epoch, every N steps, never for static methods", () => {
+Deno.test("sparsity due: at the plan's update steps, never at its end, never for static", () => {
   const base: SparsityState = {
     settings: SETTINGS,
     tensors: [{ name: "w", gates: 1, numel: 10, budget: 4, nnz: 4 }],
     updates: 0,
     lastUpdateStep: -1,
     scalars: {},
+    history: [],
   };
-  ok(sparsityDue(base, 10, true) && !sparsityDue(base, 10, false));
-  const every = { ...base, settings: { ...SETTINGS, updateEvery: 5 } };
+  const perEpoch: RunPlan = { totalSteps: 30, epochSteps: 10, updateEvery: 0 };
+  const due = (st: SparsityState, plan: RunPlan) =>
+    Array.from({ length: plan.totalSteps + 1 }, (_, s) => s).filter((s) =>
+      sparsityDue(st, s, plan)
+    );
+  assertEquals(due(base, perEpoch), [10, 20]); // not at 30, the run's last step
+  const every: RunPlan = { totalSteps: 200, epochSteps: 1328, updateEvery: 25 };
+  assertEquals(due(base, every), [25, 50, 75, 100, 125, 150, 175]); // not at 200
+  ok(!sparsityDue({ ...base, lastUpdateStep: 10 }, 10, perEpoch), "not twice at one step");
+  ok(!sparsityDue({ ...base, settings: { ...SETTINGS, method: "static-uniform" } }, 10, perEpoch));
+  // p_t anneals over the plan to p_min at its last update, whatever the plan
+  for (const plan of [perEpoch, every, { totalSteps: 801, epochSteps: 100, updateEvery: 0 }]) {
+    const steps = due(base, plan);
+    const p = steps.map((s) => removalRateAt(SETTINGS, s, plan));
+    ok(p.every((x, i) => i === 0 || x < p[i - 1]), `decreasing: ${p}`);
+    assertEquals(p[p.length - 1], SETTINGS.deathRateMin);
+    ok(removalRateAt(SETTINGS, 0, plan) === SETTINGS.deathRate);
+  }
+  // gradual pruning must reach its density at an update inside the run
+  const gmpSettings = { ...SETTINGS, method: "gmp" as const, pruneEnd: 0.75 };
   ok(
-    sparsityDue(every, 10, false) && !sparsityDue(every, 11, false) &&
-      !sparsityDue(every, 0, false),
+    sparsityPlanProblem(gmpSettings, { totalSteps: 400, epochSteps: 100, updateEvery: 0 }) === null,
   );
-  ok(!sparsityDue({ ...every, lastUpdateStep: 10 }, 10, true), "not twice at one step");
-  ok(!sparsityDue({ ...base, settings: { ...SETTINGS, method: "static-uniform" } }, 10, true));
+  const why = sparsityPlanProblem(gmpSettings, {
+    totalSteps: 200,
+    epochSteps: 100,
+    updateEvery: 0,
+  });
+  ok(why !== null && why.includes("step 150") && why.includes("at step 100"), String(why));
+  ok(sparsityPlanProblem(SETTINGS, { totalSteps: 200, epochSteps: 100, updateEvery: 0 }) === null);
   const r = rng(1);
   ok(r() !== r());
 });

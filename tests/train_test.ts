@@ -1,4 +1,4 @@
-import { DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
+import { ConfigError, DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
 import { train, type TrainingData } from "../pipeline/train.ts";
 import { syntheticCorpus } from "../pipeline/data/synthetic.ts";
 import { type ProgressInfo, ProgressPrinter } from "../pipeline/progress.ts";
@@ -47,7 +47,7 @@ const TINY: TrainConfig = {
 };
 
 Deno.test({
-  name: "train: k steps + save + resume + N-k steps gives the same losses as N straight steps",
+  name: "train: --stop-after k + save + resume gives the same losses as the straight run",
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
@@ -57,21 +57,28 @@ Deno.test({
     // Epochs of ~37 windows; stop inside epoch 2 so an epoch end (evaluation, best weights), the
     // carried hidden state, Adam's moments and step count are all part of the resumed state.
     const N = 48, k = 41;
+    const run = { ...TINY, maxSteps: N };
     const straight = new LossRecorder();
     const log = `${dir}/log.csv`;
-    const summary = await train(gpu, { ...TINY, maxSteps: N, log }, data, straight);
-    // One CSV row per evaluation: one epoch ended within N steps.
+    const summary = await train(gpu, { ...run, log }, data, straight);
+    // One CSV row per evaluation: epoch 1 and the run's end (a cut epoch 2).
     const rows = (await Deno.readTextFile(log)).trim().split("\n");
-    if (rows.length !== 2 || !rows[0].startsWith("step,epoch,lr,train_loss,val_ppl")) {
+    if (rows.length !== 3 || !rows[0].startsWith("step,epoch,lr,train_loss,val_ppl")) {
       throw new Error(`log:\n${rows.join("\n")}`);
     }
-    if (summary.steps !== N || summary.epochs !== 1) {
+    if (summary.steps !== N || summary.epochs !== 2 || summary.epochValPpl.length !== 2) {
       throw new Error(`summary ${JSON.stringify(summary)}`);
     }
     const first = new LossRecorder();
-    await train(gpu, { ...TINY, maxSteps: k, save: ckpt }, data, first);
+    const stopped = await train(gpu, { ...run, stopAfter: k, save: ckpt }, data, first);
+    if (stopped.stopReason !== "stop-after" || stopped.steps !== k) {
+      throw new Error(`stopped run: ${stopped.stopReason} at ${stopped.steps}`);
+    }
     const second = new LossRecorder();
-    await train(gpu, { ...TINY, maxSteps: N, resume: ckpt }, data, second);
+    const resumedSummary = await train(gpu, { ...run, resume: ckpt }, data, second);
+    if (resumedSummary.testPpl !== summary.testPpl || resumedSummary.valPpl !== summary.valPpl) {
+      throw new Error(`resumed results ${resumedSummary.testPpl} vs ${summary.testPpl}`);
+    }
     if (straight.losses.length !== N) throw new Error(`${straight.losses.length} losses`);
     const resumed = [...first.losses, ...second.losses];
     for (let i = 0; i < N; i++) {
@@ -84,13 +91,20 @@ Deno.test({
     if (!second.messages.some((m) => m.includes(`step ${k}`))) {
       throw new Error(second.messages.join("\n"));
     }
-    // A checkpoint of another model is refused, and left as it was.
+    // A checkpoint of another model, or of another plan, is refused, and left as it was.
     const before = await Deno.readFile(ckpt);
-    try {
-      await train(gpu, { ...TINY, nhid: 8, emsize: 8, resume: ckpt }, data, new LossRecorder());
-      throw new Error("mismatched checkpoint accepted");
-    } catch (e) {
-      if (!(e instanceof CheckpointError) || !e.message.includes(ckpt)) throw e;
+    for (
+      const [other, says] of [
+        [{ ...run, nhid: 8, emsize: 8 }, ckpt],
+        [{ ...run, maxSteps: 60 }, "totalSteps 48 vs 60"],
+      ] as const
+    ) {
+      try {
+        await train(gpu, { ...other, resume: ckpt }, data, new LossRecorder());
+        throw new Error("mismatched checkpoint accepted");
+      } catch (e) {
+        if (!(e instanceof CheckpointError) || !e.message.includes(says)) throw e;
+      }
     }
     const after = await Deno.readFile(ckpt);
     if (after.length !== before.length || after.some((b, i) => b !== before[i])) {
@@ -155,33 +169,50 @@ Deno.test({
     const data = tinyData();
     const dir = await Deno.makeTempDir();
     const ckpt = `${dir}/run.ckpt`;
-    // updates every 7 steps (at 7, 14, ..., 42) and at the epoch end; the save at k = 30 sits
-    // between updates, so the resumed run must restore masks, budgets, the update counter
-    // (random streams), the averaging state and the FLOPs totals
+    // 49 planned steps, epochs of 6: updates every 7 steps (7, ..., 42; not 49, the last step),
+    // validation every 6 (averaging starts at one of them: asserted below); the save at k = 33
+    // sits between updates, inside an epoch and inside the averaged phase, so the resumed run must restore
+    // masks, budgets, the update counter (random streams), the averages and the FLOPs totals
     const cfg: TrainConfig = {
       ...TINY,
       method: "selfish",
       density: 0.3,
       updateEvery: 7,
+      epochSteps: 6,
+      epochs: 10,
       optimizer: "ntasgd",
-      lr: 1,
-      nonmono: 1,
+      lr: 3,
+      nonmono: 0,
+      maxSteps: 49,
     };
-    const N = 48, k = 30;
+    const N = 49, k = 33;
     const straight = new LossRecorder();
-    const a = await train(gpu, { ...cfg, maxSteps: N }, data, straight);
+    const a = await train(gpu, cfg, data, straight);
     const first = new LossRecorder();
-    await train(gpu, { ...cfg, maxSteps: k, save: ckpt }, data, first);
+    await train(gpu, { ...cfg, stopAfter: k, save: ckpt }, data, first);
     const second = new LossRecorder();
-    const b = await train(gpu, { ...cfg, maxSteps: N, resume: ckpt }, data, second);
+    const b = await train(gpu, { ...cfg, resume: ckpt }, data, second);
     const resumed = [...first.losses, ...second.losses];
     for (let i = 0; i < N; i++) {
       if (resumed[i] !== straight.losses[i]) {
         throw new Error(`step ${i + 1}: resumed ${resumed[i]} != straight ${straight.losses[i]}`);
       }
     }
-    const updates = straight.messages.filter((m) => m.includes("selfish update"));
-    if (updates.length < 6) throw new Error(`expected >= 6 updates:\n${updates.join("\n")}`);
+    const updates = straight.messages.filter((m) => /^step \d+: selfish update/.test(m));
+    const at = a.updates.map((u) => u.step);
+    if (updates.length !== 6 || JSON.stringify(at) !== "[7,14,21,28,35,42]") {
+      throw new Error(`expected updates at 7..42, none at ${N}:\n${updates.join("\n")}`);
+    }
+    // the removal rate anneals over the plan and reaches p_min at the last update
+    const p = a.updates.map((u) => u.removalRate);
+    if (
+      p[0] >= cfg.deathRate || p[5] !== cfg.deathRateMin || p.some((x, i) => i && x >= p[i - 1])
+    ) {
+      throw new Error(`removal rates ${p}`);
+    }
+    if (a.averagedAfterEpoch === null || a.averagedAfterEpoch * 6 > k) {
+      throw new Error(`averaging must start before step ${k}: epoch ${a.averagedAfterEpoch}`);
+    }
     const same = (x: unknown, y: unknown, what: string) => {
       if (JSON.stringify(x) !== JSON.stringify(y)) {
         throw new Error(`${what}: ${JSON.stringify(x)} != ${JSON.stringify(y)}`);
@@ -189,6 +220,8 @@ Deno.test({
     };
     same(b.gateDensities, a.gateDensities, "per-gate densities");
     same([b.valPpl, b.testPpl, b.trainFlops], [a.valPpl, a.testPpl, a.trainFlops], "results");
+    same(b.updates, a.updates, "update records");
+    same(b.epochValPpl, a.epochValPpl, "validation curve");
     if (a.method !== "selfish" || Math.abs(a.trainFlops / a.denseTrainFlops - 0.3) > 0.01) {
       throw new Error(`flops ${a.trainFlops / a.denseTrainFlops}`);
     }
@@ -225,6 +258,10 @@ Deno.test({
     const m = await train(gpu, { ...cfg, maxSteps: N }, data, maskedRun);
     const csrRun = new LossRecorder();
     const c = await train(gpu, { ...cfg, storage: "csr", maxSteps: N }, data, csrRun);
+    // updates every 6 steps, the last at 42 (44 is the end), at p_min
+    if (c.updates.length !== 7 || c.updates[6].removalRate !== cfg.deathRateMin) {
+      throw new Error(`updates ${JSON.stringify(c.updates)}`);
+    }
     // Same f32 program up to summation order: per-step losses agree to ~1e-6 relative; 1e-4
     // leaves room for the updates' effects, while a wrong index or a lost optimizer state
     // moves the loss by far more within a few steps.
@@ -241,7 +278,12 @@ Deno.test({
       throw new Error(`densities ${JSON.stringify(c.densities)} vs ${JSON.stringify(m.densities)}`);
     }
     const first = new LossRecorder();
-    await train(gpu, { ...cfg, storage: "csr", maxSteps: k, save: ckpt }, data, first);
+    await train(
+      gpu,
+      { ...cfg, storage: "csr", maxSteps: N, stopAfter: k, save: ckpt },
+      data,
+      first,
+    );
     const second = new LossRecorder();
     await train(gpu, { ...cfg, storage: "csr", maxSteps: N, resume: ckpt }, data, second);
     const resumed = [...first.losses, ...second.losses];
@@ -251,5 +293,68 @@ Deno.test({
       }
     }
     await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "train: per-epoch updates follow each validation but the last; gmp ends at its density",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const data = tinyData();
+    // 5 epochs of 8 steps: updates after epochs 1-4 (8..32, not 40); the pruning window ends at
+    // step 30, so the update at 32 reaches the final density and only then may a model be best
+    const cfg: TrainConfig = {
+      ...TINY,
+      method: "gmp",
+      density: 0.3,
+      epochs: 5,
+      epochSteps: 8,
+      updateEvery: 0,
+      pruneStart: 0.1,
+      pruneEnd: 0.75,
+    };
+    const rec = new LossRecorder();
+    const s = await train(gpu, cfg, data, rec);
+    const at = JSON.stringify(s.updates.map((u) => u.step));
+    if (at !== "[8,16,24,32]" || s.epochValPpl.length !== 5 || s.steps !== 40) {
+      throw new Error(`updates at ${at}, ${s.epochValPpl.length} validations, ${s.steps} steps`);
+    }
+    // the tested (best) model is at the final density: it was chosen after step 32
+    for (const [name, d] of Object.entries(s.densities)) {
+      if (Math.abs(d - 0.3) > 0.01) throw new Error(`${name}: density ${d} of the tested model`);
+    }
+    // epoch 5 is the only validation at the final density, so it is the best
+    if (Math.abs(s.valPpl - s.epochValPpl[4]) > 1e-9 * s.valPpl) {
+      throw new Error(`val ppl ${s.valPpl} is not epoch 5's ${s.epochValPpl[4]}`);
+    }
+    // a window ending after the last update is refused before any training
+    const noisy = new LossRecorder();
+    try {
+      await train(gpu, { ...cfg, pruneEnd: 0.9 }, data, noisy);
+      throw new Error("a gmp plan that never reaches its density was accepted");
+    } catch (e) {
+      if (!(e instanceof ConfigError) || !/final density at step 36/.test(e.message)) throw e;
+    }
+    if (noisy.losses.length !== 0) throw new Error("trained before refusing the plan");
+  },
+});
+
+Deno.test({
+  name: "train: --valid-tokens validates epochs on a prefix and the best weights on all of it",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const data = tinyData();
+    // one validation (the run's end), so the best weights are the final ones in both runs
+    const cfg: TrainConfig = { ...TINY, maxSteps: 10 };
+    const full = await train(gpu, cfg, data, new LossRecorder());
+    const prefix = await train(gpu, { ...cfg, validTokens: 120 }, data, new LossRecorder());
+    if (prefix.valPpl !== full.valPpl || prefix.testPpl !== full.testPpl) {
+      throw new Error(`final figures ${prefix.valPpl}/${prefix.testPpl} vs ${full.valPpl}`);
+    }
+    if (full.epochValPpl[0] !== full.valPpl || prefix.epochValPpl[0] === full.valPpl) {
+      throw new Error(`epoch validations ${prefix.epochValPpl} vs ${full.epochValPpl}`);
+    }
   },
 });

@@ -9,6 +9,7 @@
 
 import type { OptimizerState } from "../optimizer.ts";
 import type { OpsContext, SparseTensor } from "./ops.ts";
+import type { RunPlan } from "../plan.ts";
 
 /** Every method of the paper's tables (spec §4, §7). */
 export type MethodName =
@@ -51,8 +52,6 @@ export interface SparsitySettings {
   deathRate: number;
   /** Final removal rate p_min (spec §4.2: 0.005). */
   deathRateMin: number;
-  /** Steps between updates; 0 = once per epoch, after validation (the paper's ΔT). */
-  updateEvery: number;
   /** Selfish-RNN's cell-weight redistribution (spec §4.4, Table 5). */
   redistribution: Redistribution;
   /** Gradual pruning window as fractions of training (spec §7.8). */
@@ -66,7 +65,7 @@ export interface SparsitySettings {
 export interface UpdateInput {
   ops: OpsContext;
   tensors: SparseTensor[];
-  /** Optimizer steps taken so far, and the run's total. */
+  /** Optimizer steps taken so far, and the run's planned length (`plan.ts`). */
   step: number;
   totalSteps: number;
   /** The cosine removal rate at `step`. */
@@ -102,6 +101,16 @@ export interface SparsityMethod {
   flops: "sparse" | "dense" | "snfs" | "rigl" | "pruning";
   /** The update rule; absent for static methods. */
   update?: (input: UpdateInput) => Promise<UpdateReport>;
+  /**
+   * May a model whose sparse tensors hold these counts be the run's best (the one tested)?
+   * Absent: always. Gradual pruning passes through denser models than its budget.
+   */
+  mayBeBest?: (
+    tensors: readonly { nnz: number; numel: number }[],
+    settings: SparsitySettings,
+  ) => boolean;
+  /** Why the method cannot follow `plan` (a sentence naming the fix), or `null`. */
+  planProblem?: (settings: SparsitySettings, plan: RunPlan) => string | null;
 }
 
 /**

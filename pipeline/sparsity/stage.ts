@@ -5,9 +5,9 @@
  * in `param.mask` on the GPU.
  *
  * ```ts ignore
- * let sparsity = await initSparsity(gpu, model.params, settings);   // masks, exact counts
- * // ... per step: train; then, when sparsityDue(sparsity, step, epochEnded):
- * sparsity = await sparsityUpdate(gpu, sparsity, model.params, { optimizer, step, totalSteps });
+ * let sparsity = initSparsity(gpu, model.params, settings);   // masks, exact counts
+ * // ... per step: train; then, when sparsityDue(sparsity, step, plan):
+ * sparsity = (await sparsityUpdate(gpu, sparsity, model.params, { optimizer, step, plan })).state;
  * ```
  *
  * Initial masks: every sparse tensor gets exactly `round(d_l · numel)` active weights, chosen
@@ -25,6 +25,7 @@ import { mul } from "../../kernels/elementwise.ts";
 import type { Param, ParamSpec } from "../../models/params.ts";
 import { type LstmLmConfig, lstmLmParamSpecs } from "../../models/lstm_lm.ts";
 import type { OptimizerState } from "../optimizer.ts";
+import { isUpdateStep, type RunPlan, scheduleSpan } from "../plan.ts";
 import { layerDensities, tensorBudgets } from "./budget.ts";
 import { cosineRemovalRate } from "./schedule.ts";
 import {
@@ -50,6 +51,16 @@ export interface SparseTensorInfo {
   nnz: number;
 }
 
+/** What one connectivity update did (kept in the stage state for summaries and tables). */
+export interface UpdateRecord {
+  /** Optimizer steps before the update. */
+  step: number;
+  /** The removal rate p_t it used. */
+  removalRate: number;
+  removed: number;
+  grown: number;
+}
+
 /** State of the connectivity stage (plain data: stored in checkpoint metadata). */
 export interface SparsityState {
   settings: SparsitySettings;
@@ -60,6 +71,8 @@ export interface SparsityState {
   lastUpdateStep: number;
   /** Method scalars carried between updates. */
   scalars: Record<string, number>;
+  /** Every update so far, in order. */
+  history: UpdateRecord[];
 }
 
 /** Looks a method up by name. */
@@ -99,6 +112,7 @@ export function initSparsity(
     updates: 0,
     lastUpdateStep: -1,
     scalars: {},
+    history: [],
   };
   if (!method.sparse) return state;
   const targets = sparseParams(params, denseNames);
@@ -141,20 +155,49 @@ export function initSparsity(
 }
 
 /**
- * Whether an update is due after `step` optimizer steps: every `updateEvery` steps, or at the
- * end of each epoch when `updateEvery` is 0 (the paper's per-epoch ΔT). Static and dense
- * methods never update.
+ * Whether an update is due after `step` optimizer steps: at the plan's update steps (every
+ * `updateEvery` steps or at each epoch end, never at the run's last step; `plan.ts`). Static
+ * and dense methods never update.
  *
  * @example
  * ```ts ignore
- * if (sparsityDue(state, meta.step, true)) state = await sparsityUpdate(...);
+ * if (sparsityDue(state, meta.step, plan)) state = (await sparsityUpdate(...)).state;
  * ```
  */
-export function sparsityDue(state: SparsityState, step: number, epochEnded: boolean): boolean {
+export function sparsityDue(state: SparsityState, step: number, plan: RunPlan): boolean {
   const method = sparsityMethod(state.settings.method);
   if (!method.dynamic || state.tensors.length === 0 || step === state.lastUpdateStep) return false;
-  const every = state.settings.updateEvery;
-  return every > 0 ? step > 0 && step % every === 0 : epochEnded;
+  return isUpdateStep(plan, step);
+}
+
+/**
+ * The removal rate p_t of an update after `step` steps of `plan`: the cosine of spec §4.2 over
+ * the plan's schedule span, so the plan's last update removes at p_min (`plan.ts`).
+ *
+ * @example
+ * ```ts ignore
+ * removalRateAt(settings, 700, { totalSteps: 800, epochSteps: 100, updateEvery: 0 }); // p_min
+ * ```
+ */
+export function removalRateAt(settings: SparsitySettings, step: number, plan: RunPlan): number {
+  return cosineRemovalRate(step, {
+    p0: settings.deathRate,
+    pMin: settings.deathRateMin,
+    tMax: scheduleSpan(plan),
+  });
+}
+
+/**
+ * Why `plan` cannot run `settings.method` as planned, or `null` (e.g. gradual pruning with no
+ * update at or after the end of its window would never reach its density).
+ *
+ * @example
+ * ```ts ignore
+ * const why = sparsityPlanProblem(settings, plan); // null, or a sentence naming the fix
+ * ```
+ */
+export function sparsityPlanProblem(settings: SparsitySettings, plan: RunPlan): string | null {
+  return sparsityMethod(settings.method).planProblem?.(settings, plan) ?? null;
 }
 
 /** The state's tensors bound to their parameters (masks on the GPU) and optimizer slots. */
@@ -173,31 +216,27 @@ function boundTensors(state: SparsityState, params: readonly Param[]): SparseTen
  *
  * @example
  * ```ts ignore
- * state = await sparsityUpdate(gpu, state, model.params, { optimizer: opt, step, totalSteps });
+ * state = (await sparsityUpdate(gpu, state, model.params, { optimizer: opt, step, plan })).state;
  * ```
  */
 export async function sparsityUpdate(
   gpu: Gpu,
   state: SparsityState,
   params: readonly Param[],
-  at: { optimizer: OptimizerState; step: number; totalSteps: number },
+  at: { optimizer: OptimizerState; step: number; plan: RunPlan },
 ): Promise<{ state: SparsityState; removed: number; grown: number }> {
   const method = sparsityMethod(state.settings.method);
   if (!method.update) return { state, removed: 0, grown: 0 };
   const tensors = boundTensors(state, params);
   const ops = createOpsContext(gpu, at.optimizer, Math.max(...state.tensors.map((t) => t.numel)));
   const { settings } = state;
-  const removalRate = cosineRemovalRate(at.step, {
-    p0: settings.deathRate,
-    pMin: settings.deathRateMin,
-    tMax: Math.max(1, at.totalSteps),
-  });
+  const removalRate = removalRateAt(settings, at.step, at.plan);
   try {
     const report = await method.update({
       ops,
       tensors,
       step: at.step,
-      totalSteps: at.totalSteps,
+      totalSteps: at.plan.totalSteps,
       removalRate,
       settings,
       update: state.updates,
@@ -215,6 +254,12 @@ export async function sparsityUpdate(
         updates: state.updates + 1,
         lastUpdateStep: at.step,
         scalars: report.scalars ?? state.scalars,
+        history: [...state.history, {
+          step: at.step,
+          removalRate,
+          removed: report.removed,
+          grown: report.grown,
+        }],
       },
       removed: report.removed,
       grown: report.grown,

@@ -10,12 +10,15 @@
  * follow `nnz`. Every tensor gets the same sparsity (the Zhu & Gupta per-layer rule;
  * `settings.init` does not apply).
  *
- * Window: t0 = ⌊pruneStart · T⌋, t0 + n·Δt = ⌊pruneEnd · T⌋ (T = total steps). The formula
+ * Window: t0 = ⌊pruneStart · T⌋, t0 + n·Δt = ⌊pruneEnd · T⌋ (T = the run's planned length,
+ * `pipeline/plan.ts`, wherever the run is stopped). The formula
  * depends on Δt and n only through n·Δt, so this file passes Δt = 1, n = the window length:
  * the real Δt is the stage's update interval (`--update-every`, or once per epoch), and every
  * update in the window prunes to the schedule's value at its step. Updates after the window
  * prune to s_f (a no-op once reached), so the final density is met even when no update lands
- * exactly on the window's end. The paper's t0, Δt and n are unknown (spec §7.8).
+ * exactly on the window's end; a plan with no update at or after the window's end is refused
+ * before training (`planProblem`), and only models at the final density may become the run's
+ * best (`mayBeBest`). The paper's t0, Δt and n are unknown (spec §7.8).
  *
  * @module
  */
@@ -23,6 +26,7 @@
 import type { SparsityMethod, UpdateInput, UpdateReport } from "../method.ts";
 import { flatView, removeByMagnitude } from "../ops.ts";
 import { gmpSparsity } from "../schedule.ts";
+import { lastUpdateStep, type RunPlan } from "../../plan.ts";
 
 /**
  * The density every tensor is pruned to at `step` of `totalSteps` (1 before the window,
@@ -46,9 +50,44 @@ export function gmpDensity(
     );
   }
   const t0 = Math.floor(s.pruneStart * totalSteps);
-  const span = Math.max(1, Math.floor(s.pruneEnd * totalSteps) - t0);
+  const span = gmpEndStep(totalSteps, s) - t0;
   if (step >= t0 + span) return s.density;
   return 1 - gmpSparsity(step, { sInit: 0, sFinal: 1 - s.density, t0, dt: 1, n: span });
+}
+
+/**
+ * The step from which gradual pruning's target is the final density: `⌊pruneEnd · T⌋`, at least
+ * one step after the window's start. Host-only.
+ *
+ * @example
+ * ```ts
+ * import { gmpEndStep } from "./gmp.ts";
+ * gmpEndStep(800, { pruneStart: 0.1, pruneEnd: 0.75 }); // 600
+ * ```
+ */
+export function gmpEndStep(
+  totalSteps: number,
+  s: { pruneStart: number; pruneEnd: number },
+): number {
+  const t0 = Math.floor(s.pruneStart * totalSteps);
+  return t0 + Math.max(1, Math.floor(s.pruneEnd * totalSteps) - t0);
+}
+
+/** Pruning reaches its density only at an update at or after the window's end. */
+function planProblem(
+  s: { pruneStart: number; pruneEnd: number },
+  plan: RunPlan,
+): string | null {
+  const end = gmpEndStep(plan.totalSteps, s);
+  const last = lastUpdateStep(plan);
+  if (last >= end) return null;
+  const when = plan.updateEvery > 0
+    ? `every ${plan.updateEvery} steps`
+    : `once per epoch of ${plan.epochSteps} steps`;
+  return `gmp prunes to its final density at step ${end} (--prune-end ${s.pruneEnd} of ` +
+    `${plan.totalSteps} steps), but with updates ${when} the last update inside the run is ` +
+    (last < 0 ? "none" : `at step ${last}`) +
+    ": lower --prune-end, or update more often (--update-every, --epoch-steps)";
 }
 
 async function update(input: UpdateInput): Promise<UpdateReport> {
@@ -81,4 +120,8 @@ export const gmp: SparsityMethod = {
   dynamic: true,
   flops: "pruning",
   update,
+  // only a model at the final density may be tested (the budget of the comparison)
+  mayBeBest: (tensors, settings) =>
+    tensors.every((t) => t.nnz <= Math.round(settings.density * t.numel)),
+  planProblem,
 };
