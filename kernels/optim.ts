@@ -8,7 +8,10 @@
  * Masks (`f32` 0/1, same size as `w`; any nonzero value counts as active): after a masked update
  * the inactive weights and all of their optimizer state are exactly +0, so sparsity is kept by
  * the optimizer itself and no separate re-masking pass is needed. (Selfish-RNN's own code leaves
- * Adam moments unmasked; here they are cleared, so a regrown weight starts from fresh moments.)
+ * Adam moments unmasked; here they are cleared, so a regrown weight starts from fresh moments,
+ * and Adam's per-weight `age` counts the steps of those moments, so that their bias correction
+ * is that of a fresh Adam: corrected with the run's step count instead, fresh moments would
+ * inflate a regrown weight's first steps by up to √((1 − β2^t)/(1 − β2)), 31× for β2 = 0.999.)
  *
  * The gradient seen by every update is `g' = gradScale·g + wd·w` (PyTorch's coupled L2 weight
  * decay, applied after clipping as in `clip_grad_norm_` followed by `optimizer.step()`).
@@ -240,8 +243,15 @@ export interface AdamArgs extends SgdArgs {
   beta1: number;
   beta2: number;
   eps: number;
-  /** 1-based step number t, for the bias corrections 1 − β^t. */
+  /** 1-based step number t, for the bias corrections 1 − β^t (when `age` is not given). */
   step: number;
+  /**
+   * Per-weight step counts of the moments, same size as `w`, u32; updated in place. Given, each
+   * weight's bias corrections use its own count a (`a ← a + 1` where the state is written,
+   * `a ← 0` where it is cleared), so a weight whose moments restarted (a regrown one) takes
+   * the steps of a fresh Adam. Omitted, every weight uses `step`.
+   */
+  age?: Tensor;
 }
 
 /**
@@ -257,13 +267,14 @@ export interface AdamArgs extends SgdArgs {
  * ```
  */
 export function adamStep(gpu: Gpu, args: AdamArgs): void {
-  const { w, g, m, v, gradScale, mask, beta1, beta2, step } = args;
+  const { w, g, m, v, gradScale, mask, beta1, beta2, step, age } = args;
   const k = "adamStep";
   expectWeights(k, w);
   expectSize(`${k} g`, g, w.size, "f32");
   expectSize(`${k} m`, m, w.size, "f32");
   expectSize(`${k} v`, v, w.size, "f32");
   expectOptional(k, gradScale, mask, w.size);
+  if (age) expectSize(`${k} age`, age, w.size, "u32");
   if (!Number.isInteger(step) || step < 1) {
     throw new RangeError(`${k}: step must be an integer >= 1, got ${step}`);
   }
@@ -271,16 +282,39 @@ export function adamStep(gpu: Gpu, args: AdamArgs): void {
     throw new RangeError(`${k}: betas must lie in [0, 1), got (${beta1}, ${beta2})`);
   }
   // Disjoint views of one buffer are fine; an overlap would read what the update wrote.
-  checkOverlap(k, { w, m, v }, { g, gradScale, mask });
+  checkOverlap(k, { w, m, v, age }, { g, gradScale, mask });
   const opts = { scale: !!gradScale, mask: !!mask };
-  const state = stateWrite(args.maskState);
-  const spec = cachedSpec(`adam:${opts.scale}:${opts.mask}:${state("")}`, () =>
-    elementwiseSpec(
-      "adam_step",
-      [F32_RW("w"), F32_R("g"), F32_RW("m"), F32_RW("v")],
+  const masked = args.maskState ?? true;
+  const state = stateWrite(masked);
+  const key = `adam:${opts.scale}:${opts.mask}:${masked}:${!!age}`;
+  // With ages, the corrections 1 − β^a are per weight: -expm1(a·ln β) by its Taylor series
+  // where a·ln β is small (1 − exp would cancel to ~1e-4 relative at a = 1, β2 = 0.999).
+  const corrections = age
+    ? `  let a = ${
+      masked ? "select(0u, age[P.off_age + i] + 1u, live)" : "age[P.off_age + i] + 1u"
+    };
+  age[P.off_age + i] = a;
+  let bc1 = one_minus_pow(P.ln_beta1, a);
+  let step_size = P.lr / bc1;
+  let bc2_sqrt = sqrt(one_minus_pow(P.ln_beta2, a));`
+    : `  let step_size = P.step_size;
+  let bc2_sqrt = P.bc2_sqrt;`;
+  const spec = cachedSpec(key, () => {
+    const base = elementwiseSpec(
+      age ? "adam_step_aged" : "adam_step",
+      [
+        F32_RW("w"),
+        F32_R("g"),
+        F32_RW("m"),
+        F32_RW("v"),
+        ...(age ? [{ name: "age", dtype: "u32", access: "read_write" } as BindingDecl] : []),
+      ],
       [
         ["step_size", "f32"],
         ["bc2_sqrt", "f32"],
+        ["lr", "f32"],
+        ["ln_beta1", "f32"],
+        ["ln_beta2", "f32"],
         ["beta1", "f32"],
         ["beta2", "f32"],
         ["one_minus_beta1", "f32"],
@@ -292,15 +326,21 @@ export function adamStep(gpu: Gpu, args: AdamArgs): void {
   let gi = scale * g[P.off_g + i] + P.wd * wi;
   let mi = P.beta1 * m[P.off_m + i] + P.one_minus_beta1 * gi;
   let vi = P.beta2 * v[P.off_v + i] + P.one_minus_beta2 * gi * gi;
-  let denom = sqrt(vi) / P.bc2_sqrt + P.eps;
-  w[P.off_w + i] = select(0.0, wi - P.step_size * mi / denom, live);
+${corrections}
+  let denom = sqrt(vi) / bc2_sqrt + P.eps;
+  w[P.off_w + i] = select(0.0, wi - step_size * mi / denom, live);
   m[P.off_m + i] = ${state("mi")};
   v[P.off_v + i] = ${state("vi")};`,
       opts,
-    ));
-  launch(gpu, spec, { w, g, m, v, grad_scale: gradScale, mask }, {
+    );
+    return age ? { ...base, body: `${ONE_MINUS_POW_WGSL}\n${base.body}` } : base;
+  });
+  launch(gpu, spec, { w, g, m, v, age, grad_scale: gradScale, mask }, {
     step_size: args.lr / (1 - beta1 ** step),
     bc2_sqrt: Math.sqrt(1 - beta2 ** step),
+    lr: args.lr,
+    ln_beta1: lnBeta(beta1),
+    ln_beta2: lnBeta(beta2),
     beta1,
     beta2,
     one_minus_beta1: 1 - beta1,
@@ -309,6 +349,31 @@ export function adamStep(gpu: Gpu, args: AdamArgs): void {
     wd: args.wd ?? 0,
   }, w.size);
 }
+
+/** ln β for the per-weight corrections; β = 0 becomes −1000, whose powers underflow to 0. */
+function lnBeta(beta: number): number {
+  return beta > 0 ? Math.max(-1000, Math.log(beta)) : -1000;
+}
+
+/**
+ * `1 − β^a = −expm1(a·ln β)` in f32: the Taylor series to x⁸/8! where |x| < 0.5 (relative error
+ * below 1e-7 there), `1 − exp(x)` beyond, where no cancellation occurs.
+ */
+const ONE_MINUS_POW_WGSL = `fn one_minus_pow(ln_beta: f32, a: u32) -> f32 {
+  let x = ln_beta * f32(a);
+  if (x > -0.5) {
+    var s = 1.0 / 40320.0;
+    s = s * x + 1.0 / 5040.0;
+    s = s * x + 1.0 / 720.0;
+    s = s * x + 1.0 / 120.0;
+    s = s * x + 1.0 / 24.0;
+    s = s * x + 1.0 / 6.0;
+    s = s * x + 0.5;
+    s = s * x + 1.0;
+    return -(s * x);
+  }
+  return 1.0 - exp(x);
+}`;
 
 // ------------------------------------------------------------------------------- ASGD averaging
 

@@ -80,8 +80,10 @@ export interface AdamRefOptions extends RefCommon {
   beta1: number;
   beta2: number;
   eps: number;
-  /** 1-based step number. */
+  /** 1-based step number (bias corrections when `age` is absent). */
   step: number;
+  /** Per-weight moment step counts `[n]` (u32), updated in place: see `adamStep`. */
+  age?: Uint32Array;
 }
 
 /**
@@ -103,9 +105,14 @@ export function adamStepRef(
   v: Float32Array,
   o: AdamRefOptions,
 ): void {
-  const bc1 = 1 - o.beta1 ** o.step;
-  const bc2 = 1 - o.beta2 ** o.step;
   for (let i = 0; i < w.length; i++) {
+    let t = o.step;
+    if (o.age) {
+      t = active(o, i) ? o.age[i] + 1 : 0;
+      o.age[i] = t;
+    }
+    const bc1 = 1 - o.beta1 ** t;
+    const bc2 = 1 - o.beta2 ** t;
     const gi = grad(w, g, o, i);
     const mi = o.beta1 * m[i] + (1 - o.beta1) * gi;
     const vi = o.beta2 * v[i] + (1 - o.beta2) * gi * gi;

@@ -83,6 +83,11 @@ export interface TrainConfig {
   denseTensors: string[];
   /** Sparse weights as masked-dense tensors or true sparse CSR (`pipeline/sparsity/storage.ts`). */
   storage: Storage;
+  /**
+   * Optimizer state of inactive weights (`pipeline/optimizer.ts`); `auto` = the released code's
+   * behaviour where the storage allows it (`inactiveStatePolicy` in `train.ts`).
+   */
+  inactiveState: "auto" | "clear" | "accumulate" | "keep";
 }
 
 /** Bad flag, preset or config file; the CLI prints the message and exits with code 2. */
@@ -137,6 +142,7 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   pruneEnd: 0.75,
   denseTensors: [],
   storage: "masked",
+  inactiveState: "auto",
 };
 
 /**
@@ -200,7 +206,8 @@ type Kind =
   | "redistribution"
   | "list"
   | "sparsity"
-  | "storage";
+  | "storage"
+  | "inactive";
 
 /** Flag name → config key and value kind. */
 const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
@@ -245,6 +252,7 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "prune-end": ["pruneEnd", "unit"],
   "dense-tensors": ["denseTensors", "list"],
   "storage": ["storage", "storage"],
+  "inactive-state": ["inactiveState", "inactive"],
 };
 
 const REDISTRIBUTIONS: readonly Redistribution[] = ["uniform", "none", "magnitude", "momentum"];
@@ -271,6 +279,9 @@ function convert(where: string, kind: Kind, raw: unknown): unknown {
   if (kind === "init") return oneOf(raw, ["uniform", "er"] as const, fail);
   if (kind === "redistribution") return oneOf(raw, REDISTRIBUTIONS, fail);
   if (kind === "storage") return oneOf(raw, ["masked", "csr"] as const, fail);
+  if (kind === "inactive") {
+    return oneOf(raw, ["auto", "clear", "accumulate", "keep"] as const, fail);
+  }
   if (kind === "list") {
     if (Array.isArray(raw) && raw.every((x) => typeof x === "string")) return raw;
     if (typeof raw === "string") return raw.split(",").map((x) => x.trim()).filter((x) => x);
@@ -385,6 +396,21 @@ export async function parseTrainArgs(argv: readonly string[]): Promise<TrainConf
   const why = out.storage === "csr" ? csrUnsupported(out.method) : null;
   if (why) {
     throw new ConfigError(`--storage csr cannot train --method ${out.method}: ${why}`);
+  }
+  if (out.storage === "csr" && out.inactiveState !== "auto" && out.inactiveState !== "clear") {
+    throw new ConfigError(
+      `--inactive-state ${out.inactiveState} needs --storage masked: true sparse storage ` +
+        "computes no gradients of inactive weights",
+    );
+  }
+  if (
+    out.inactiveState === "clear" && out.method === "snfs" &&
+    (out.optimizer === "momentum" || out.optimizer === "adam")
+  ) {
+    throw new ConfigError(
+      "--inactive-state clear cannot train --method snfs: it grows by the momentum of " +
+        "inactive weights, which clear keeps at 0",
+    );
   }
   if (out.updateEvery < 0) {
     throw new ConfigError(`--update-every: expected an integer >= 0, got ${out.updateEvery}`);

@@ -29,12 +29,22 @@ export interface OptimizerSettings {
   clip: number;
   /** Adam's β1, β2, ε; Selfish-RNN's Table 3 uses (0, 0.999, 1e-9) (spec §5.5). */
   adam: { beta1: number; beta2: number; eps: number };
-  /**
-   * Clear momentum / Adam state of inactive weights (default true, as Selfish-RNN's code);
-   * false keeps it dense, which SNFS's momentum growth needs (spec §7.5).
-   */
-  maskState?: boolean;
+  /** What happens to the optimizer state of inactive weights (default `clear`). */
+  inactiveState?: InactiveState;
 }
+
+/**
+ * The optimizer state (momentum, Adam moments) of a masked tensor's inactive weights:
+ * - `clear`: kept at 0; a removed weight's state goes, a regrown one starts fresh (Adam with its
+ *   own bias correction, `ParamState.age`). The only choice in true sparse (CSR) storage, and
+ *   the Selfish-RNN code's momentum SGD (`apply_mask` zeros the buffer).
+ * - `accumulate`: kept dense (inactive weights' dense gradients keep feeding it), reset where a
+ *   weight regrows: what SNFS's momentum growth needs (spec §7.5).
+ * - `keep`: kept dense and never reset by a topology change: the released code's Adam, whose
+ *   moments are not masked (spec §5.5), so a regrown weight continues from the moments its
+ *   gradient built while it was inactive.
+ */
+export type InactiveState = "clear" | "accumulate" | "keep";
 
 /** Per-parameter optimizer tensors (only those the optimizer uses exist). */
 export interface ParamState {
@@ -43,6 +53,11 @@ export interface ParamState {
   /** Adam first and second moments. */
   m?: Tensor;
   v?: Tensor;
+  /**
+   * Adam's per-weight step counts of `m` and `v` (u32), for parameters with a mask: a regrown
+   * weight's moments restart, and so does their bias correction (`kernels/optim.ts`).
+   */
+  age?: Tensor<"u32">;
   /** ASGD average and per-element step counter (u32). */
   ax?: Tensor;
   count?: Tensor<"u32">;
@@ -51,6 +66,8 @@ export interface ParamState {
 /** Optimizer state: scalars on the host, tensors on the GPU. */
 export interface OptimizerState {
   kind: OptimizerName;
+  /** The policy the state was made for (topology changes read it). */
+  inactiveState: InactiveState;
   /** Updates taken so far. */
   step: number;
   /** NT-ASGD after the trigger: every step also updates the averages. */
@@ -78,12 +95,16 @@ export function createOptimizer(
   const perParam = params.map((p): ParamState => {
     if (settings.kind === "momentum") return { buf: gpu.zeros(p.value.shape) };
     if (settings.kind === "adam") {
-      return { m: gpu.zeros(p.value.shape), v: gpu.zeros(p.value.shape) };
+      const moments = { m: gpu.zeros(p.value.shape), v: gpu.zeros(p.value.shape) };
+      // moments that restart with a weight need their own step count
+      const restarts = p.mask && (settings.inactiveState ?? "clear") !== "keep";
+      return restarts ? { ...moments, age: gpu.zeros(p.value.shape, "u32") } : moments;
     }
     return {};
   });
   return {
     kind: settings.kind,
+    inactiveState: settings.inactiveState ?? "clear",
     step: 0,
     averaging: false,
     perParam,
@@ -159,14 +180,14 @@ export function optimizerStep(
       wd: settings.weightDecay,
       gradScale,
       mask: p.mask,
-      maskState: settings.maskState ?? true,
+      maskState: state.inactiveState === "clear",
     };
     const s = state.perParam[i];
     if (state.kind === "momentum") {
       momentumStep(gpu, { ...base, buf: s.buf!, momentum: settings.momentum });
     } else if (state.kind === "adam") {
       const { beta1, beta2, eps } = settings.adam;
-      adamStep(gpu, { ...base, m: s.m!, v: s.v!, beta1, beta2, eps, step });
+      adamStep(gpu, { ...base, m: s.m!, v: s.v!, age: s.age, beta1, beta2, eps, step });
     } else {
       sgdStep(gpu, base);
       if (state.averaging) {
@@ -209,7 +230,7 @@ export function swapAveraged(gpu: Gpu, params: readonly Param[], state: Optimize
  */
 export function releaseOptimizer(gpu: Gpu, state: OptimizerState): void {
   for (const s of state.perParam) {
-    for (const t of [s.buf, s.m, s.v, s.ax, s.count]) if (t) gpu.release(t);
+    for (const t of [s.buf, s.m, s.v, s.age, s.ax, s.count]) if (t) gpu.release(t);
   }
   gpu.release(state.sumsq);
   gpu.release(state.clipScale);

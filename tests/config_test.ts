@@ -57,6 +57,15 @@ Deno.test("parseTrainArgs: unknown flags and bad values are errors naming the fl
   await expectConfigError(["--stop-after", "0"], "--stop-after: expected an integer > 0");
   await expectConfigError(["--epoch-steps", "1.5"], "--epoch-steps");
   await expectConfigError(["--valid-tokens", "x"], "--valid-tokens");
+  await expectConfigError(["--inactive-state", "dense"], "--inactive-state: expected one of auto");
+  await expectConfigError(
+    ["--inactive-state", "keep", "--storage", "csr", "--method", "selfish"],
+    "needs --storage masked",
+  );
+  await expectConfigError(
+    ["--inactive-state", "clear", "--method", "snfs", "--optimizer", "momentum"],
+    "cannot train --method snfs",
+  );
 });
 
 Deno.test("parseTrainArgs: the plan's flags and --stop-after", async () => {

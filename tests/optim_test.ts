@@ -111,6 +111,40 @@ const CASES: OptimCase[] = [
       }),
   },
   {
+    // Per-weight moment ages (sparse training): ages 0..9, so some weights take a fresh Adam's
+    // first step while others are corrected as after up to 10 steps, whatever `step` says.
+    name: "adamStep with per-weight ages",
+    state: [
+      { name: "m", init: randomState(-0.5, 0.5), tol: W_TOL },
+      { name: "v", init: randomState(0, 0.5), tol: V_TOL },
+      {
+        name: "age",
+        init: (n, seed) => Uint32Array.from(uniform(n, seed, 0, 10), Math.floor),
+        tol: "exact",
+      },
+    ],
+    gpuStep: (gpu, w, g, [m, v, age], c) =>
+      adamStep(gpu, {
+        w,
+        g,
+        m,
+        v,
+        age,
+        ...adamHyper(c),
+        step: 1000 + c.step,
+        gradScale: c.gradScale,
+        mask: c.mask,
+      }),
+    refStep: (w, g, [m, v, age], c) =>
+      adamStepRef(w, g, m as Float32Array, v as Float32Array, {
+        ...adamHyper(c),
+        step: 1000 + c.step,
+        age: age as Uint32Array,
+        gradScale: c.gradScale,
+        mask: c.mask,
+      }),
+  },
+  {
     // SNT-ASGD as used in training: an SGD step, then the averaging kernel.
     name: "sgdStep + asgdAverage",
     state: [
@@ -444,6 +478,38 @@ Deno.test({
           throw new Error(`${kind}: state ${i} = ${sv[i]}, expected ${want} (active ${mask[i]})`);
         }
       }
+    }
+  },
+});
+
+Deno.test({
+  name: "adamStep: a weight whose moments restarted takes a fresh Adam's first step, not 25× it",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    // Step 1000 of a run; weights 0..3 were just regrown (moments and age 0), 4..7 are old.
+    const n = 8, lr = 0.01, step = 1000;
+    const g = Float32Array.from([0.3, -0.02, 1.5, -0.7, 0.3, -0.02, 1.5, -0.7]);
+    const run = async (aged: boolean) => {
+      const w = gpu.zeros([n]), m = gpu.zeros([n]), v = gpu.zeros([n]);
+      const age = gpu.upload([n], Uint32Array.from([0, 0, 0, 0, 999, 999, 999, 999]), "u32");
+      // 999 steps of the same gradient from zero: v = (1 − β2^999)·g² before this step
+      const vOld = g.map((x) => (1 - 0.999 ** 999) * x * x);
+      gpu.write(v.view(4, [4]), vOld.subarray(4));
+      const hyper = { lr, beta1: 0, beta2: 0.999, eps: 1e-9, step };
+      adamStep(gpu, { w, g: gpu.upload([n], g), m, v, ...hyper, age: aged ? age : undefined });
+      return await gpu.read(w);
+    };
+    const aged = await run(true);
+    for (let i = 0; i < n; i++) {
+      // fresh: m = g, v = (1 − β2)g², corrected by 1 − β2: |Δw| = lr; old ones likewise
+      if (Math.abs(Math.abs(aged[i]) - lr) > 1e-6) throw new Error(`weight ${i}: Δw ${aged[i]}`);
+    }
+    // corrected by the run's step instead, the fresh weights jump by √((1−β2^t)/(1−β2)) ≈ 25 lr
+    const global = await run(false);
+    const jolt = Math.abs(global[0]) / lr;
+    if (!(Math.abs(jolt - Math.sqrt((1 - 0.999 ** step) / 0.001)) < 1e-3)) {
+      throw new Error(`global-step correction of a fresh weight: ${jolt}× lr`);
     }
   },
 });

@@ -197,9 +197,18 @@ function expectedRemoval(w: Float32Array, m: Float32Array, k: number): Set<numbe
   return new Set(active.slice(0, k));
 }
 
-for (const kind of ["momentum", "adam", "ntasgd"] as const) {
+const UPDATE_CASES = [
+  ["momentum", "clear"],
+  ["adam", "clear"],
+  ["ntasgd", "clear"],
+  ["adam", "keep"],
+] as const;
+for (const [kind, inactiveState] of UPDATE_CASES) {
+  const keep = inactiveState === "keep";
   Deno.test({
-    name: `selfish update (${kind}): exact removal, per-gate equal regrowth, fresh state`,
+    name: `selfish update (${kind}, ${inactiveState}): exact removal, per-gate equal regrowth, ${
+      keep ? "moments kept" : "fresh state"
+    }`,
     ...GPU_TEST,
     fn: async () => {
       const gpu = await testGpu();
@@ -212,10 +221,17 @@ for (const kind of ["momentum", "adam", "ntasgd"] as const) {
         momentum: 0.9,
         clip: 0,
         adam: { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        inactiveState,
       };
       let opt = createOptimizer(gpu, params, os);
       if (kind === "ntasgd") opt = startAveraging(gpu, params, opt);
       for (let s = 0; s < 3; s++) opt = optimizerStep(gpu, params, opt, os);
+      ok((kind === "adam" && !keep) === !!opt.perParam[0].age, "Adam ages where moments restart");
+      const momentsBefore = await Promise.all(
+        params.slice(0, 2).map((_, i) =>
+          Promise.all([opt.perParam[i].m, opt.perParam[i].v].map((t) => t && gpu.read(t)))
+        ),
+      );
       const before = await readMasks(gpu, params);
       const wBefore = await Promise.all(params.slice(0, 2).map((p) => f32(gpu, p.value)));
       const rate = 0.5; // step 0 of the cosine schedule: p0
@@ -250,9 +266,16 @@ for (const kind of ["momentum", "adam", "ntasgd"] as const) {
           );
           ok(Math.max(...per) - Math.min(...per) <= 1, `per-gate regrowth ${per}`);
         }
-        // the optimizer state of grown and removed positions is exactly 0
         const s = opt.perParam[i];
-        for (const st of [s.buf, s.m, s.v, s.ax, s.count]) {
+        if (keep) {
+          // the released code's Adam: moments persist through removal and regrowth
+          const [m, v] = await Promise.all([s.m!, s.v!].map((t) => gpu.read(t)));
+          assertEquals([m, v], momentsBefore[i]);
+          ok(m.some((x, j) => before[i][j] === 0 && x !== 0), "inactive moments accumulated");
+          continue;
+        }
+        // the optimizer state of grown and removed positions is exactly 0
+        for (const st of [s.buf, s.m, s.v, s.age, s.ax, s.count]) {
           if (!st) continue;
           const v = await gpu.read(st);
           ok(grown.every((j) => v[j] === 0), `${t.name}: state reset at grown positions`);
@@ -268,7 +291,7 @@ for (const kind of ["momentum", "adam", "ntasgd"] as const) {
         const w = await f32(gpu, params[i].value);
         ok(w.every((x, j) => after[i][j] === 1 || x === 0), "inactive weights 0 after a step");
         const s = opt.perParam[i];
-        for (const st of [s.buf, s.m, s.v, s.ax]) {
+        for (const st of keep ? [] : [s.buf, s.m, s.v, s.ax]) {
           if (!st) continue;
           const v = await gpu.read(st);
           ok(v.every((x, j) => after[i][j] === 1 || x === 0), "inactive state 0 after a step");

@@ -1,5 +1,5 @@
 import { ConfigError, DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
-import { train, type TrainingData } from "../pipeline/train.ts";
+import { inactiveStatePolicy, train, type TrainingData } from "../pipeline/train.ts";
 import { syntheticCorpus } from "../pipeline/data/synthetic.ts";
 import { type ProgressInfo, ProgressPrinter } from "../pipeline/progress.ts";
 import { CheckpointError } from "../pipeline/checkpoint.ts";
@@ -244,13 +244,15 @@ Deno.test({
     const data = tinyData();
     const dir = await Deno.makeTempDir();
     const ckpt = `${dir}/csr.ckpt`;
-    // clip 0: the clip norms differ by design (masked includes inactive gradients)
+    // clip 0: the clip norms differ by design (masked includes inactive gradients); momentum,
+    // not Adam, whose moments stay dense in masked storage by default (inactiveStatePolicy)
     const cfg: TrainConfig = {
       ...TINY,
       method: "selfish",
       density: 0.4,
       updateEvery: 6,
-      optimizer: "adam",
+      optimizer: "momentum",
+      lr: 0.1,
       clip: 0,
     };
     const N = 44, k = 20;
@@ -357,4 +359,19 @@ Deno.test({
       throw new Error(`epoch validations ${prefix.epochValPpl} vs ${full.epochValPpl}`);
     }
   },
+});
+
+Deno.test("train: the optimizer-state policy follows the released code where storage allows", () => {
+  const policy = (c: Partial<TrainConfig>) => inactiveStatePolicy({ ...DEFAULTS, ...c });
+  // Adam's moments are not masked in the released code; CSR has no inactive gradients
+  const got = [
+    policy({ optimizer: "adam" }),
+    policy({ optimizer: "adam", storage: "csr" }),
+    policy({ optimizer: "momentum" }),
+    policy({ optimizer: "momentum", method: "snfs" }),
+    policy({ optimizer: "sgd", method: "snfs" }),
+    policy({ optimizer: "adam", inactiveState: "clear" }),
+  ];
+  const want = ["keep", "clear", "clear", "accumulate", "accumulate", "clear"];
+  if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(JSON.stringify(got));
 });

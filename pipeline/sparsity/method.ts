@@ -97,6 +97,11 @@ export interface SparsityMethod {
   startsDense: boolean;
   /** Does the topology ever change? */
   dynamic: boolean;
+  /**
+   * Does the method read the optimizer state of inactive weights (SNFS's momentum growth)? Then
+   * that state must keep accumulating while they are inactive (`optimizer.ts` InactiveState).
+   */
+  denseOptimizerState?: boolean;
   /** Training FLOPs model of spec §9 (Table 8). */
   flops: "sparse" | "dense" | "snfs" | "rigl" | "pruning";
   /** The update rule; absent for static methods. */

@@ -5,9 +5,11 @@
  * (`param.mask`, f32 0/1): the representation that reproduces the paper's code exactly,
  * including dense gradients and momentum for RigL and SNFS (spec §13).
  *
- * Every change goes through `applyMaskFlags`, which clears the weight and all of its optimizer
- * state at the changed positions: removed weights leave nothing behind, grown weights start at
- * exactly 0 with a fresh state (momentum, Adam moments, SNT-ASGD average and counter).
+ * Every change goes through `applyMaskFlags`, which clears the weight and its optimizer state at
+ * the changed positions: removed weights leave nothing behind, grown weights start at exactly 0
+ * with a fresh state (momentum, Adam moments and their age, SNT-ASGD average and counter) —
+ * except momentum and Adam moments under the `keep` policy (`optimizer.ts`), which persist as
+ * in the released code.
  *
  * Counts are exact and tracked on the host (`SparseTensor.nnz`); selection is `selectTopK`
  * (radix select, ties to the lower index), so a method asks for k and gets exactly k. The only
@@ -82,10 +84,15 @@ function scratch(ctx: OpsContext, n: number): { keys: Tensor<"u32">; flags: Tens
   return { keys: ctx.keys.view(0, [n]), flags: ctx.flags.view(0, [n]) };
 }
 
-/** The weight and every optimizer tensor of `t`: what a topology change clears. */
+/**
+ * The weight and the optimizer tensors of `t` that a topology change clears: all of them, but
+ * momentum and Adam moments persist under the `keep` policy (`optimizer.ts`).
+ */
 function clearList(ctx: OpsContext, t: SparseTensor): Tensor[] {
   const s = ctx.optimizer.perParam[t.index] ?? {};
-  return [t.param.value, s.buf, s.m, s.v, s.ax, s.count].filter((x): x is Tensor => !!x);
+  const keep = ctx.optimizer.inactiveState === "keep";
+  const state = keep ? [s.ax, s.count] : [s.buf, s.m, s.v, s.age, s.ax, s.count];
+  return [t.param.value, ...state].filter((x): x is Tensor => !!x);
 }
 
 /** The mask, flat (`[numel]`; the selection kernels work on vectors). */

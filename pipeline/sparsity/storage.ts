@@ -28,7 +28,7 @@ import type { SparsityState } from "./stage.ts";
 /** Storage of sparse weights during training. */
 export type Storage = "masked" | "csr";
 
-const STATE_KEYS = ["buf", "m", "v", "ax", "count"] as const;
+const STATE_KEYS = ["buf", "m", "v", "age", "ax", "count"] as const;
 
 /**
  * Why `method` cannot train with CSR storage, or null when it can: RigL grows by the dense

@@ -19,8 +19,9 @@
  * (as in the reference, where death only changes the mask).
  *
  * Unmasked momentum. SNFS ranks inactive positions by the momentum of their (dense) gradient,
- * so for SNFS the training stage runs the optimizer with `maskState: false`
- * (`OptimizerSettings`): weights stay masked while momentum (SGD buffer, Adam m and v) keeps
+ * so SNFS's record asks for `denseOptimizerState` and the training stage runs the optimizer
+ * with inactive state `accumulate` (or `keep`, Adam's default in masked storage;
+ * `pipeline/optimizer.ts`): weights stay masked while momentum (SGD buffer, Adam m and v) keeps
  * accumulating at inactive positions — the one dense buffer of Table 1. With masked momentum
  * (the Selfish code's `apply_mask`, spec §12.5) only just-removed positions would score and the
  * rest of the growth would tie at 0. The gradient fallback needs neither (gradients are dense).
@@ -151,5 +152,6 @@ export const snfs: SparsityMethod = {
   startsDense: false,
   dynamic: true,
   flops: "snfs",
+  denseOptimizerState: true,
   update,
 };
