@@ -5,10 +5,10 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
-import { matmul } from "../kernels/matmul.ts";
-import { softmaxCrossEntropy } from "../kernels/softmax_ce.ts";
-import type { KernelSpec } from "../kernels/kernel.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { matmul } from "../kernels/dense/matmul.ts";
+import { softmaxCrossEntropy } from "../kernels/cells/softmax_ce.ts";
+import type { KernelSpec } from "../kernels/runtime/kernel.ts";
 import { timeGpu } from "./timing.ts";
 
 /** One benchmark row. */

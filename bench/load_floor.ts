@@ -17,8 +17,8 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
-import type { KernelSpec } from "../kernels/kernel.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import type { KernelSpec } from "../kernels/runtime/kernel.ts";
 import { timeGpu } from "./timing.ts";
 
 /** Loads per loop iteration of the probe (unrolled, independent). */

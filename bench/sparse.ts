@@ -28,19 +28,19 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
-import type { Tensor } from "../kernels/tensor.ts";
-import { matmul } from "../kernels/matmul.ts";
-import { spmm, spmmT } from "../kernels/spmm.ts";
-import { sddmm } from "../kernels/sddmm.ts";
-import { magnitudeKeys, selectTopK } from "../kernels/topk.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import type { Tensor } from "../kernels/runtime/tensor.ts";
+import { matmul } from "../kernels/dense/matmul.ts";
+import { spmm, spmmT } from "../kernels/sparse/spmm.ts";
+import { sddmm } from "../kernels/sparse/sddmm.ts";
+import { magnitudeKeys, selectTopK } from "../kernels/select/topk.ts";
 import {
   type HostCsr,
   releaseSparse,
   type SparseMatrix,
   storedLength,
   uploadSparse,
-} from "../kernels/sparse_matrix.ts";
+} from "../kernels/sparse/sparse_matrix.ts";
 import {
   createLstmLm,
   createLstmLmState,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
 
 /** Timing of one benchmarked operation. */
 export interface Timing {

@@ -23,7 +23,7 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
 import {
   createLstmLm,
   createLstmLmState,

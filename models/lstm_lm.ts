@@ -51,13 +51,13 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
-import { expectShape, ShapeError, type Tensor } from "../kernels/tensor.ts";
-import { matmul } from "../kernels/matmul.ts";
-import { lstmCellBackward, lstmCellForward } from "../kernels/lstm_cell.ts";
-import { dropoutBackward, dropoutForward } from "../kernels/dropout.ts";
-import { buildEmbeddingIndex, type EmbeddingIndexTensors } from "../kernels/embedding.ts";
-import { softmaxCrossEntropy } from "../kernels/softmax_ce.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { expectShape, ShapeError, type Tensor } from "../kernels/runtime/tensor.ts";
+import { matmul } from "../kernels/dense/matmul.ts";
+import { lstmCellBackward, lstmCellForward } from "../kernels/cells/lstm_cell.ts";
+import { dropoutBackward, dropoutForward } from "../kernels/cells/dropout.ts";
+import { buildEmbeddingIndex, type EmbeddingIndexTensors } from "../kernels/cells/embedding.ts";
+import { softmaxCrossEntropy } from "../kernels/cells/softmax_ce.ts";
 import {
   embedBackward,
   embedForward,

@@ -14,11 +14,11 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
-import { fmtShape, type Shape, ShapeError, type Tensor } from "../kernels/tensor.ts";
-import { randomUniform } from "../kernels/dropout.ts";
-import { add, scale } from "../kernels/elementwise.ts";
-import { releaseSparse, type SparseMatrix, storedLength } from "../kernels/sparse_matrix.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { fmtShape, type Shape, ShapeError, type Tensor } from "../kernels/runtime/tensor.ts";
+import { randomUniform } from "../kernels/random/random.ts";
+import { add, scale } from "../kernels/dense/elementwise.ts";
+import { releaseSparse, type SparseMatrix, storedLength } from "../kernels/sparse/sparse_matrix.ts";
 
 /** How a tensor is initialised: `U(lo, hi)` or all zeros. */
 export type ParamInit = { kind: "uniform"; lo: number; hi: number } | { kind: "zeros" };

@@ -8,16 +8,16 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
-import { ShapeError, type Tensor } from "../kernels/tensor.ts";
-import { releaseSparse, storedLength } from "../kernels/sparse_matrix.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { ShapeError, type Tensor } from "../kernels/runtime/tensor.ts";
+import { releaseSparse, storedLength } from "../kernels/sparse/sparse_matrix.ts";
 import {
   sparseFromMask,
   sparseGather,
   sparseScatter,
   sparseToDense,
   sparseToMask,
-} from "../kernels/sparse_convert.ts";
+} from "../kernels/sparse/sparse_convert.ts";
 import type { Param } from "./params.ts";
 
 /**

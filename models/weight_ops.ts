@@ -29,18 +29,21 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
-import type { Tensor } from "../kernels/tensor.ts";
-import { matmul } from "../kernels/matmul.ts";
-import { spmm, spmmT } from "../kernels/spmm.ts";
-import { sampleDense, sddmm } from "../kernels/sddmm.ts";
-import { transpose } from "../kernels/transpose.ts";
-import { sparseToDense } from "../kernels/sparse_convert.ts";
-import type { SparseMatrix } from "../kernels/sparse_matrix.ts";
-import { embeddingBackward, embeddingForward } from "../kernels/embedding.ts";
-import type { EmbeddingIndexTensors } from "../kernels/embedding.ts";
-import { sparseEmbeddingBackward, sparseEmbeddingForward } from "../kernels/sparse_embedding.ts";
-import { mul } from "../kernels/elementwise.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import type { Tensor } from "../kernels/runtime/tensor.ts";
+import { matmul } from "../kernels/dense/matmul.ts";
+import { spmm, spmmT } from "../kernels/sparse/spmm.ts";
+import { sampleDense, sddmm } from "../kernels/sparse/sddmm.ts";
+import { transpose } from "../kernels/dense/transpose.ts";
+import { sparseToDense } from "../kernels/sparse/sparse_convert.ts";
+import type { SparseMatrix } from "../kernels/sparse/sparse_matrix.ts";
+import { embeddingBackward, embeddingForward } from "../kernels/cells/embedding.ts";
+import type { EmbeddingIndexTensors } from "../kernels/cells/embedding.ts";
+import {
+  sparseEmbeddingBackward,
+  sparseEmbeddingForward,
+} from "../kernels/sparse/sparse_embedding.ts";
+import { mul } from "../kernels/dense/elementwise.ts";
 import type { Param } from "./params.ts";
 
 /** Model tensors are typed `Tensor`; the sparse launchers check the dtype at run time too. */

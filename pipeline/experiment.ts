@@ -21,7 +21,7 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
 import { DEFAULTS, type OptimizerName, type TrainConfig } from "./config.ts";
 import { type CsvValue, toCsv } from "./csv.ts";
 import { batchify, bpttWindows } from "./data/batches.ts";

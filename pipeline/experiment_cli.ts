@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { GPU_FLAG_OPTIONS, GPU_FLAG_USAGE, openGpuFromFlags } from "./gpu_flags.ts";
 import { DataError } from "./data/errors.ts";
 import { DEFAULTS } from "./config.ts";
-import { describeAdapter } from "../kernels/device.ts";
+import { describeAdapter } from "../kernels/runtime/device.ts";
 import { loadTrainingData } from "./train.ts";
 import { METHODS } from "./sparsity/methods/mod.ts";
 import { METHOD_NAMES, type MethodName } from "./sparsity/method.ts";

@@ -10,8 +10,8 @@ import {
   GpuUnavailableError,
   parseAdapterPreference,
   parseKernelVariant,
-} from "../kernels/device.ts";
-import { Gpu } from "../kernels/runtime.ts";
+} from "../kernels/runtime/device.ts";
+import { Gpu } from "../kernels/runtime/runtime.ts";
 
 /** `node:util` parseArgs option declarations of the GPU flags. */
 export const GPU_FLAG_OPTIONS = {

@@ -11,10 +11,10 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
-import type { Tensor } from "../kernels/tensor.ts";
-import { adamStep, asgdAverage, momentumStep, sgdStep } from "../kernels/optim.ts";
-import { clipCoefficient, reduce } from "../kernels/reduce.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import type { Tensor } from "../kernels/runtime/tensor.ts";
+import { adamStep, asgdAverage, momentumStep, sgdStep } from "../kernels/optim/optim.ts";
+import { clipCoefficient, reduce } from "../kernels/dense/reduce.ts";
 import type { Param } from "../models/params.ts";
 import type { OptimizerName } from "./config.ts";
 

@@ -16,9 +16,9 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
-import type { Tensor } from "../kernels/tensor.ts";
-import { reduce } from "../kernels/reduce.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import type { Tensor } from "../kernels/runtime/tensor.ts";
+import { reduce } from "../kernels/dense/reduce.ts";
 import {
   createLstmLm,
   createLstmLmState,

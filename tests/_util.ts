@@ -5,8 +5,8 @@
  * @module
  */
 
-import { Gpu } from "../kernels/runtime.ts";
-import type { KernelVariant } from "../kernels/device.ts";
+import { Gpu } from "../kernels/runtime/runtime.ts";
+import type { KernelVariant } from "../kernels/runtime/device.ts";
 
 let shared: Promise<Gpu> | null = null;
 
@@ -25,20 +25,12 @@ export const GPU_TEST = { sanitizeResources: false, sanitizeOps: false } as cons
 /** Both kernel families; every kernel with variants is tested under each. */
 export const VARIANTS: readonly KernelVariant[] = ["regblock", "tiled"];
 
-/** Runs `fn` with `gpu.variant` forced to each variant in turn, then restores it. */
+/** Runs `fn` on a view of `gpu` for each kernel variant in turn (`Gpu.withVariant`). */
 export async function forEachVariant(
   gpu: Gpu,
-  fn: (variant: KernelVariant) => Promise<void>,
+  fn: (gpu: Gpu, variant: KernelVariant) => Promise<void>,
 ): Promise<void> {
-  const saved = gpu.variant;
-  try {
-    for (const v of VARIANTS) {
-      gpu.variant = v;
-      await fn(v);
-    }
-  } finally {
-    gpu.variant = saved;
-  }
+  for (const v of VARIANTS) await fn(gpu.withVariant(v), v);
 }
 
 /**

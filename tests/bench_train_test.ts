@@ -10,7 +10,7 @@ import {
   lstmLmStep,
   writeLstmLmBatch,
 } from "../models/lstm_lm.ts";
-import type { Gpu } from "../kernels/runtime.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
 import {
   benchTrain,
   TRAIN_BENCH_CONFIG,

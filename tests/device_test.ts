@@ -1,6 +1,10 @@
-import { describeAdapter, parseAdapterPreference, parseKernelVariant } from "../kernels/device.ts";
-import { DeviceLostError } from "../kernels/device.ts";
-import { Gpu } from "../kernels/runtime.ts";
+import {
+  describeAdapter,
+  parseAdapterPreference,
+  parseKernelVariant,
+} from "../kernels/runtime/device.ts";
+import { DeviceLostError } from "../kernels/runtime/device.ts";
+import { Gpu } from "../kernels/runtime/runtime.ts";
 import { GPU_TEST, testGpu } from "./_util.ts";
 
 const CLI = new URL("../pipeline/cli.ts", import.meta.url).pathname;

@@ -1,8 +1,8 @@
 import { equal, ok, throws } from "node:assert/strict";
 import { assertClose, GPU_TEST, testGpu, type Tolerance, uniform } from "./_util.ts";
-import { add, axpy, mul, scale, unary, type UnaryOp } from "../kernels/elementwise.ts";
-import { addRef, axpyRef, mulRef, scaleRef, unaryRef } from "../kernels/elementwise_ref.ts";
-import { ShapeError } from "../kernels/tensor.ts";
+import { add, axpy, mul, scale, unary, type UnaryOp } from "../kernels/dense/elementwise.ts";
+import { addRef, axpyRef, mulRef, scaleRef, unaryRef } from "../kernels/dense/elementwise_ref.ts";
+import { ShapeError } from "../kernels/runtime/tensor.ts";
 
 const SIZES = [1, 3, 17, 127, 1000, 70001];
 const ULP1 = 2 ** -23; // f32 spacing at 1

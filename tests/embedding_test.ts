@@ -5,9 +5,9 @@ import {
   embeddingForward,
   releaseEmbeddingIndex,
   uploadEmbeddingIndex,
-} from "../kernels/embedding.ts";
-import { embeddingBackwardRef, embeddingForwardRef } from "../kernels/embedding_ref.ts";
-import { ShapeError, type Tensor } from "../kernels/tensor.ts";
+} from "../kernels/cells/embedding.ts";
+import { embeddingBackwardRef, embeddingForwardRef } from "../kernels/cells/embedding_ref.ts";
+import { ShapeError, type Tensor } from "../kernels/runtime/tensor.ts";
 import { assertClose, GPU_TEST, rng, testGpu, uniform } from "./_util.ts";
 
 const NS = [1, 7, 700];

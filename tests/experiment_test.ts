@@ -17,7 +17,7 @@ import {
 import { parseExperimentArgs } from "../pipeline/experiment_cli.ts";
 import { METHOD_NAMES } from "../pipeline/sparsity/method.ts";
 import type { TrainingData, TrainSummary } from "../pipeline/train.ts";
-import type { Gpu } from "../kernels/runtime.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
 import type { TrainConfig } from "../pipeline/config.ts";
 
 const CLI = new URL("../pipeline/experiment_cli.ts", import.meta.url).pathname;

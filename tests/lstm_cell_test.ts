@@ -1,13 +1,13 @@
 import { equal, ok, throws } from "node:assert/strict";
 import { assertClose, GPU_TEST, testGpu, type Tolerance, uniform } from "./_util.ts";
-import { lstmCellBackward, lstmCellForward } from "../kernels/lstm_cell.ts";
+import { lstmCellBackward, lstmCellForward } from "../kernels/cells/lstm_cell.ts";
 import {
   lstmCellBackwardRef,
   lstmCellBackwardRef64,
   lstmCellForwardRef,
   lstmCellForwardRef64,
-} from "../kernels/lstm_cell_ref.ts";
-import { ShapeError } from "../kernels/tensor.ts";
+} from "../kernels/cells/lstm_cell_ref.ts";
+import { ShapeError } from "../kernels/runtime/tensor.ts";
 
 /**
  * Forward tolerances (no accumulation; each output is a handful of f32 operations).

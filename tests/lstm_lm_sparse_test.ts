@@ -10,7 +10,7 @@ import {
   writeLstmLmBatch,
 } from "../models/lstm_lm.ts";
 import { densifyParam, sparsifyParam } from "../models/sparse_params.ts";
-import { hostCsrFromMask } from "../kernels/sparse_matrix.ts";
+import { hostCsrFromMask } from "../kernels/sparse/sparse_matrix.ts";
 import { withSparseCompute } from "../models/weight_ops.ts";
 
 const V = 23, E = 12, H = 12, L = 2, T = 5, B = 3;

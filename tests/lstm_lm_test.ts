@@ -13,9 +13,9 @@ import {
   writeLstmLmBatch,
 } from "../models/lstm_lm.ts";
 import { lstmLmRef } from "../models/lstm_lm_ref.ts";
-import type { Gpu } from "../kernels/runtime.ts";
-import { uniformRef } from "../kernels/philox_ref.ts";
-import { ShapeError } from "../kernels/tensor.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { uniformRef } from "../kernels/random/philox_ref.ts";
+import { ShapeError } from "../kernels/runtime/tensor.ts";
 
 const V = 11, E = 6, H = 6, L = 2, T = 4, B = 3;
 const cfg = (tied: boolean, dropout = 0.3): LstmLmConfig => ({
@@ -183,7 +183,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       for (const tied of [false, true]) {
         const { model, gpuLoss, got, ref } = await stepBoth(gpu, tied, tied ? 7 : 3);
         const label = `${variant} tied=${tied}`;

@@ -1,6 +1,7 @@
-import { matmul } from "../kernels/matmul.ts";
-import { matmulRef } from "../kernels/matmul_ref.ts";
-import { ShapeError } from "../kernels/tensor.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { matmul } from "../kernels/dense/matmul.ts";
+import { matmulRef } from "../kernels/dense/matmul_ref.ts";
+import { ShapeError } from "../kernels/runtime/tensor.ts";
 import {
   assertClose,
   bernoulliMask,
@@ -23,8 +24,7 @@ interface Case {
   density?: number;
 }
 
-async function check(c: Case, seed: number): Promise<void> {
-  const gpu = await testGpu();
+async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
   const { m, n, k, transA = false, transB = false } = c;
   const a = uniform(m * k, seed);
   const b = uniform(k * n, seed + 1);
@@ -90,9 +90,9 @@ for (const transA of [false, true]) {
       ...GPU_TEST,
       fn: async () => {
         const gpu = await testGpu();
-        await forEachVariant(gpu, async () => {
+        await forEachVariant(gpu, async (gpu) => {
           let seed = 10;
-          for (const [m, n, k] of SHAPES) await check({ m, n, k, transA, transB }, seed += 7);
+          for (const [m, n, k] of SHAPES) await check(gpu, { m, n, k, transA, transB }, seed += 7);
         });
       },
     });
@@ -106,24 +106,18 @@ Deno.test({
   fn: async () => {
     // Products of 2^21 multiply-adds or more get the large tiles (see regblockTile); the shapes
     // above stay below that. The layouts are the three an LSTM step uses: X·Wᵀ, dY·W, dYᵀ·X.
-    const gpu = await testGpu();
-    const saved = gpu.variant;
-    gpu.variant = "regblock";
-    try {
-      let seed = 500;
-      for (const [m, n, k] of [[128, 130, 128], [64, 96, 400], [20, 300, 400]]) {
-        await check({ m, n, k, transB: true }, seed++);
-        await check({ m, n, k }, seed++);
-        await check({ m, n, k, transA: true, bias: true }, seed++);
-      }
-      // 64×32 tiles (over 2^26 multiply-adds, N % 4 = 0): partial row and column tiles, the
-      // K % 4 tail, bias and β, in the LSTM layouts (forward with K = H, dX, dW).
-      await check({ m: 130, n: 260, k: 1998, transB: true, bias: true }, seed++);
-      await check({ m: 130, n: 260, k: 2000, beta: 0.5 }, seed++);
-      await check({ m: 130, n: 260, k: 2000, transA: true }, seed++);
-    } finally {
-      gpu.variant = saved;
+    const gpu = (await testGpu()).withVariant("regblock");
+    let seed = 500;
+    for (const [m, n, k] of [[128, 130, 128], [64, 96, 400], [20, 300, 400]]) {
+      await check(gpu, { m, n, k, transB: true }, seed++);
+      await check(gpu, { m, n, k }, seed++);
+      await check(gpu, { m, n, k, transA: true, bias: true }, seed++);
     }
+    // 64×32 tiles (over 2^26 multiply-adds, N % 4 = 0): partial row and column tiles, the
+    // K % 4 tail, bias and β, in the LSTM layouts (forward with K = H, dX, dW).
+    await check(gpu, { m: 130, n: 260, k: 1998, transB: true, bias: true }, seed++);
+    await check(gpu, { m: 130, n: 260, k: 2000, beta: 0.5 }, seed++);
+    await check(gpu, { m: 130, n: 260, k: 2000, transA: true }, seed++);
   },
 });
 
@@ -132,10 +126,14 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async () => {
-      await check({ m: 20, n: 37, k: 21, alpha: 0.5, beta: -1.5, bias: true, transB: true }, 1);
-      await check({ m: 7, n: 9, k: 40, alpha: -2, beta: 1, bias: false }, 2);
-      await check({ m: 33, n: 18, k: 5, beta: 0, bias: true, transA: true }, 3);
+    await forEachVariant(gpu, async (gpu) => {
+      await check(
+        gpu,
+        { m: 20, n: 37, k: 21, alpha: 0.5, beta: -1.5, bias: true, transB: true },
+        1,
+      );
+      await check(gpu, { m: 7, n: 9, k: 40, alpha: -2, beta: 1, bias: false }, 2);
+      await check(gpu, { m: 33, n: 18, k: 5, beta: 0, bias: true, transA: true }, 3);
     });
   },
 });
@@ -145,10 +143,10 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async () => {
+    await forEachVariant(gpu, async (gpu) => {
       for (const density of [0, 0.01, 0.33, 1]) {
-        await check({ m: 20, n: 61, k: 48, transB: true, density }, 100);
-        await check({ m: 13, n: 24, k: 130, density, bias: true }, 101);
+        await check(gpu, { m: 20, n: 61, k: 48, transB: true, density }, 100);
+        await check(gpu, { m: 13, n: 24, k: 130, density, bias: true }, 101);
       }
     });
   },
@@ -165,7 +163,7 @@ Deno.test({
     const ta = gpu.upload([m * k + 3], a);
     const tb = gpu.upload([n, k], b);
     const tc = gpu.zeros([2 * m * n + 1]);
-    await forEachVariant(gpu, async () => {
+    await forEachVariant(gpu, async (gpu) => {
       const cView = tc.view(m * n + 1, [m, n]);
       matmul(gpu, { a: ta.view(3, [m, k]), b: tb, c: cView, transB: true });
       const got = await gpu.read(cView);
@@ -184,7 +182,7 @@ Deno.test({
     const ta = gpu.upload([m, k], uniform(m * k, 8));
     const tb = gpu.upload([n, k], uniform(n * k, 9));
     const outs: Float32Array[] = [];
-    await forEachVariant(gpu, async () => {
+    await forEachVariant(gpu, async (gpu) => {
       const tc = gpu.tensor([m, n]);
       matmul(gpu, { a: ta, b: tb, c: tc, transB: true });
       outs.push(await gpu.read(tc));

@@ -1,8 +1,8 @@
 import { deepStrictEqual, throws } from "node:assert/strict";
 import { assertClose, GPU_TEST, testGpu, uniform } from "./_util.ts";
-import { adamMomentumScore } from "../kernels/momentum_score.ts";
-import { adamMomentumScoreRef } from "../kernels/momentum_score_ref.ts";
-import { ShapeError } from "../kernels/tensor.ts";
+import { adamMomentumScore } from "../kernels/select/momentum_score.ts";
+import { adamMomentumScoreRef } from "../kernels/select/momentum_score_ref.ts";
+import { ShapeError } from "../kernels/runtime/tensor.ts";
 
 const gpu = await testGpu();
 

@@ -1,10 +1,15 @@
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
-import { adamStep, asgdAverage, momentumStep, sgdStep } from "../kernels/optim.ts";
-import { adamStepRef, asgdAverageRef, momentumStepRef, sgdStepRef } from "../kernels/optim_ref.ts";
-import { clipCoefficient, reduce } from "../kernels/reduce.ts";
-import { clipCoefficientRef, reduceRef } from "../kernels/reduce_ref.ts";
-import type { Gpu } from "../kernels/runtime.ts";
-import { ShapeError, type Tensor } from "../kernels/tensor.ts";
+import { adamStep, asgdAverage, momentumStep, sgdStep } from "../kernels/optim/optim.ts";
+import {
+  adamStepRef,
+  asgdAverageRef,
+  momentumStepRef,
+  sgdStepRef,
+} from "../kernels/optim/optim_ref.ts";
+import { clipCoefficient, reduce } from "../kernels/dense/reduce.ts";
+import { clipCoefficientRef, reduceRef } from "../kernels/dense/reduce_ref.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { ShapeError, type Tensor } from "../kernels/runtime/tensor.ts";
 import { assertClose, bernoulliMask, GPU_TEST, testGpu, type Tolerance, uniform } from "./_util.ts";
 
 const SIZES = [1, 17, 1000, 100_003];

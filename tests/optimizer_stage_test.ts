@@ -7,7 +7,7 @@ import {
 } from "../pipeline/optimizer.ts";
 import type { Param } from "../models/params.ts";
 import { assertClose, bernoulliMask, GPU_TEST, testGpu, uniform } from "./_util.ts";
-import type { Gpu } from "../kernels/runtime.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
 
 function makeParams(
   gpu: Gpu,

@@ -1,8 +1,8 @@
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
-import { clipCoefficient, reduce, type ReduceOp } from "../kernels/reduce.ts";
-import { clipCoefficientRef, reduceRef } from "../kernels/reduce_ref.ts";
-import type { Gpu } from "../kernels/runtime.ts";
-import { ShapeError, type Tensor } from "../kernels/tensor.ts";
+import { clipCoefficient, reduce, type ReduceOp } from "../kernels/dense/reduce.ts";
+import { clipCoefficientRef, reduceRef } from "../kernels/dense/reduce_ref.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { ShapeError, type Tensor } from "../kernels/runtime/tensor.ts";
 import { assertClose, forEachVariant, GPU_TEST, testGpu, uniform } from "./_util.ts";
 
 /** Uploads `data`; empty data gets an unwritten tensor (a zero-byte queue write panics Deno). */
@@ -36,7 +36,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       for (const n of SIZES) {
         const data = uniform(n, 1000 + n, -1, 1);
         // A view 5 elements into its buffer, so a kernel that ignores off_x reads wrong data.
@@ -68,7 +68,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       for (const n of SIZES) {
         // Values in [-3, 3]: every partial sum and sum of squares stays an integer below 2^24,
         // so f32 is exact and a dropped or doubled element changes the result.
@@ -106,7 +106,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       for (const n of [1000, 100_003, 1_000_003]) {
         const x = gpu.upload([n], uniform(n, 77 + n, -1, 1));
         const runs: Uint32Array[] = [];
@@ -132,7 +132,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       const sizes = [17, 1000, 100_003, 3];
       const grads = sizes.map((n, i) => uniform(n, 500 + i, -0.1, 0.1));
       const k = sizes.length;

@@ -1,8 +1,8 @@
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
-import { exclusiveScanU32, SCAN_CHUNK_REGBLOCK, SCAN_TILE } from "../kernels/scan.ts";
-import { exclusiveScanRef } from "../kernels/scan_ref.ts";
-import type { Gpu } from "../kernels/runtime.ts";
-import { ShapeError } from "../kernels/tensor.ts";
+import { exclusiveScanU32, SCAN_CHUNK_REGBLOCK, SCAN_TILE } from "../kernels/sparse/scan.ts";
+import { exclusiveScanRef } from "../kernels/sparse/scan_ref.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { ShapeError } from "../kernels/runtime/tensor.ts";
 import { forEachVariant, GPU_TEST, rng, testGpu } from "./_util.ts";
 
 /** `n` random u32 values below `limit` (deterministic). */
@@ -74,7 +74,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       for (const n of SIZES) {
         await checkScan(gpu, randomU32(n, 100 + n, 1000), `${variant} n=${n}`);
       }
@@ -87,7 +87,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       for (const n of [5, 70_001]) {
         await checkScan(gpu, randomU32(n, 7 + n, 2 ** 32), `${variant} wrap n=${n}`);
       }
@@ -104,7 +104,7 @@ Deno.test({
     // a single-chunk level through every intermediate level; small values keep the CPU fast.
     const n = 2 ** 24 + 2 ** 20 + 3;
     const data = randomU32(n, 42, 4);
-    await forEachVariant(gpu, (variant) => checkScan(gpu, data, `${variant} n=${n}`));
+    await forEachVariant(gpu, (gpu, variant) => checkScan(gpu, data, `${variant} n=${n}`));
   },
 });
 

@@ -1,14 +1,15 @@
-import { sampleDense, sddmm } from "../kernels/sddmm.ts";
-import { sampleDenseRef, sddmmRef } from "../kernels/sddmm_ref.ts";
-import { transposeRef } from "../kernels/transpose_ref.ts";
-import { matmul } from "../kernels/matmul.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { sampleDense, sddmm } from "../kernels/sparse/sddmm.ts";
+import { sampleDenseRef, sddmmRef } from "../kernels/sparse/sddmm_ref.ts";
+import { transposeRef } from "../kernels/dense/transpose_ref.ts";
+import { matmul } from "../kernels/dense/matmul.ts";
 import {
   hostCsrFromMask,
   releaseSparse,
   storedLength,
   uploadSparse,
-} from "../kernels/sparse_matrix.ts";
-import { ShapeError } from "../kernels/tensor.ts";
+} from "../kernels/sparse/sparse_matrix.ts";
+import { ShapeError } from "../kernels/runtime/tensor.ts";
 import {
   assertClose,
   bernoulliMask,
@@ -35,8 +36,7 @@ interface Case {
  * Checks sddmm on a random `[n, k]` pattern. Tolerance: each output sums m products of
  * U(-1,1)·U(-1,1) terms, plus the β term; scaled by |α|.
  */
-async function check(c: Case, seed: number): Promise<void> {
-  const gpu = await testGpu();
+async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
   const { m, n, k, density, alpha, beta, transposed } = c;
   const csr = hostCsrFromMask(n, k, uniform(n * k, seed), bernoulliMask(n * k, density, seed + 1));
   const w = uploadSparse(gpu, csr);
@@ -73,10 +73,10 @@ Deno.test({
       [3, 9, 1000],
       [2, 1031, 5],
     ];
-    await forEachVariant(gpu, async () => {
+    await forEachVariant(gpu, async (gpu) => {
       let seed = 1;
       for (const density of SPARSE_TEST_DENSITIES) {
-        for (const [m, n, k] of shapes) await check({ m, n, k, density }, seed += 10);
+        for (const [m, n, k] of shapes) await check(gpu, { m, n, k, density }, seed += 10);
       }
     });
   },
@@ -87,11 +87,11 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async () => {
-      await check({ m: 700, n: 23, k: 41, density: 0.33 }, 500);
-      await check({ m: 1003, n: 7, k: 130, density: 0.1, alpha: 0.5, beta: 1 }, 501);
-      await check({ m: 20, n: 37, k: 21, density: 0.5, alpha: -2, beta: -1.5 }, 502);
-      await check({ m: 65, n: 9, k: 7, density: 1, beta: 0 }, 503);
+    await forEachVariant(gpu, async (gpu) => {
+      await check(gpu, { m: 700, n: 23, k: 41, density: 0.33 }, 500);
+      await check(gpu, { m: 1003, n: 7, k: 130, density: 0.1, alpha: 0.5, beta: 1 }, 501);
+      await check(gpu, { m: 20, n: 37, k: 21, density: 0.5, alpha: -2, beta: -1.5 }, 502);
+      await check(gpu, { m: 65, n: 9, k: 7, density: 1, beta: 0 }, 503);
     });
   },
 });
@@ -104,9 +104,9 @@ Deno.test({
     if (!gpu.report.isFallback) return; // the split only happens on software adapters
     // Dense rows of 3000 columns: regblock passes 32 entries at a time (94 passes), tiled 64
     // (47 passes), so M = 1500 needs two or more dispatches under either variant.
-    await forEachVariant(gpu, async () => {
+    await forEachVariant(gpu, async (gpu) => {
       const before = gpu.dispatchCount;
-      await check({ m: 1500, n: 2, k: 3000, density: 1, alpha: 0.5, beta: 2 }, 600);
+      await check(gpu, { m: 1500, n: 2, k: 3000, density: 1, alpha: 0.5, beta: 2 }, 600);
       if (gpu.dispatchCount - before < 2) throw new Error("expected a split into dispatches");
     });
   },
@@ -125,7 +125,7 @@ Deno.test({
     const tdy = gpu.upload([T * m * n + 1], dys);
     const tx = gpu.upload([T * m * k + 3], xs);
     const tout = gpu.zeros([w.nnz + 2]);
-    await forEachVariant(gpu, async (v) => {
+    await forEachVariant(gpu, async (gpu, v) => {
       const dyOff = 1 + m * n, xOff = 3 + 2 * m * k;
       const outV = tout.view(1, [w.nnz]);
       sddmm(gpu, {
@@ -153,7 +153,7 @@ Deno.test({
   fn: async () => {
     const gpu = await testGpu();
     const m = 40, n = 4 * 12, k = 30;
-    await forEachVariant(gpu, async (v) => {
+    await forEachVariant(gpu, async (gpu, v) => {
       for (const density of [0.5, 0.1]) {
         const mask = bernoulliMask(n * k, density, 30);
         const csr = hostCsrFromMask(n, k, uniform(n * k, 31), mask);
@@ -199,18 +199,20 @@ Deno.test({
       [2, 1031, 5],
       [700, 23, 41],
     ];
-    await forEachVariant(gpu, async () => {
+    await forEachVariant(gpu, async (gpu) => {
       let seed = 1000;
       for (const density of SPARSE_TEST_DENSITIES) {
         for (const [m, n, k] of shapes) {
-          await check({ m, n, k, density, transposed: true }, seed += 10);
+          await check(gpu, { m, n, k, density, transposed: true }, seed += 10);
         }
       }
       await check(
+        gpu,
         { m: 1003, n: 7, k: 130, density: 0.1, alpha: 0.5, beta: 1, transposed: true },
         5,
       );
       await check(
+        gpu,
         { m: 20, n: 37, k: 21, density: 0.5, alpha: -2, beta: -1.5, transposed: true },
         6,
       );
@@ -228,7 +230,7 @@ Deno.test({
     // 8119 steps fit a dispatch, so M = 9001 (scalar) and M = 32480 (vec4) need two.
     for (const m of [9001, 32480]) {
       const before = gpu.dispatchCount;
-      await check({ m, n: 3, k: 5, density: 1, alpha: 0.5, beta: 2, transposed: true }, 700);
+      await check(gpu, { m, n: 3, k: 5, density: 1, alpha: 0.5, beta: 2, transposed: true }, 700);
       if (gpu.dispatchCount - before < 2) throw new Error(`M = ${m}: expected a split`);
     }
   },

@@ -1,8 +1,8 @@
 import { deepStrictEqual, throws } from "node:assert/strict";
 import { GPU_TEST, rng, testGpu, uniform } from "./_util.ts";
-import { f32Bits, keyBelowIndicator, signedMagnitudeKeys } from "../kernels/sign_keys.ts";
-import { keyBelowIndicatorRef, signedMagnitudeKeysRef } from "../kernels/sign_keys_ref.ts";
-import { ShapeError } from "../kernels/tensor.ts";
+import { f32Bits, keyBelowIndicator, signedMagnitudeKeys } from "../kernels/select/sign_keys.ts";
+import { keyBelowIndicatorRef, signedMagnitudeKeysRef } from "../kernels/select/sign_keys_ref.ts";
+import { ShapeError } from "../kernels/runtime/tensor.ts";
 
 const gpu = await testGpu();
 

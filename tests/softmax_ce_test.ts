@@ -1,8 +1,8 @@
 import { deepStrictEqual, ok, throws } from "node:assert/strict";
-import { softmaxCrossEntropy } from "../kernels/softmax_ce.ts";
-import { softmaxCrossEntropyRef } from "../kernels/softmax_ce_ref.ts";
-import type { Gpu } from "../kernels/runtime.ts";
-import { ShapeError, type Tensor } from "../kernels/tensor.ts";
+import { softmaxCrossEntropy } from "../kernels/cells/softmax_ce.ts";
+import { softmaxCrossEntropyRef } from "../kernels/cells/softmax_ce_ref.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { ShapeError, type Tensor } from "../kernels/runtime/tensor.ts";
 import { assertClose, forEachVariant, GPU_TEST, rng, testGpu, uniform } from "./_util.ts";
 
 const EPS = 1.2e-7; // f32 unit roundoff (2^-23), rounded up
@@ -138,7 +138,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       let seed = 1;
       for (const v of [1, 3, 17, 1000, 10000, 33278]) {
         // N = 35 at V = 33278 adds seconds on llvmpipe and no coverage over N = 20.
@@ -165,7 +165,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       for (const v of [1, 3, 1000]) {
         const r = rng(v);
         const rows: number[][] = [
@@ -210,7 +210,7 @@ Deno.test({
     const [n, v] = [5, 37];
     const logits = uniform(n * v, 21, -3, 3);
     const targets = randomTargets(n, v, 22);
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       // One buffer: [pad 3 | logits n·v | loss n | pad 1 | dLogits n·v | pad 2]; loss and the
       // gradient share the logits buffer, so logits is bound read_write once.
       const size = 3 + n * v + n + 1 + n * v + 2;
@@ -251,18 +251,12 @@ Deno.test({
   name: "softmaxCrossEntropy tiled folds more than 65535 rows into a 2-D grid",
   ...GPU_TEST,
   fn: async () => {
-    const gpu = await testGpu();
-    const saved = gpu.variant;
-    gpu.variant = "tiled";
-    try {
-      const [n, v] = [65537 + 300, 2];
-      const logits = uniform(n * v, 31, -2, 2);
-      const targets = randomTargets(n, v, 32);
-      const got = await run(gpu, logits, targets, n, v, "separate", 1);
-      check("tiled folded grid", got, logits, targets, n, v, 1);
-    } finally {
-      gpu.variant = saved;
-    }
+    const gpu = (await testGpu()).withVariant("tiled");
+    const [n, v] = [65537 + 300, 2];
+    const logits = uniform(n * v, 31, -2, 2);
+    const targets = randomTargets(n, v, 32);
+    const got = await run(gpu, logits, targets, n, v, "separate", 1);
+    check("tiled folded grid", got, logits, targets, n, v, 1);
   },
 });
 
@@ -276,7 +270,7 @@ Deno.test({
     const [n, v] = [2, 300000];
     const logits = uniform(n * v, 41, -4, 4);
     const targets = new Uint32Array([v - 1, 123457]);
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       const got = await run(gpu, logits, targets, n, v, "separate", 1);
       check(`${variant} V=${v}`, got, logits, targets, n, v, 1);
     });

@@ -7,7 +7,7 @@ import {
   sparseScatter,
   sparseToDense,
   sparseToMask,
-} from "../kernels/sparse_convert.ts";
+} from "../kernels/sparse/sparse_convert.ts";
 import {
   type HostCsr,
   hostCsrFromMask,
@@ -16,9 +16,9 @@ import {
   type SparseMatrix,
   storedLength,
   uploadSparse,
-} from "../kernels/sparse_matrix.ts";
-import type { Gpu } from "../kernels/runtime.ts";
-import { ShapeError, Tensor } from "../kernels/tensor.ts";
+} from "../kernels/sparse/sparse_matrix.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { ShapeError, Tensor } from "../kernels/runtime/tensor.ts";
 import {
   bernoulliMask,
   forEachVariant,
@@ -164,7 +164,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       let seed = 1;
       for (const [rows, cols, gates] of SHAPES) {
         for (const density of SPARSE_TEST_DENSITIES) {
@@ -265,7 +265,7 @@ Deno.test({
     assertThrows(() => sparseGather(gpu, { w, src: dense, dst: flat }), /sparseGather dst/);
     assertThrows(
       () => sparseToDense(gpu, { w: { ...w, nnz: w.nnz + 1 }, out: dense }),
-      /w.colIdx: expected/,
+      /w.colIdx must be u32 with at least 17 elements/,
     );
     assertThrows(() => rebuildTranspose(gpu, { ...w, colPtr: w.rowPtr }), /w.colPtr/);
     await assertRejects(() => countNonzero(gpu, maskU as never), ShapeError);

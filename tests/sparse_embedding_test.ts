@@ -3,16 +3,19 @@ import {
   buildEmbeddingIndex,
   releaseEmbeddingIndex,
   uploadEmbeddingIndex,
-} from "../kernels/embedding.ts";
-import { embeddingBackwardRef, embeddingForwardRef } from "../kernels/embedding_ref.ts";
-import { sparseEmbeddingBackward, sparseEmbeddingForward } from "../kernels/sparse_embedding.ts";
+} from "../kernels/cells/embedding.ts";
+import { embeddingBackwardRef, embeddingForwardRef } from "../kernels/cells/embedding_ref.ts";
+import {
+  sparseEmbeddingBackward,
+  sparseEmbeddingForward,
+} from "../kernels/sparse/sparse_embedding.ts";
 import {
   hostCsrFromMask,
   releaseSparse,
   storedLength,
   uploadSparse,
-} from "../kernels/sparse_matrix.ts";
-import { ShapeError } from "../kernels/tensor.ts";
+} from "../kernels/sparse/sparse_matrix.ts";
+import { ShapeError } from "../kernels/runtime/tensor.ts";
 import { bernoulliMask, GPU_TEST, rng, testGpu, uniform } from "./_util.ts";
 
 function randomIds(n: number, range: number, seed: number): Uint32Array {

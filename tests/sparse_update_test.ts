@@ -1,12 +1,16 @@
 import { deepStrictEqual as assertEquals, ok, throws as assertThrows } from "node:assert/strict";
-import { addToMask, finishTopologyUpdate, maskAfterRemoval } from "../kernels/sparse_update.ts";
+import {
+  addToMask,
+  finishTopologyUpdate,
+  maskAfterRemoval,
+} from "../kernels/sparse/sparse_update.ts";
 import {
   hostCsrFromMask,
   hostTranspose,
   storedLength,
   uploadSparse,
-} from "../kernels/sparse_matrix.ts";
-import { ShapeError, type Tensor } from "../kernels/tensor.ts";
+} from "../kernels/sparse/sparse_matrix.ts";
+import { ShapeError, type Tensor } from "../kernels/runtime/tensor.ts";
 import { bernoulliMask, forEachVariant, GPU_TEST, rng, testGpu, uniform } from "./_util.ts";
 
 /**
@@ -29,7 +33,7 @@ Deno.test({
       [6, 6, 2, 0, 0],
     ];
     // Both kernel variants: the kept-entry scatter walks rows (regblock) or entries (tiled).
-    await forEachVariant(gpu, async (variant) => {
+    await forEachVariant(gpu, async (gpu, variant) => {
       for (const [rows, cols, gates, density, frac] of cases) {
         const label = `${variant} ${rows}x${cols} d=${density} p=${frac}`;
         const n = rows * cols;

@@ -33,8 +33,8 @@ import { set, setRemovalSplit } from "../pipeline/sparsity/methods/set.ts";
 import { adaptThreshold, dsr } from "../pipeline/sparsity/methods/dsr.ts";
 import { snfs, snfsRegrowth } from "../pipeline/sparsity/methods/snfs.ts";
 import { gmp, gmpDensity } from "../pipeline/sparsity/methods/gmp.ts";
-import { magnitudeKeysRef, randomKeysRef, topkRef } from "../kernels/topk_ref.ts";
-import { adamMomentumScoreRef } from "../kernels/momentum_score_ref.ts";
+import { magnitudeKeysRef, randomKeysRef, topkRef } from "../kernels/select/topk_ref.ts";
+import { adamMomentumScoreRef } from "../kernels/select/momentum_score_ref.ts";
 
 const gpu = await testGpu();
 

@@ -32,7 +32,7 @@ import {
 } from "../pipeline/optimizer.ts";
 import { lstmLmParamSpecs } from "../models/lstm_lm.ts";
 import type { Param } from "../models/params.ts";
-import type { Gpu } from "../kernels/runtime.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
 import { GPU_TEST, rng, testGpu, uniform } from "./_util.ts";
 
 // ---------------------------------------------------------------- pure parts

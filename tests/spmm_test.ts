@@ -1,15 +1,15 @@
-import { spmm, spmmT } from "../kernels/spmm.ts";
-import { spmmRef, spmmTRef } from "../kernels/spmm_ref.ts";
-import { matmul } from "../kernels/matmul.ts";
+import { spmm, spmmT } from "../kernels/sparse/spmm.ts";
+import { spmmRef, spmmTRef } from "../kernels/sparse/spmm_ref.ts";
+import { matmul } from "../kernels/dense/matmul.ts";
 import {
   type HostCsr,
   hostCsrFromMask,
   type SparseMatrix,
   uploadSparse,
-} from "../kernels/sparse_matrix.ts";
-import { releaseSparse } from "../kernels/sparse_matrix.ts";
-import type { Gpu } from "../kernels/runtime.ts";
-import { ShapeError } from "../kernels/tensor.ts";
+} from "../kernels/sparse/sparse_matrix.ts";
+import { releaseSparse } from "../kernels/sparse/sparse_matrix.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { ShapeError } from "../kernels/runtime/tensor.ts";
 import {
   assertClose,
   bernoulliMask,
@@ -67,8 +67,7 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
  * Tolerance: spmm sums at most k products of U(-1,1)·U(-1,1) terms, spmmT at most n, plus the
  * β and bias terms; scaled by |α|.
  */
-async function check(c: Case, seed: number): Promise<void> {
-  const gpu = await testGpu();
+async function check(gpu: Gpu, c: Case, seed: number): Promise<void> {
   const { m, n, k, density } = c;
   const { csr, w } = randomWeight(gpu, n, k, density, seed, c.gates);
   const x = uniform(m * k, seed + 2);
@@ -117,10 +116,10 @@ Deno.test({
       [3, 40, 1000],
       [2, 1031, 9],
     ];
-    await forEachVariant(gpu, async () => {
+    await forEachVariant(gpu, async (gpu) => {
       let seed = 1;
       for (const density of SPARSE_TEST_DENSITIES) {
-        for (const [m, n, k] of shapes) await check({ m, n, k, density }, seed += 10);
+        for (const [m, n, k] of shapes) await check(gpu, { m, n, k, density }, seed += 10);
       }
     });
   },
@@ -131,13 +130,13 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async () => {
+    await forEachVariant(gpu, async (gpu) => {
       let seed = 300;
       // M % 4 = 0 takes vec4 gathers in regblock (M = 28 fills one 32-row block with clamped
       // rows, M = 700 splits into 48-row blocks, the last partial), others scalar ones.
       for (const [m, n, k] of [[20, 37, 29], [28, 17, 130], [1, 5, 3], [3, 127, 17], [700, 9, 5]]) {
         for (const density of [1, 0.33, 0]) {
-          await check({ m, n, k, density, trans: true, bias: true, beta: 0.5 }, seed += 10);
+          await check(gpu, { m, n, k, density, trans: true, bias: true, beta: 0.5 }, seed += 10);
         }
       }
     });
@@ -149,10 +148,10 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async () => {
-      await check({ m: 700, n: 37, k: 29, density: 0.33 }, 500);
-      await check({ m: 1003, n: 13, k: 64, density: 0.1, bias: true, beta: 1 }, 501);
-      await check({ m: 65, n: 9, k: 7, density: 1 }, 502);
+    await forEachVariant(gpu, async (gpu) => {
+      await check(gpu, { m: 700, n: 37, k: 29, density: 0.33 }, 500);
+      await check(gpu, { m: 1003, n: 13, k: 64, density: 0.1, bias: true, beta: 1 }, 501);
+      await check(gpu, { m: 65, n: 9, k: 7, density: 1 }, 502);
     });
   },
 });
@@ -162,12 +161,20 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    await forEachVariant(gpu, async () => {
-      await check({ m: 20, n: 37, k: 21, density: 0.5, alpha: 0.5, beta: -1.5, bias: true }, 1);
-      await check({ m: 7, n: 9, k: 40, density: 0.33, alpha: -2, beta: 1 }, 2);
-      await check({ m: 33, n: 18, k: 5, density: 0.1, beta: 0, bias: true }, 3);
+    await forEachVariant(gpu, async (gpu) => {
+      await check(
+        gpu,
+        { m: 20, n: 37, k: 21, density: 0.5, alpha: 0.5, beta: -1.5, bias: true },
+        1,
+      );
+      await check(gpu, { m: 7, n: 9, k: 40, density: 0.33, alpha: -2, beta: 1 }, 2);
+      await check(gpu, { m: 33, n: 18, k: 5, density: 0.1, beta: 0, bias: true }, 3);
       // An LSTM's W: [4H, H] with rows i, f, g, o as gate blocks.
-      await check({ m: 20, n: 4 * 17, k: 17, density: 0.33, gates: 4, bias: true, beta: 1 }, 4);
+      await check(
+        gpu,
+        { m: 20, n: 4 * 17, k: 17, density: 0.33, gates: 4, bias: true, beta: 1 },
+        4,
+      );
     });
   },
 });
@@ -186,7 +193,7 @@ Deno.test({
     const bias = uniform(n, 12);
     const tx = gpu.upload([m, k], x);
     const tbias = gpu.upload([n], bias);
-    await forEachVariant(gpu, async (v) => {
+    await forEachVariant(gpu, async (gpu, v) => {
       const ty = gpu.upload([m, n], y0);
       spmm(gpu, { x: tx, w: empty.w, y: ty, beta: 0.5, bias: tbias });
       const want = y0.map((y, i) => 0.5 * y + bias[i % n]);
@@ -217,7 +224,7 @@ Deno.test({
     const txs = gpu.upload([T * m * k + 1], xs);
     const tys = gpu.zeros([T * m * n + 3]);
     const tdx = gpu.zeros([T * m * k + 1]);
-    await forEachVariant(gpu, async (v) => {
+    await forEachVariant(gpu, async (gpu, v) => {
       const xOff = 1 + t * m * k, yOff = 3 + t * m * n;
       const xv = txs.view(xOff, [m, k]);
       const yv = tys.view(yOff, [m, n]);
@@ -246,7 +253,7 @@ Deno.test({
     const x = uniform(m * k, 51);
     const xt = transpose(x, m, k);
     const want = spmmRef({ x, csr, m });
-    await forEachVariant(gpu, async (v) => {
+    await forEachVariant(gpu, async (gpu, v) => {
       for (const off of [4, 3]) {
         const buf = gpu.upload([m * k + off], [...new Array(off).fill(NaN), ...xt]);
         const y = gpu.tensor([m, n]);
@@ -265,7 +272,7 @@ Deno.test({
   fn: async () => {
     const gpu = await testGpu();
     const m = 20, n = 4 * 24, k = 50;
-    await forEachVariant(gpu, async (v) => {
+    await forEachVariant(gpu, async (gpu, v) => {
       for (const density of [0.5, 0.1]) {
         const { w, dense, mask } = randomWeight(gpu, n, k, density, 30, 4);
         const tw = gpu.upload([n, k], dense);

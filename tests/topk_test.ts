@@ -6,10 +6,10 @@ import {
   selectTopK,
   topkChunks,
   type TopKOrder,
-} from "../kernels/topk.ts";
-import { magnitudeKeysRef, randomKeysRef, topkRef } from "../kernels/topk_ref.ts";
-import type { Gpu } from "../kernels/runtime.ts";
-import { ShapeError } from "../kernels/tensor.ts";
+} from "../kernels/select/topk.ts";
+import { magnitudeKeysRef, randomKeysRef, topkRef } from "../kernels/select/topk_ref.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { ShapeError } from "../kernels/runtime/tensor.ts";
 
 const gpu = await testGpu();
 

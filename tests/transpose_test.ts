@@ -1,6 +1,6 @@
-import { transpose } from "../kernels/transpose.ts";
-import { transposeRef } from "../kernels/transpose_ref.ts";
-import { ShapeError } from "../kernels/tensor.ts";
+import { transpose } from "../kernels/dense/transpose.ts";
+import { transposeRef } from "../kernels/dense/transpose_ref.ts";
+import { ShapeError } from "../kernels/runtime/tensor.ts";
 import { forEachVariant, GPU_TEST, testGpu, uniform } from "./_util.ts";
 
 /** A transpose moves values unchanged: exact equality, and every element is checked. */
@@ -28,7 +28,7 @@ Deno.test({
       [700, 12],
       [1003, 17],
     ];
-    await forEachVariant(gpu, async (v) => {
+    await forEachVariant(gpu, async (gpu, v) => {
       let seed = 1;
       for (const [r, c] of shapes) {
         const x = uniform(r * c, seed++);
@@ -50,7 +50,7 @@ Deno.test({
     const gpu = await testGpu();
     // Offsets 4 and 8 keep the vec4 path, 1 and 3 force the scalar one.
     const cases: [number, number, number, number][] = [[8, 12, 4, 8], [8, 12, 1, 3], [5, 7, 2, 4]];
-    await forEachVariant(gpu, async (v) => {
+    await forEachVariant(gpu, async (gpu, v) => {
       for (const [r, c, xOff, oOff] of cases) {
         const xs = uniform(r * c + xOff + 5, 10 + xOff);
         const tx = gpu.upload([xs.length], xs);
@@ -83,7 +83,7 @@ Deno.test({
     const x = uniform(r * c, 50);
     const tx = gpu.upload([r, c], x);
     const tout = gpu.tensor([c, r]);
-    await forEachVariant(gpu, async (v) => {
+    await forEachVariant(gpu, async (gpu, v) => {
       transpose(gpu, { x: tx, out: tout });
       assertExact(await gpu.read(tout), transposeRef(x, r, c), `${v} [${r}, ${c}]`);
     });

@@ -7,15 +7,15 @@ import {
   withSparseCompute,
 } from "../models/weight_ops.ts";
 import type { Param } from "../models/params.ts";
-import type { Gpu } from "../kernels/runtime.ts";
-import { sddmmRef } from "../kernels/sddmm_ref.ts";
-import { spmmRef, spmmTRef } from "../kernels/spmm_ref.ts";
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import { sddmmRef } from "../kernels/sparse/sddmm_ref.ts";
+import { spmmRef, spmmTRef } from "../kernels/sparse/spmm_ref.ts";
 import {
   hostCsrFromMask,
   releaseSparse,
   storedLength,
   uploadSparse,
-} from "../kernels/sparse_matrix.ts";
+} from "../kernels/sparse/sparse_matrix.ts";
 import { ok } from "node:assert/strict";
 import {
   assertClose,
@@ -69,7 +69,7 @@ Deno.test({
   fn: async () => {
     const gpu = await testGpu();
     const n = 37, k = 29;
-    await forEachVariant(gpu, async (v) => {
+    await forEachVariant(gpu, async (gpu, v) => {
       for (const threshold of [0, 1]) {
         const above = { forwardAbove: threshold, dataAbove: threshold, weightAbove: threshold };
         await withSparseCompute(above, async () => {
@@ -124,7 +124,7 @@ Deno.test({
   fn: async () => {
     const gpu = await testGpu();
     const n = 37, k = 29, m = 5;
-    await forEachVariant(gpu, async (v) => {
+    await forEachVariant(gpu, async (gpu, v) => {
       for (const density of [0.33, 0.1]) {
         const seed = Math.round(1000 * density);
         const { csr, w, param } = sparseParam(gpu, n, k, density, seed);

@@ -18,15 +18,15 @@
  * @module
  */
 
-import type { Gpu } from "../../kernels/runtime.ts";
-import type { Tensor } from "../../kernels/tensor.ts";
-import { magnitudeKeys, randomKeys, selectTopK } from "../../kernels/topk.ts";
-import { applyMaskFlags } from "../../kernels/mask_update.ts";
-import { reduce } from "../../kernels/reduce.ts";
-import { mul, unary } from "../../kernels/elementwise.ts";
+import type { Gpu } from "../../kernels/runtime/runtime.ts";
+import type { Tensor } from "../../kernels/runtime/tensor.ts";
+import { magnitudeKeys, randomKeys, selectTopK } from "../../kernels/select/topk.ts";
+import { applyMaskFlags } from "../../kernels/select/mask_update.ts";
+import { reduce } from "../../kernels/dense/reduce.ts";
+import { mul, unary } from "../../kernels/dense/elementwise.ts";
 import type { Param } from "../../models/params.ts";
 import type { OptimizerState } from "../optimizer.ts";
-import { keyBelowIndicator } from "../../kernels/sign_keys.ts";
+import { keyBelowIndicator } from "../../kernels/select/sign_keys.ts";
 
 /** One sparse (masked) tensor under a connectivity method. */
 export interface SparseTensor {

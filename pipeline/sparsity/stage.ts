@@ -17,11 +17,11 @@
  * @module
  */
 
-import type { Gpu } from "../../kernels/runtime.ts";
-import { numel } from "../../kernels/tensor.ts";
-import { randomKeys, selectTopK } from "../../kernels/topk.ts";
-import { setWhereFlagged } from "../../kernels/mask_update.ts";
-import { mul } from "../../kernels/elementwise.ts";
+import type { Gpu } from "../../kernels/runtime/runtime.ts";
+import { numel } from "../../kernels/runtime/tensor.ts";
+import { randomKeys, selectTopK } from "../../kernels/select/topk.ts";
+import { setWhereFlagged } from "../../kernels/select/mask_update.ts";
+import { mul } from "../../kernels/dense/elementwise.ts";
 import type { Param, ParamSpec } from "../../models/params.ts";
 import { type LstmLmConfig, lstmLmParamSpecs } from "../../models/lstm_lm.ts";
 import type { OptimizerState } from "../optimizer.ts";

@@ -17,8 +17,8 @@
  * @module
  */
 
-import type { Gpu } from "../../kernels/runtime.ts";
-import type { Tensor } from "../../kernels/tensor.ts";
+import type { Gpu } from "../../kernels/runtime/runtime.ts";
+import type { Tensor } from "../../kernels/runtime/tensor.ts";
 import type { Param } from "../../models/params.ts";
 import { densifyParam, sparsifyParam } from "../../models/sparse_params.ts";
 import type { OptimizerState, ParamState } from "../optimizer.ts";

@@ -40,9 +40,9 @@ import {
   removeByMagnitude,
 } from "../ops.ts";
 import { splitProportionalCapped } from "../budget.ts";
-import { magnitudeKeys } from "../../../kernels/topk.ts";
-import { f32Bits } from "../../../kernels/sign_keys.ts";
-import type { Tensor } from "../../../kernels/tensor.ts";
+import { magnitudeKeys } from "../../../kernels/select/topk.ts";
+import { f32Bits } from "../../../kernels/select/sign_keys.ts";
+import type { Tensor } from "../../../kernels/runtime/tensor.ts";
 
 /**
  * DSR's initial global threshold (the DSR paper and the Selfish code).

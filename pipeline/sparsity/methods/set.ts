@@ -38,8 +38,8 @@ import {
   removeByKeys,
   type SparseTensor,
 } from "../ops.ts";
-import { signedMagnitudeKeys, type SignSide } from "../../../kernels/sign_keys.ts";
-import type { Tensor } from "../../../kernels/tensor.ts";
+import { signedMagnitudeKeys, type SignSide } from "../../../kernels/select/sign_keys.ts";
+import type { Tensor } from "../../../kernels/runtime/tensor.ts";
 
 /**
  * How SET's `k` removals split over the signs: `⌈k/2⌉` positive and `k − ⌈k/2⌉` negative, with

@@ -44,8 +44,8 @@ import {
   type SparseTensor,
 } from "../ops.ts";
 import { splitProportionalCapped } from "../budget.ts";
-import { adamMomentumScore } from "../../../kernels/momentum_score.ts";
-import type { Tensor } from "../../../kernels/tensor.ts";
+import { adamMomentumScore } from "../../../kernels/select/momentum_score.ts";
+import type { Tensor } from "../../../kernels/runtime/tensor.ts";
 
 /** ε of the Adam momentum `m / (√v + ε)` (the reference's value). */
 const ADAM_SCORE_EPS = 1e-8;

@@ -1,0 +1,125 @@
+/**
+ * Inverted dropout without a mask buffer: the keep decision of element `i` is recomputed from
+ * `(seed, offset, i)` by Philox4x32-10 (`random/philox.ts` for the element scheme), so backward
+ * regenerates exactly the forward mask.
+ *
+ * Each thread evaluates one Philox block and handles the 4 consecutive elements it covers.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../runtime/runtime.ts";
+import { gridFor } from "../runtime/runtime.ts";
+import type { KernelSpec } from "../runtime/kernel.ts";
+import { expectSize, type Tensor } from "../runtime/tensor.ts";
+import { checkOverlap } from "../runtime/alias.ts";
+import { checkU32, RANDOM_HEAD, RANDOM_WG as WG, randomParams } from "../random/random.ts";
+
+const DROPOUT: KernelSpec = {
+  name: "dropout",
+  bindings: [
+    { name: "x", dtype: "f32", access: "read" },
+    { name: "y", dtype: "f32", access: "read_write" },
+  ],
+  params: [
+    ["n", "u32"],
+    ["nblk", "u32"],
+    ["seed", "u32"],
+    ["offset", "u32"],
+    ["p", "f32"],
+    ["scale", "f32"],
+  ],
+  constants: { WG },
+  body: `${RANDOM_HEAD}
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let blk = linear_index(wg, nwg, lid, WG);
+  if (blk >= P.nblk) { return; }
+  let r = philox_block(blk, P.seed, P.offset);
+  for (var l: u32 = 0u; l < 4u; l = l + 1u) {
+    let i = 4u * blk + l;
+    if (i < P.n) {
+      // dropped elements are exactly 0 (not x*0), so Inf/NaN inputs do not leak through
+      let keep = bits_to_uniform(r[l]) >= P.p;
+      y[P.off_y + i] = select(0.0f, x[P.off_x + i] * P.scale, keep);
+    }
+  }
+}`,
+};
+
+function checkP(what: string, p: number): void {
+  if (!(p >= 0 && p < 1)) throw new RangeError(`${what}: p must be in [0, 1), got ${p}`);
+}
+
+/**
+ * The inverted-dropout scale `1 / (1 - p)` rounded to f32, as the kernels use it.
+ *
+ * @example
+ * ```ts
+ * import { dropoutScale } from "./dropout.ts";
+ * dropoutScale(0.5); // 2
+ * ```
+ */
+export function dropoutScale(p: number): number {
+  return Math.fround(1 / (1 - p));
+}
+
+function dropoutRun(
+  gpu: Gpu,
+  what: string,
+  x: Tensor,
+  y: Tensor,
+  p: number,
+  seed: number,
+  offset: number,
+): void {
+  const names = what === "dropoutForward" ? ["x", "y"] : ["dy", "dx"];
+  expectSize(`${what} ${names[0]}`, x, x.size, "f32");
+  expectSize(`${what} ${names[1]}`, y, x.size, "f32");
+  checkP(what, p);
+  checkU32(`${what} seed`, seed);
+  checkU32(`${what} offset`, offset);
+  checkOverlap(what, { [names[1]]: y }, { [names[0]]: x }, [[names[1], names[0]]]);
+  const n = x.size;
+  const t = { x, y };
+  gpu.run(
+    DROPOUT,
+    t,
+    { ...randomParams(n, seed, offset), p, scale: dropoutScale(p) },
+    gridFor(Math.ceil(n / 4), WG),
+  );
+}
+
+/**
+ * Inverted dropout: `y = x * keep / (1 - p)` with `keep[i] = uniform(seed, offset, i) >= p`, so
+ * P(keep) = 1 − p; dropped elements are exactly 0. `x`, `y`: f32 of equal size (any shapes; `y`
+ * may be `x`). `p` in [0, 1) (0 is the identity), else RangeError; `seed`, `offset`: u32.
+ *
+ * @example
+ * ```ts ignore
+ * dropoutForward(gpu, { x: h, y: hd, p: 0.65, seed, offset: step });
+ * ```
+ */
+export function dropoutForward(
+  gpu: Gpu,
+  args: { x: Tensor; y: Tensor; p: number; seed: number; offset: number },
+): void {
+  dropoutRun(gpu, "dropoutForward", args.x, args.y, args.p, args.seed, args.offset);
+}
+
+/**
+ * Gradient of {@linkcode dropoutForward}: `dx = dy * keep / (1 - p)`, recomputing the mask from
+ * the same `(p, seed, offset)` as the forward call (no mask buffer). `dx` may be `dy`.
+ *
+ * @example
+ * ```ts ignore
+ * dropoutBackward(gpu, { dy: dhd, dx: dh, p: 0.65, seed, offset: step });
+ * ```
+ */
+export function dropoutBackward(
+  gpu: Gpu,
+  args: { dy: Tensor; dx: Tensor; p: number; seed: number; offset: number },
+): void {
+  dropoutRun(gpu, "dropoutBackward", args.dy, args.dx, args.p, args.seed, args.offset);
+}
