@@ -51,7 +51,7 @@ import {
   writeLstmLmBatch,
 } from "../models/lstm_lm.ts";
 import { releaseParams } from "../models/params.ts";
-import { SPARSE_KERNELS_ONLY, withSparseCompute } from "../models/weight_ops.ts";
+import { DEFAULT_SPARSE_ROUTE, SPARSE_KERNELS_ONLY } from "../models/weight_ops.ts";
 import { sparsifyParam } from "../models/sparse_params.ts";
 import {
   createOptimizer,
@@ -344,7 +344,7 @@ async function benchSteps(
     for (const density of [0.33, 0.1]) {
       const ms: Record<string, number> = {};
       // csr: what training runs (weight_ops may route dense products through dense kernels on
-      // CPU rasterisers, see SPARSE_COMPUTE); csr-kernels: sparse kernels only (SPARSE_KERNELS_ONLY)
+      // CPU rasterisers, see SparseRoute); csr-kernels: sparse kernels only (SPARSE_KERNELS_ONLY)
       for (const layout of ["masked-dense", "csr", "csr-kernels"]) {
         const name = `train step H=${H}`;
         if (filter && !`${name} ${layout}`.includes(filter)) continue;
@@ -366,14 +366,11 @@ async function benchSteps(
         };
         let opt = createOptimizer(gpu, model.params, settings);
         let step = 0;
-        const t = await withSparseCompute(
-          layout === "csr-kernels" ? SPARSE_KERNELS_ONLY : {},
-          () =>
-            timeGpu(gpu, () => {
-              lstmLmStep(gpu, model, ws, state, batch, { seed: 1, step: step++ });
-              opt = optimizerStep(gpu, model.params, opt, settings);
-            }, { reps: Math.max(3, Math.ceil(reps / 2)), minSampleMs: 0 }),
-        );
+        const route = layout === "csr-kernels" ? SPARSE_KERNELS_ONLY : DEFAULT_SPARSE_ROUTE;
+        const t = await timeGpu(gpu, () => {
+          lstmLmStep(gpu, model, ws, state, batch, { seed: 1, step: step++, route });
+          opt = optimizerStep(gpu, model.params, opt, settings);
+        }, { reps: Math.max(3, Math.ceil(reps / 2)), minSampleMs: 0 });
         ms[layout] = t.ms;
         rows.push({
           kernel: name,

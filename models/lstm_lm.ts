@@ -62,6 +62,7 @@ import {
   embedBackward,
   embedForward,
   reusedWeight,
+  type SparseRoute,
   weightBackwardData,
   weightBackwardWeight,
   weightForward,
@@ -518,6 +519,8 @@ export interface LstmLmStepOptions {
    * for the GPU; it changes nothing that is recorded.
    */
   onPhase?: (phase: LstmLmPhase) => void;
+  /** How sparse products run on CPU rasterisers (`weight_ops.ts`); default the training route. */
+  route?: SparseRoute;
 }
 
 interface Dropout {
@@ -595,6 +598,7 @@ function forward(
   batch: LstmLmBatch,
   drop: Dropout | null,
   onPhase?: (phase: LstmLmPhase) => void,
+  route?: SparseRoute,
 ): ForwardTrace {
   const { vocab: V, embed: E, hidden: H, layers: L } = model.config;
   const { T, B } = batch;
@@ -625,11 +629,11 @@ function forward(
     const gates = ws.gates[l].view(0, [N, 4 * H]);
     gpu.copy(state.h[l], hs.view(0, [B, H]));
     gpu.copy(state.c[l], cs.view(0, [B, H]));
-    weightForward(gpu, wIh, { x, y: gates, bias: bIh.value });
-    const wHhLoop = reusedWeight(gpu, wHh, T);
+    weightForward(gpu, wIh, { x, y: gates, bias: bIh.value, route });
+    const wHhLoop = reusedWeight(gpu, wHh, T, route);
     for (let t = 0; t < T; t++) {
       const g = gates.view(t * 4 * bh, [B, 4 * H]);
-      weightForward(gpu, wHhLoop.param, { x: hs.view(t * bh, [B, H]), y: g, beta: 1 });
+      weightForward(gpu, wHhLoop.param, { x: hs.view(t * bh, [B, H]), y: g, beta: 1, route });
       lstmCellForward(gpu, {
         gates: g,
         bias: bHh.value,
@@ -649,7 +653,7 @@ function forward(
   }
   onPhase?.("decoder_forward");
   const logits = ws.logits.view(0, [N, V]);
-  weightForward(gpu, model.decoderWeight, { x, y: logits, bias: model.decoderBias.value });
+  weightForward(gpu, model.decoderWeight, { x, y: logits, bias: model.decoderBias.value, route });
   const loss = ws.loss.view(0, [N]);
   softmaxCrossEntropy(gpu, {
     logits,
@@ -699,7 +703,8 @@ export function lstmLmStep(
     dropoutBackward(gpu, { dy: d, dx: d, p, seed: opts.seed, offset });
   };
 
-  const trace = forward(gpu, model, ws, state, batch, drop, opts.onPhase);
+  const route = opts.route;
+  const trace = forward(gpu, model, ws, state, batch, drop, opts.onPhase, route);
   const { T, B } = batch;
   const N = T * B;
   const bh = B * H;
@@ -709,10 +714,10 @@ export function lstmLmStep(
   // decoder
   opts.onPhase?.("decoder_backward");
   const dec = model.decoderWeight;
-  weightBackwardWeight(gpu, dec, { dy: dLogits, x: trace.top });
+  weightBackwardWeight(gpu, dec, { dy: dLogits, x: trace.top, route });
   matmul(gpu, { a: ones, b: dLogits, c: model.decoderBias.grad.reshape([1, V]) });
   let dOut = ws.dH[L - 1].view(0, [N, H]);
-  weightBackwardData(gpu, dec, { dy: dLogits, dx: dOut });
+  weightBackwardData(gpu, dec, { dy: dLogits, dx: dOut, route });
   dropBack(dOut, L);
 
   // layers, top to bottom, each backward through time
@@ -723,7 +728,7 @@ export function lstmLmStep(
     const { wIh, wHh, bIh, bHh } = model.layers[l];
     const hs = ws.hs[l], cs = ws.cs[l];
     const gates = ws.gates[l];
-    const wHhLoop = reusedWeight(gpu, wHh, T - 1);
+    const wHhLoop = reusedWeight(gpu, wHh, T - 1, route);
     for (let t = T - 1; t >= 0; t--) {
       const dg = dGates.view(t * 4 * bh, [B, 4 * H]);
       lstmCellBackward(gpu, {
@@ -741,16 +746,17 @@ export function lstmLmStep(
           dy: dg,
           dx: dOut.view((t - 1) * bh, [B, H]),
           beta: 1,
+          route,
         });
       }
     }
     wHhLoop.release();
-    weightBackwardWeight(gpu, wHh, { dy: dGates, x: hs.view(0, [N, H]) });
-    weightBackwardWeight(gpu, wIh, { dy: dGates, x: trace.xs[l] });
+    weightBackwardWeight(gpu, wHh, { dy: dGates, x: hs.view(0, [N, H]), route });
+    weightBackwardWeight(gpu, wIh, { dy: dGates, x: trace.xs[l], route });
     matmul(gpu, { a: ones, b: dGates, c: bIh.grad.reshape([1, 4 * H]) });
     gpu.copy(bIh.grad, bHh.grad);
     dOut = l > 0 ? ws.dH[l - 1].view(0, [N, H]) : ws.dEmb!.view(0, [N, E]);
-    weightBackwardData(gpu, wIh, { dy: dGates, dx: dOut });
+    weightBackwardData(gpu, wIh, { dy: dGates, dx: dOut, route });
     dropBack(dOut, l);
   }
 
@@ -780,7 +786,8 @@ export function lstmLmEvalLoss(
   ws: LstmLmWorkspace,
   state: LstmLmState,
   batch: LstmLmBatch,
+  opts: { route?: SparseRoute } = {},
 ): Tensor {
   validate(model, ws, state, batch, false);
-  return forward(gpu, model, ws, state, batch, null).loss;
+  return forward(gpu, model, ws, state, batch, null, undefined, opts.route).loss;
 }

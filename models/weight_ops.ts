@@ -18,7 +18,7 @@
  * - `tiled` (real GPUs): the SpMM / SDDMM kernels on the row-major activations.
  * - `regblock` (CPU rasterisers, where every storage load costs ~1-2 ns and FMAs are ~50x
  *   cheaper): with many batch rows (`M ≥ minRows`, the all-steps products) and a density above
- *   {@linkcode SPARSE_COMPUTE}'s thresholds, the dense kernels win even though they waste the
+ *   {@linkcode SparseRoute}'s thresholds, the dense kernels win even though they waste the
  *   `1 - d` zero products, since they need ~8x fewer loads per FMA than any gather: the weight
  *   is expanded into pooled `[out, in]` scratch (`sparseToDense`) for `y`/`dx`, and `dW` is the
  *   dense `dyᵀ·x` sampled at the pattern (`sampleDense`). Otherwise the sparse kernels read
@@ -52,65 +52,64 @@ const f32opt = (t: Tensor | undefined) => t as Tensor<"f32"> | undefined;
 
 /**
  * When a sparse product on a `regblock` adapter goes through the dense kernels (see the module
- * doc): batch rows `M ≥ minRows` and density `nnz / (out·in)` above the product's threshold.
- * Measured on llvmpipe at M = 700, [6000, 1500]: dense NT/NN/TN ≈ 1.3/1.6/0.9 s against sparse
- * ≈ 3.2/7.4/1.4 s at d = 0.33 and 1.7/1.4/0.5 s at d = 0.1 (transposed-operand kernels).
- * Benchmarks and tests compare the routes with {@linkcode withSparseCompute}.
- *
- * @example
- * ```ts
- * import { SPARSE_COMPUTE } from "./weight_ops.ts";
- * SPARSE_COMPUTE.minRows > 20; // true: the per-step recurrent products stay sparse
- * ```
+ * doc): batch rows `M ≥ minRows` and density `nnz / (out·in)` above the product's threshold. A
+ * value passed down with each product (model steps take it in their options), never a global.
  */
-export const SPARSE_COMPUTE = {
-  minRows: 64,
+export interface SparseRoute {
+  /** Batch rows from which a product may take the dense route. */
+  minRows: number;
   /**
    * {@linkcode reusedWeight}: a sparse weight read by at least `minReuses` products with
    * unchanged values (the recurrent products of a BPTT window) above density `reuseAbove` is
-   * expanded once for all of them. At d = 0.33, [6000, 1500] on llvmpipe, one expansion
-   * (`sparseToDense`, ~16 ms) is repaid after 2-3 products of 20 rows (dense ~17 ms against
-   * sparse ~26-45 ms each); 16 keeps the route to real BPTT windows.
+   * expanded once for all of them.
    */
+  minReuses: number;
+  reuseAbove: number;
+  /** Forward `y = x·Wᵀ`. */
+  forwardAbove: number;
+  /** Data gradient `dx = dy·W`. */
+  dataAbove: number;
+  /** Weight gradient `dW = dyᵀ·x` at the pattern. */
+  weightAbove: number;
+}
+
+/**
+ * The route training uses. Measured on llvmpipe at M = 700, [6000, 1500]: dense NT/NN/TN ≈
+ * 1.3/1.6/0.9 s against sparse ≈ 3.2/7.4/1.4 s at d = 0.33 and 1.7/1.4/0.5 s at d = 0.1
+ * (transposed-operand kernels). For `reusedWeight` at d = 0.33, [6000, 1500], one expansion
+ * (`sparseToDense`, ~16 ms) is repaid after 2-3 products of 20 rows (dense ~17 ms against sparse
+ * ~26-45 ms each); 16 keeps the route to real BPTT windows.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_SPARSE_ROUTE } from "./weight_ops.ts";
+ * DEFAULT_SPARSE_ROUTE.minRows > 20; // true: the per-step recurrent products stay sparse
+ * ```
+ */
+export const DEFAULT_SPARSE_ROUTE: Readonly<SparseRoute> = Object.freeze({
+  minRows: 64,
   minReuses: 16,
   reuseAbove: 0.2,
-  /** Forward `y = x·Wᵀ`. */
   forwardAbove: 0.2,
-  /** Data gradient `dx = dy·W`. */
   dataAbove: 0.2,
-  /** Weight gradient `dW = dyᵀ·x` at the pattern. */
   weightAbove: 0.2,
-};
+});
 
-/** Thresholds that keep every sparse product on the sparse kernels (no dense route). */
-export const SPARSE_KERNELS_ONLY: Partial<typeof SPARSE_COMPUTE> = {
+/**
+ * The route that keeps every sparse product on the sparse kernels (benchmarks compare it).
+ *
+ * @example
+ * ```ts ignore
+ * lstmLmStep(gpu, model, ws, state, batch, { seed, step, route: SPARSE_KERNELS_ONLY });
+ * ```
+ */
+export const SPARSE_KERNELS_ONLY: Readonly<SparseRoute> = Object.freeze({
+  ...DEFAULT_SPARSE_ROUTE,
   forwardAbove: 1,
   dataAbove: 1,
   weightAbove: 1,
   reuseAbove: 1,
-};
-
-/**
- * Runs `fn` (which records products) with {@linkcode SPARSE_COMPUTE} changed by `overrides`,
- * and restores it afterwards, also when `fn` throws.
- *
- * @example
- * ```ts ignore
- * const t = await withSparseCompute(SPARSE_KERNELS_ONLY, () => timeGpu(gpu, step));
- * ```
- */
-export async function withSparseCompute<T>(
-  overrides: Partial<typeof SPARSE_COMPUTE>,
-  fn: () => T | Promise<T>,
-): Promise<T> {
-  const saved = { ...SPARSE_COMPUTE };
-  Object.assign(SPARSE_COMPUTE, overrides);
-  try {
-    return await fn();
-  } finally {
-    Object.assign(SPARSE_COMPUTE, saved);
-  }
-}
+});
 
 function density(w: SparseMatrix): number {
   return w.nnz / Math.max(1, w.rows * w.cols);
@@ -127,7 +126,7 @@ export interface ReusedWeight {
 /**
  * The weight for `uses` products that all see the same values, such as the per-time-step
  * recurrent products of one window (forward, or data gradients backward). On CPU rasterisers a
- * sparse weight above {@linkcode SPARSE_COMPUTE}`.reuseAbove` is expanded once into pooled
+ * sparse weight above {@linkcode SparseRoute}`.reuseAbove` is expanded once into pooled
  * dense scratch and the loop's products run the dense kernels on it (inactive entries are 0
  * there); everywhere else the weight is returned as is. Values must not change before
  * `release()`.
@@ -139,11 +138,15 @@ export interface ReusedWeight {
  * w.release();
  * ```
  */
-export function reusedWeight(gpu: Gpu, param: Param, uses: number): ReusedWeight {
+export function reusedWeight(
+  gpu: Gpu,
+  param: Param,
+  uses: number,
+  route: SparseRoute = DEFAULT_SPARSE_ROUTE,
+): ReusedWeight {
   const w = param.csr;
   if (
-    !w || gpu.variant !== "regblock" || uses < SPARSE_COMPUTE.minReuses ||
-    density(w) <= SPARSE_COMPUTE.reuseAbove
+    !w || gpu.variant !== "regblock" || uses < route.minReuses || density(w) <= route.reuseAbove
   ) {
     return { param, release: () => {} };
   }
@@ -179,15 +182,15 @@ function densified(gpu: Gpu, w: SparseMatrix): Tensor<"f32"> {
 export function weightForward(
   gpu: Gpu,
   param: Param,
-  args: { x: Tensor; y: Tensor; beta?: number; bias?: Tensor },
+  args: { x: Tensor; y: Tensor; beta?: number; bias?: Tensor; route?: SparseRoute },
 ): void {
-  const { x, y, beta = 0, bias } = args;
+  const { x, y, beta = 0, bias, route = DEFAULT_SPARSE_ROUTE } = args;
   const w = param.csr;
   if (!w) {
     matmul(gpu, { a: x, b: param.value, c: y, transB: true, beta, bias, mask: param.mask });
   } else if (gpu.variant !== "regblock") {
     spmm(gpu, { x: f32(x), w, y: f32(y), beta, bias: f32opt(bias) });
-  } else if (x.shape[0] >= SPARSE_COMPUTE.minRows && density(w) > SPARSE_COMPUTE.forwardAbove) {
+  } else if (x.shape[0] >= route.minRows && density(w) > route.forwardAbove) {
     const dense = densified(gpu, w);
     matmul(gpu, { a: x, b: dense, c: y, transB: true, beta, bias });
     gpu.release(dense);
@@ -209,15 +212,15 @@ export function weightForward(
 export function weightBackwardData(
   gpu: Gpu,
   param: Param,
-  args: { dy: Tensor; dx: Tensor; beta?: number },
+  args: { dy: Tensor; dx: Tensor; beta?: number; route?: SparseRoute },
 ): void {
-  const { dy, dx, beta = 0 } = args;
+  const { dy, dx, beta = 0, route = DEFAULT_SPARSE_ROUTE } = args;
   const w = param.csr;
   if (!w) {
     matmul(gpu, { a: dy, b: param.value, c: dx, beta, mask: param.mask });
   } else if (gpu.variant !== "regblock") {
     spmmT(gpu, { dy: f32(dy), w, dx: f32(dx), beta });
-  } else if (dy.shape[0] >= SPARSE_COMPUTE.minRows && density(w) > SPARSE_COMPUTE.dataAbove) {
+  } else if (dy.shape[0] >= route.minRows && density(w) > route.dataAbove) {
     const dense = densified(gpu, w);
     matmul(gpu, { a: dy, b: dense, c: dx, beta });
     gpu.release(dense);
@@ -240,16 +243,16 @@ export function weightBackwardData(
 export function weightBackwardWeight(
   gpu: Gpu,
   param: Param,
-  args: { dy: Tensor; x: Tensor },
+  args: { dy: Tensor; x: Tensor; route?: SparseRoute },
 ): void {
-  const { dy, x } = args;
+  const { dy, x, route = DEFAULT_SPARSE_ROUTE } = args;
   const w = param.csr;
   const out = f32(param.grad);
   if (!w) {
     matmul(gpu, { a: dy, b: x, c: param.grad, transA: true });
   } else if (gpu.variant !== "regblock") {
     sddmm(gpu, { dy: f32(dy), x: f32(x), w, out });
-  } else if (dy.shape[0] >= SPARSE_COMPUTE.minRows && density(w) > SPARSE_COMPUTE.weightAbove) {
+  } else if (dy.shape[0] >= route.minRows && density(w) > route.weightAbove) {
     const dense = gpu.tensor([w.rows, w.cols]);
     matmul(gpu, { a: dy, b: x, c: dense, transA: true });
     sampleDense(gpu, { dense, w, out });

@@ -11,7 +11,7 @@ import {
 } from "../models/lstm_lm.ts";
 import { densifyParam, sparsifyParam } from "../models/sparse_params.ts";
 import { hostCsrFromMask } from "../kernels/sparse/sparse_matrix.ts";
-import { withSparseCompute } from "../models/weight_ops.ts";
+import { DEFAULT_SPARSE_ROUTE, type SparseRoute } from "../models/weight_ops.ts";
 
 const V = 23, E = 12, H = 12, L = 2, T = 5, B = 3;
 
@@ -57,14 +57,18 @@ Deno.test({
       });
       const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
       const input = tokens(T * B, 41), target = tokens(T * B, 42);
-      const run = async () => {
+      const run = async (route: SparseRoute = DEFAULT_SPARSE_ROUTE) => {
         const state = createLstmLmState(gpu, model, B);
         const batch = writeLstmLmBatch(gpu, ws, { T, input, target });
-        const loss = await gpu.read(lstmLmStep(gpu, model, ws, state, batch, { seed: 3, step: 9 }));
+        const loss = await gpu.read(
+          lstmLmStep(gpu, model, ws, state, batch, { seed: 3, step: 9, route }),
+        );
         const grads = new Map<string, Float32Array>();
         for (const p of model.params) grads.set(p.name, Float32Array.from(await gpu.read(p.grad)));
         const evalState = createLstmLmState(gpu, model, B);
-        const evalLoss = await gpu.read(lstmLmEvalLoss(gpu, model, ws, evalState, batch));
+        const evalLoss = await gpu.read(
+          lstmLmEvalLoss(gpu, model, ws, evalState, batch, { route }),
+        );
         return { loss, grads, evalLoss };
       };
       const dense = await run();
@@ -78,8 +82,8 @@ Deno.test({
       ok(model.params.filter((p) => p.csr).length === masks.size, `${label}: all sparse`);
       const sparseRuns = [await run()];
       // Again with the recurrent products through one dense copy per window (reusedWeight),
-      // which CPU rasterisers take above SPARSE_COMPUTE.reuseAbove for long windows only.
-      sparseRuns.push(await withSparseCompute({ minReuses: 1 }, run));
+      // which CPU rasterisers take above the route's reuseAbove for long windows only.
+      sparseRuns.push(await run({ ...DEFAULT_SPARSE_ROUTE, minReuses: 1 }));
 
       for (const [r, sparse] of sparseRuns.entries()) {
         const label = `tied=${tied} density=${density} ${r ? "reused" : "per-product"}`;

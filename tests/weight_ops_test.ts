@@ -1,10 +1,10 @@
 import {
+  DEFAULT_SPARSE_ROUTE,
   reusedWeight,
-  SPARSE_COMPUTE,
+  type SparseRoute,
   weightBackwardData,
   weightBackwardWeight,
   weightForward,
-  withSparseCompute,
 } from "../models/weight_ops.ts";
 import type { Param } from "../models/params.ts";
 import type { Gpu } from "../kernels/runtime/runtime.ts";
@@ -71,43 +71,46 @@ Deno.test({
     const n = 37, k = 29;
     await forEachVariant(gpu, async (gpu, v) => {
       for (const threshold of [0, 1]) {
-        const above = { forwardAbove: threshold, dataAbove: threshold, weightAbove: threshold };
-        await withSparseCompute(above, async () => {
-          for (const density of [0.33, 0.1]) {
-            for (const m of [3, SPARSE_COMPUTE.minRows + 6, SPARSE_COMPUTE.minRows + 1]) {
-              const seed = Math.round(1000 * density) + m;
-              const { csr, w, param } = sparseParam(gpu, n, k, density, seed);
-              const { x, dy, y0, dx0, tx, tdy, ty, tdx } = activations(gpu, m, n, k, seed);
-              const bias = uniform(n, seed + 6);
-              const tb = gpu.upload([n], bias);
-              weightForward(gpu, param, { x: tx, y: ty, beta: 1, bias: tb });
-              weightBackwardData(gpu, param, { dy: tdy, dx: tdx, beta: 1 });
-              weightBackwardWeight(gpu, param, { dy: tdy, x: tx });
-              const label = `${v} above=${threshold} d=${density} M=${m}`;
-              const tol = sumTolerance(Math.max(m, n, k) + 2);
-              assertClose(
-                await gpu.read(ty),
-                spmmRef({ x, csr, m, y: y0, beta: 1, bias }),
-                tol,
-                `${label} forward`,
-              );
-              assertClose(
-                await gpu.read(tdx),
-                spmmTRef({ dy, csr, m, dx: dx0, beta: 1 }),
-                tol,
-                `${label} data`,
-              );
-              assertClose(
-                (await gpu.read(param.grad)).subarray(0, w.nnz),
-                sddmmRef({ dy, x, csr, m }),
-                tol,
-                `${label} weight`,
-              );
-              for (const t of [tx, tdy, ty, tdx, tb, param.grad]) gpu.release(t);
-              releaseSparse(gpu, w);
-            }
+        const route: SparseRoute = {
+          ...DEFAULT_SPARSE_ROUTE,
+          forwardAbove: threshold,
+          dataAbove: threshold,
+          weightAbove: threshold,
+        };
+        for (const density of [0.33, 0.1]) {
+          for (const m of [3, route.minRows + 6, route.minRows + 1]) {
+            const seed = Math.round(1000 * density) + m;
+            const { csr, w, param } = sparseParam(gpu, n, k, density, seed);
+            const { x, dy, y0, dx0, tx, tdy, ty, tdx } = activations(gpu, m, n, k, seed);
+            const bias = uniform(n, seed + 6);
+            const tb = gpu.upload([n], bias);
+            weightForward(gpu, param, { x: tx, y: ty, beta: 1, bias: tb, route });
+            weightBackwardData(gpu, param, { dy: tdy, dx: tdx, beta: 1, route });
+            weightBackwardWeight(gpu, param, { dy: tdy, x: tx, route });
+            const label = `${v} above=${threshold} d=${density} M=${m}`;
+            const tol = sumTolerance(Math.max(m, n, k) + 2);
+            assertClose(
+              await gpu.read(ty),
+              spmmRef({ x, csr, m, y: y0, beta: 1, bias }),
+              tol,
+              `${label} forward`,
+            );
+            assertClose(
+              await gpu.read(tdx),
+              spmmTRef({ dy, csr, m, dx: dx0, beta: 1 }),
+              tol,
+              `${label} data`,
+            );
+            assertClose(
+              (await gpu.read(param.grad)).subarray(0, w.nnz),
+              sddmmRef({ dy, x, csr, m }),
+              tol,
+              `${label} weight`,
+            );
+            for (const t of [tx, tdy, ty, tdx, tb, param.grad]) gpu.release(t);
+            releaseSparse(gpu, w);
           }
-        });
+        }
       }
     });
   },
@@ -128,11 +131,11 @@ Deno.test({
       for (const density of [0.33, 0.1]) {
         const seed = Math.round(1000 * density);
         const { csr, w, param } = sparseParam(gpu, n, k, density, seed);
-        const short = reusedWeight(gpu, param, SPARSE_COMPUTE.minReuses - 1);
+        const short = reusedWeight(gpu, param, DEFAULT_SPARSE_ROUTE.minReuses - 1);
         ok(short.param === param, `${v} d=${density}: short loops keep the sparse weight`);
         short.release();
-        const loop = reusedWeight(gpu, param, SPARSE_COMPUTE.minReuses);
-        const expands = v === "regblock" && density > SPARSE_COMPUTE.reuseAbove;
+        const loop = reusedWeight(gpu, param, DEFAULT_SPARSE_ROUTE.minReuses);
+        const expands = v === "regblock" && density > DEFAULT_SPARSE_ROUTE.reuseAbove;
         ok((loop.param !== param) === expands, `${v} d=${density}: expanded = ${expands}`);
         ok(!expands || (!loop.param.csr && !loop.param.mask), `${v} d=${density}: dense copy`);
         const { x, dy, y0, dx0, tx, tdy, ty, tdx } = activations(gpu, m, n, k, seed);
