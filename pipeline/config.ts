@@ -11,8 +11,8 @@ import { parseArgs } from "node:util";
 import { METHOD_NAMES, type MethodName, type Redistribution } from "./sparsity/method.ts";
 import { csrUnsupported, type Storage } from "./sparsity/storage.ts";
 
-/** Optimizers of the training issue (spec §5). */
-export type OptimizerName = "sgd" | "momentum" | "adam" | "ntasgd";
+import type { OptimizerName } from "./optimizer.ts";
+export type { OptimizerName };
 
 /** Everything a training run needs to know. */
 export interface TrainConfig {

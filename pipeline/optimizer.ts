@@ -16,7 +16,9 @@ import type { Tensor } from "../kernels/runtime/tensor.ts";
 import { adamStep, asgdAverage, momentumStep, sgdStep } from "../kernels/optim/optim.ts";
 import { clipCoefficient, reduce } from "../kernels/dense/reduce.ts";
 import type { Param } from "../models/params.ts";
-import type { OptimizerName } from "./config.ts";
+
+/** Optimizers of the training issue (spec §5). */
+export type OptimizerName = "sgd" | "momentum" | "adam" | "ntasgd";
 
 /** Hyperparameters of the optimizer stage. */
 export interface OptimizerSettings {

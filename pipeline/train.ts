@@ -64,6 +64,7 @@ import {
 } from "./sparsity/stage.ts";
 import {
   addTrainFlops,
+  addUpdateFlops,
   type FlopsTotals,
   forwardFlops,
   lstmLmWeightFlops,
@@ -334,7 +335,7 @@ export async function train(
   const problem = sparsityPlanProblem(settings, plan);
   if (problem) throw new ConfigError(problem);
   // small dense: the width whose dense count matches the sparse model's (spec §7.2)
-  const modelConfig = settings.method === "small-dense"
+  const modelConfig = method.matchesSparseCount
     ? smallDenseConfig(
       fullConfig,
       sparseParameterCount(
@@ -496,11 +497,14 @@ export async function train(
   };
   const connectivityUpdate = async (lastTokens: number) => {
     const fS = forwardFlops(weightFlops, sparsityDensities(sparsity));
-    // RigL's update step computes the dense gradient (spec §9); the masked-dense path already
-    // has it, but the accounting charges what a sparse implementation would spend
-    if (method.flops === "rigl") {
-      meta.flops = { ...meta.flops, train: meta.flops.train + (fDense - fS) * lastTokens };
-    }
+    // e.g. RigL's dense gradient (spec §9): the masked-dense path already has it, but the
+    // accounting charges what a sparse implementation would spend
+    meta.flops = addUpdateFlops(meta.flops, {
+      tokens: lastTokens,
+      model: method.flops,
+      fS,
+      fD: fDense,
+    });
     let r = { removed: 0, grown: 0 };
     await masked(async () => {
       const u = await sparsityUpdate(gpu, sparsity, model.params, {

@@ -101,6 +101,26 @@ export function trainFlopsPerToken(
   }
 }
 
+/**
+ * Adds what a connectivity update costs beyond the step it follows, for `tokens` tokens of that
+ * step (RigL's dense gradient: f_D − f_S per token; nothing for the other models); pure.
+ *
+ * @example
+ * ```ts
+ * import { addUpdateFlops } from "./flops.ts";
+ * const t = { tokens: 10, train: 990, denseTrain: 3000 };
+ * addUpdateFlops(t, { tokens: 10, model: "rigl", fS: 33, fD: 100 }).train; // 1660
+ * ```
+ */
+export function addUpdateFlops(
+  totals: FlopsTotals,
+  step: { tokens: number; model: FlopsModel; fS: number; fD: number },
+): FlopsTotals {
+  const extra = trainFlopsPerToken(step.model, step.fS, step.fD, true) -
+    trainFlopsPerToken(step.model, step.fS, step.fD, false);
+  return { ...totals, train: totals.train + extra * step.tokens };
+}
+
 /** Accumulated FLOPs of a run; plain data, stored in checkpoints. */
 export interface FlopsTotals {
   tokens: number;

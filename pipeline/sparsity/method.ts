@@ -102,6 +102,12 @@ export interface SparsityMethod {
    * that state must keep accumulating while they are inactive (`optimizer.ts` InactiveState).
    */
   denseOptimizerState?: boolean;
+  /** Initial distribution over tensors, when the method fixes it (static-er); else `--sparse-init`. */
+  init?: "uniform" | "er";
+  /** A dense model narrowed to the sparse models' parameter count (small-dense, spec §7.2). */
+  matchesSparseCount?: boolean;
+  /** Why the method cannot train with true sparse (CSR) storage; absent when it can. */
+  csrUnsupported?: string;
   /** Training FLOPs model of spec §9 (Table 8). */
   flops: "sparse" | "dense" | "snfs" | "rigl" | "pruning";
   /** The update rule; absent for static methods. */

@@ -117,11 +117,7 @@ export function initSparsity(
   if (!method.sparse) return state;
   const targets = sparseParams(params, denseNames);
   const shapes = targets.map((p) => ({ name: p.name, rows: p.shape[0], cols: p.shape[1] }));
-  const init = settings.method === "static-er"
-    ? "er"
-    : settings.method === "static-uniform"
-    ? "uniform"
-    : settings.init;
+  const init = method.init ?? settings.init;
   const budgets = tensorBudgets(shapes, layerDensities(init, shapes, settings.density));
   const maxNumel = Math.max(...targets.map((p) => p.value.size));
   const keys = gpu.tensor([maxNumel], "u32");

@@ -23,6 +23,7 @@ import type { Param } from "../../models/params.ts";
 import { densifyParam, sparsifyParam } from "../../models/sparse_params.ts";
 import type { OptimizerState, ParamState } from "../optimizer.ts";
 import type { MethodName } from "./method.ts";
+import { METHODS } from "./methods/mod.ts";
 import type { SparsityState } from "./stage.ts";
 
 /** Storage of sparse weights during training. */
@@ -41,10 +42,7 @@ const STATE_KEYS = ["buf", "m", "v", "age", "ax", "count"] as const;
  * ```
  */
 export function csrUnsupported(method: MethodName): string | null {
-  if (method === "rigl") return "RigL grows at the largest dense gradients";
-  if (method === "snfs") return "SNFS grows at the largest dense momentum";
-  if (method === "dense" || method === "small-dense") return "the model has no sparse tensors";
-  return null;
+  return METHODS[method]?.csrUnsupported ?? null;
 }
 
 function convertStates(

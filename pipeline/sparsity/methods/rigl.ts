@@ -34,5 +34,6 @@ export const rigl: SparsityMethod = {
   startsDense: false,
   dynamic: true,
   flops: "rigl",
+  csrUnsupported: "RigL grows at the largest dense gradients",
   update,
 };

@@ -152,6 +152,7 @@ export const snfs: SparsityMethod = {
   startsDense: false,
   dynamic: true,
   flops: "snfs",
+  csrUnsupported: "SNFS grows at the largest dense momentum",
   denseOptimizerState: true,
   update,
 };

@@ -12,6 +12,7 @@ import type { SparsityMethod } from "../method.ts";
 export const staticUniform: SparsityMethod = {
   name: "static-uniform",
   summary: "uniform random mask at initialisation, never updated",
+  init: "uniform",
   sparse: true,
   startsDense: false,
   dynamic: false,
@@ -22,6 +23,7 @@ export const staticUniform: SparsityMethod = {
 export const staticEr: SparsityMethod = {
   name: "static-er",
   summary: "Erdős–Rényi random mask at initialisation, never updated",
+  init: "er",
   sparse: true,
   startsDense: false,
   dynamic: false,
@@ -32,6 +34,7 @@ export const staticEr: SparsityMethod = {
 export const dense: SparsityMethod = {
   name: "dense",
   summary: "dense model, no masks",
+  csrUnsupported: "the model has no sparse tensors",
   sparse: false,
   startsDense: true,
   dynamic: false,
@@ -42,6 +45,8 @@ export const dense: SparsityMethod = {
 export const smallDense: SparsityMethod = {
   name: "small-dense",
   summary: "dense model with the hidden size shrunk to match the sparse parameter count",
+  matchesSparseCount: true,
+  csrUnsupported: "the model has no sparse tensors",
   sparse: false,
   startsDense: true,
   dynamic: false,
