@@ -68,6 +68,7 @@ import {
   weightForward,
 } from "./weight_ops.ts";
 import { checkParamMask, createParams, type Param, type ParamSpec } from "./params.ts";
+import { equalBlocks } from "./model.ts";
 
 /** Architecture and dropout of the stacked LSTM LM. */
 export interface LstmLmConfig {
@@ -147,27 +148,34 @@ export function lstmLmParamSpecs(config: LstmLmConfig): ParamSpec[] {
   const { vocab: V, embed: E, hidden: H, layers: L } = config;
   const r = 1 / Math.sqrt(H);
   const lstm = { kind: "uniform", lo: -r, hi: r } as const;
+  const gates = equalBlocks(4 * H, 4);
   const specs: ParamSpec[] = [{
     name: "encoder.weight",
     shape: [V, E],
-    gates: 1,
+    blocks: [V],
     sparse: true,
     init: { kind: "uniform", lo: -0.1, hi: 0.1 },
   }];
   for (let l = 0; l < L; l++) {
     const inSize = l === 0 ? E : H;
     specs.push(
-      { name: `rnn.weight_ih_l${l}`, shape: [4 * H, inSize], gates: 4, sparse: true, init: lstm },
-      { name: `rnn.weight_hh_l${l}`, shape: [4 * H, H], gates: 4, sparse: true, init: lstm },
-      { name: `rnn.bias_ih_l${l}`, shape: [4 * H], gates: 4, sparse: false, init: lstm },
-      { name: `rnn.bias_hh_l${l}`, shape: [4 * H], gates: 4, sparse: false, init: lstm },
+      {
+        name: `rnn.weight_ih_l${l}`,
+        shape: [4 * H, inSize],
+        blocks: gates,
+        sparse: true,
+        init: lstm,
+      },
+      { name: `rnn.weight_hh_l${l}`, shape: [4 * H, H], blocks: gates, sparse: true, init: lstm },
+      { name: `rnn.bias_ih_l${l}`, shape: [4 * H], blocks: gates, sparse: false, init: lstm },
+      { name: `rnn.bias_hh_l${l}`, shape: [4 * H], blocks: gates, sparse: false, init: lstm },
     );
   }
   if (!config.tied) {
     specs.push({
       name: "decoder.weight",
       shape: [V, H],
-      gates: 1,
+      blocks: [V],
       sparse: true,
       init: { kind: "uniform", lo: -0.1, hi: 0.1 },
     });
@@ -175,7 +183,7 @@ export function lstmLmParamSpecs(config: LstmLmConfig): ParamSpec[] {
   specs.push({
     name: "decoder.bias",
     shape: [V],
-    gates: 1,
+    blocks: [V],
     sparse: false,
     init: { kind: "zeros" },
   });

@@ -1,7 +1,7 @@
 /**
  * Model parameters as the training loop, the optimizers and the sparse-training methods see them:
  * one {@linkcode Param} record per tensor, holding its value, its gradient, an optional 0/1 mask
- * and the metadata the sparse methods need (row-block gate count, whether the tensor is sparse).
+ * and the metadata the sparse methods need (row blocks, whether the tensor is sparse).
  *
  * Masks are read by the model code at record time (`param.mask` present → masked products), so
  * sparse methods attach, replace or drop masks without touching any model code.
@@ -29,10 +29,11 @@ export interface ParamSpec {
   name: string;
   shape: Shape;
   /**
-   * Row blocks of the tensor: 4 for LSTM weights (`[i, f, g, o]` blocks of H rows each), 1
-   * otherwise. Per-gate sparse methods treat rows `[k·rows/gates, (k+1)·rows/gates)` as block k.
+   * Rows of each row block, summing to `shape[0]`: LSTM weights `[H, H, H, H]` (gates i, f, g,
+   * o), RHN `[H, H]` (H and T), ON-LSTM `[n, n, H, H, H, H]`, plain tensors `[rows]`.
+   * Selfish-RNN's per-gate regrowth, per-gate densities and NNSTD read them.
    */
-  gates: number;
+  blocks: readonly number[];
   /** True for every tensor whose name does not contain "bias" (the Selfish-RNN rule, spec §2). */
   sparse: boolean;
   init: ParamInit;
@@ -151,4 +152,26 @@ export function releaseParams(gpu: Gpu, params: readonly Param[]): void {
     gpu.release(p.grad);
     if (p.mask) gpu.release(p.mask);
   }
+}
+
+/**
+ * The flat element ranges of a tensor's row blocks (row-major: block k covers its rows times
+ * the row length).
+ *
+ * @example
+ * ```ts
+ * import { blockSpans } from "./params.ts";
+ * blockSpans({ shape: [6, 3], blocks: [2, 4] }); // [{ start: 0, size: 6 }, { start: 6, size: 12 }]
+ * ```
+ */
+export function blockSpans(
+  p: { shape: Shape; blocks: readonly number[] },
+): { start: number; size: number }[] {
+  const rowLen = p.shape.slice(1).reduce((a, b) => a * b, 1);
+  let start = 0;
+  return p.blocks.map((rows) => {
+    const span = { start, size: rows * rowLen };
+    start += span.size;
+    return span;
+  });
 }

@@ -48,7 +48,7 @@ export function sparsifyParam(
     dense: p.value as Tensor<"f32">,
     mask: p.mask as Tensor<"f32">,
     nnz: opts.nnz,
-    gates: p.gates,
+    blocks: p.blocks,
     budget: opts.budget,
   });
   const len = storedLength(csr.nnz);

@@ -12,11 +12,12 @@
  *   which is the paper's NNSTD and ignores relabelled neurons.
  *
  * Following the spec's "simplest reproducible choice", tensors are compared independently (no
- * propagation of one layer's matching into the next layer's columns). LSTM weights
- * (`rnn.weight_ih_l*`, `rnn.weight_hh_l*`, rows = 4 gate blocks i, f, g, o of H rows) are matched
- * within each gate block: a unit's row in the input gate can only be matched to an input-gate row,
- * and the 4 smaller assignments keep an H = 1500 model tractable (4 × 1500³ instead of 6000³).
- * Tensors (or gate blocks) with more than `maxAssignment` rows report the identity distance only.
+ * propagation of one layer's matching into the next layer's columns). Weights with row blocks
+ * (an LSTM's 4 gate blocks i, f, g, o of H rows, an RHN's H and T blocks; the checkpoint records
+ * them, {@linkcode rowBlocksOf}) are matched within each block: a unit's row in the input gate can
+ * only be matched to an input-gate row, and the smaller assignments keep an H = 1500 model
+ * tractable (4 × 1500³ instead of 6000³). Tensors (or blocks) with more than `maxAssignment`
+ * rows report the identity distance only.
  *
  * Everything here is pure host code; nothing needs a GPU.
  *
@@ -33,7 +34,7 @@ export class TopologyError extends Error {
 /** Options of {@linkcode topologyDistance}. */
 export interface TopologyOptions {
   /**
-   * Largest row count (of a whole tensor, or of one gate block) for which the O(n³) assignment
+   * Largest row count (of a whole tensor, or of one row block) for which the O(n³) assignment
    * is solved; larger ones report `assignment: null`. Default 1500 (a few seconds per block).
    */
   maxAssignment?: number;
@@ -45,10 +46,10 @@ export interface TopologyOptions {
    */
   includeDense?: boolean;
   /**
-   * Number of contiguous row blocks matched separately (must divide the row count); default
-   * {@linkcode defaultGateBlocks}. Pass `() => 1` to match whole tensors.
+   * Rows of the contiguous row blocks matched separately (summing to the row count); default
+   * the whole tensor. {@linkcode rowBlocksOf} reads them from a checkpoint.
    */
-  gateBlocks?: (name: string, rows: number) => number;
+  blocks?: (name: string, rows: number) => readonly number[];
   /** How the two inputs are named in errors and notes; default `["A", "B"]`. */
   labels?: readonly [string, string];
   /** Called before each tensor is compared (the CLI's progress line). */
@@ -61,14 +62,14 @@ export interface TensorTopology {
   name: string;
   rows: number;
   cols: number;
-  /** Row blocks matched separately by the assignment (1 = whole tensor). */
-  gates: number;
+  /** Rows of the row blocks matched separately by the assignment (`[rows]` = whole tensor). */
+  blocks: readonly number[];
   /** Fraction of active entries in A and in B. */
   densityA: number;
   densityB: number;
   /** Mean Jaccard distance of row i of A to row i of B. */
   identity: number;
-  /** Mean matched distance of the optimal row matching (within gate blocks); null if skipped. */
+  /** Mean matched distance of the optimal row matching (within row blocks); null if skipped. */
   assignment: number | null;
   /** How the assignment was done or why it was skipped; dense stand-ins; "" when plain. */
   note: string;
@@ -92,18 +93,23 @@ export interface TopologyResult {
 }
 
 /**
- * Gate blocks of the project's parameter names: 4 for LSTM weights `rnn.weight_ih_l<k>` /
- * `rnn.weight_hh_l<k>` (rows i, f, g, o, spec §13) when the row count divides by 4, else 1.
+ * The row blocks of every sparse tensor recorded in a training checkpoint's metadata (its
+ * connectivity stage state), as a {@linkcode TopologyOptions.blocks} lookup; tensors it does not
+ * list are whole.
  *
  * @example
  * ```ts
- * import { defaultGateBlocks } from "./topology.ts";
- * defaultGateBlocks("rnn.weight_hh_l1", 6000); // 4
- * defaultGateBlocks("decoder.weight", 10000); // 1
+ * import { rowBlocksOf } from "./topology.ts";
+ * const blocks = rowBlocksOf({ sparsity: { tensors: [{ name: "w", blocks: [2, 2] }] } });
+ * blocks("w", 4); // [2, 2]
+ * blocks("v", 3); // [3]
  * ```
  */
-export function defaultGateBlocks(name: string, rows: number): number {
-  return /^rnn\.weight_(ih|hh)_l\d+$/.test(name) && rows % 4 === 0 && rows > 0 ? 4 : 1;
+export function rowBlocksOf(meta: unknown): (name: string, rows: number) => readonly number[] {
+  const tensors = (meta as { sparsity?: { tensors?: { name: string; blocks?: number[] }[] } })
+    ?.sparsity?.tensors ?? [];
+  const byName = new Map(tensors.filter((t) => t.blocks).map((t) => [t.name, t.blocks!]));
+  return (name, rows) => byName.get(name) ?? [rows];
 }
 
 /**
@@ -233,7 +239,7 @@ function dims(t: HostTensor): [number, number] {
 
 /**
  * NNSTD between the sparse topologies of two checkpoints' tensors (`readCheckpoint(...).tensors`):
- * per compared tensor the identity and (optimal, within gate blocks) assignment distances, and
+ * per compared tensor the identity and (optimal, within row blocks) assignment distances, and
  * their means over tensors. Masks are `<param>#mask` tensors, `[out, in]`, nonzero = active.
  *
  * @example
@@ -254,7 +260,7 @@ export function topologyDistance(
   if (!Number.isInteger(maxAssignment) || maxAssignment < 0) {
     throw new TopologyError(`maxAssignment must be a non-negative integer, got ${maxAssignment}`);
   }
-  const gateBlocks = opts.gateBlocks ?? defaultGateBlocks;
+  const blocksOf = opts.blocks ?? ((_: string, rows: number) => [rows]);
   const [la, lb] = opts.labels ?? ["A", "B"];
   const MASK = "#mask";
   const masked = (t: Record<string, HostTensor>) =>
@@ -308,36 +314,45 @@ export function topologyDistance(
     if (!tb) notes.push(`${lb} dense (no mask)`);
     let idSum = 0;
     for (let r = 0; r < rows; r++) idSum += jaccard(A, r, B, r);
-    const gates = gateBlocks(name, rows);
-    if (!Number.isInteger(gates) || gates < 1 || rows % gates !== 0) {
-      throw new TopologyError(`tensor ${name}: ${gates} gate blocks do not divide ${rows} rows`);
+    const blocks = blocksOf(name, rows);
+    if (
+      blocks.length === 0 || blocks.some((x) => !Number.isInteger(x) || x < 1) ||
+      blocks.reduce((x, y) => x + y, 0) !== rows
+    ) {
+      throw new TopologyError(
+        `tensor ${name}: row blocks [${blocks.join(", ")}] do not split its ${rows} rows`,
+      );
     }
-    const m = rows / gates;
+    const largest = Math.max(...blocks);
     let assignment: number | null = null;
     if (rows === 0) assignment = 0;
-    else if (m > maxAssignment) {
+    else if (largest > maxAssignment) {
       notes.push(
-        `assignment skipped (${gates > 1 ? "gate block " : ""}rows ${m} > ${maxAssignment})`,
+        `assignment skipped (${
+          blocks.length > 1 ? "row block " : ""
+        }rows ${largest} > ${maxAssignment})`,
       );
     } else {
-      const cost = new Float64Array(m * m);
-      let sum = 0;
-      for (let g = 0; g < gates; g++) {
-        const r0 = g * m;
+      let sum = 0, r0 = 0;
+      for (const m of blocks) {
+        const cost = new Float64Array(m * m);
         for (let i = 0; i < m; i++) {
           for (let j = 0; j < m; j++) cost[i * m + j] = jaccard(A, r0 + i, B, r0 + j);
         }
         sum += linearAssignment(cost, m).total;
+        r0 += m;
       }
       assignment = sum / rows;
-      if (gates > 1) notes.push(`assignment within each of ${gates} gate blocks of ${m} rows`);
+      if (blocks.length > 1) {
+        notes.push(`assignment within each of ${blocks.length} row blocks [${blocks.join(", ")}]`);
+      }
     }
     const size = rows * cols;
     tensors.push({
       name,
       rows,
       cols,
-      gates,
+      blocks,
       densityA: size === 0 ? 0 : A.active / size,
       densityB: size === 0 ? 0 : B.active / size,
       identity: rows === 0 ? 0 : idSum / rows,

@@ -8,7 +8,7 @@
  */
 
 import { CheckpointError, readCheckpoint } from "./checkpoint.ts";
-import { topologyDistance, TopologyError, type TopologyResult } from "./topology.ts";
+import { rowBlocksOf, topologyDistance, TopologyError, type TopologyResult } from "./topology.ts";
 
 /** `--help` text. */
 export const TOPOLOGY_USAGE = `usage: deno task topology [options] A.ckpt B.ckpt
@@ -16,14 +16,14 @@ export const TOPOLOGY_USAGE = `usage: deno task topology [options] A.ckpt B.ckpt
 Sparse topology distance (NNSTD) between the masks (<param>#mask) of two checkpoints.
 Per tensor: rows = output neurons, each the set of active input columns; neuron distance =
 Jaccard distance; "identity" matches row i with row i (same initialisation), "assignment" is
-the optimal one-to-one row matching (Hungarian), within each gate block for LSTM weights.
+the optimal one-to-one row matching (Hungarian), within each row block (LSTM gates, RHN H and T) the checkpoint records.
 
 options:
   --json               print only the full result as one JSON line
   --include-dense      also compare parameters without a mask as dense (all ones)
-  --max-assignment N   largest row count (per gate block) to solve the assignment for
+  --max-assignment N   largest row count (per row block) to solve the assignment for
                        (default 1500; O(N^3) time, 8·N^2 bytes); larger ones: identity only
-  --whole-tensor       match whole tensors, not per gate block
+  --whole-tensor       match whole tensors, not per row block
   --help               this text
 `;
 
@@ -127,7 +127,7 @@ export async function topologyMain(args: string[]): Promise<number> {
     const result = topologyDistance(ca.tensors, cb.tensors, {
       includeDense: parsed.includeDense,
       maxAssignment: parsed.maxAssignment,
-      gateBlocks: parsed.wholeTensor ? () => 1 : undefined,
+      blocks: parsed.wholeTensor ? undefined : rowBlocksOf(ca.meta),
       labels: [a, b],
       onTensor: progress
         ? (name, i, n) => console.error(`comparing ${name} (${i + 1}/${n})`)

@@ -25,7 +25,7 @@ function makeParams(
   const params = shapes.map((shape, i): Param => ({
     name: `p${i}`,
     shape,
-    gates: 1,
+    blocks: [shape[0]],
     sparse: i === 0,
     init: { kind: "zeros" },
     value: gpu.upload(shape, host[i].m ? host[i].w.map((v, j) => v * host[i].m![j]) : host[i].w),

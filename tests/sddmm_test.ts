@@ -157,7 +157,7 @@ Deno.test({
       for (const density of [0.5, 0.1]) {
         const mask = bernoulliMask(n * k, density, 30);
         const csr = hostCsrFromMask(n, k, uniform(n * k, 31), mask);
-        const w = uploadSparse(gpu, csr, { gates: 4 });
+        const w = uploadSparse(gpu, csr, { blocks: [n / 4, n / 4, n / 4, n / 4] });
         const tdy = gpu.upload([m, n], uniform(m * n, 32));
         const tx = gpu.upload([m, k], uniform(m * k, 33));
         const tout = gpu.tensor([storedLength(w.nnz)]);

@@ -117,8 +117,9 @@ async function checkCase(
   const mask = uploadView(gpu, rows, cols, maskHost);
   assertEquals(await countNonzero(gpu, mask), nnz, `${label} countNonzero`);
 
-  const w = sparseFromMask(gpu, { dense, mask, nnz, gates, budget: nnz + 5 });
-  assertEquals([w.rows, w.cols, w.gates, w.nnz, w.budget], [rows, cols, gates, nnz, nnz + 5]);
+  const blocks = Array.from({ length: gates }, () => rows / gates);
+  const w = sparseFromMask(gpu, { dense, mask, nnz, blocks, budget: nnz + 5 });
+  assertEquals([w.rows, w.cols, w.blocks, w.nnz, w.budget], [rows, cols, blocks, nnz, nnz + 5]);
   await checkAgainstHost(gpu, w, csr, label);
 
   // Round trips into outputs full of garbage, so every inactive position must be written 0.
@@ -251,8 +252,8 @@ Deno.test({
     assertThrows(from({ nnz: -1 }), /sparseFromMask nnz/);
     assertThrows(from({ nnz: 2.5 }), /sparseFromMask nnz/);
     assertThrows(from({ nnz: 25 }), /sparseFromMask nnz/);
-    assertThrows(from({ gates: 3 }), /gates: 4 rows do not split into 3/);
-    assertThrows(from({ gates: 0 }), ShapeError);
+    assertThrows(from({ blocks: [1, 1] }), /row blocks \[1, 1\] do not split its 4 rows/);
+    assertThrows(from({ blocks: [0, 4] }), ShapeError);
     assertThrows(from({ budget: -2 }), /budget/);
     // A matrix whose position map cannot be indexed in u32 (never allocated: a fake buffer).
     const huge = new Tensor({ size: 4 * 70000 * 70000 } as GPUBuffer, [70000, 70000], "f32");

@@ -42,7 +42,9 @@ Deno.test({
         const dense0 = uniform(n, rows);
         const csr = hostCsrFromMask(rows, cols, dense0, mask0);
         const nnz = csr.values.length;
-        const w = uploadSparse(gpu, csr, { gates });
+        const w = uploadSparse(gpu, csr, {
+          blocks: Array.from({ length: gates }, () => rows / gates),
+        });
         const m1 = uniform(storedLength(nnz), 7);
         const m2 = uniform(storedLength(nnz), 8);
         const states = [gpu.upload([m1.length], m1), gpu.upload([m2.length], m2)];

@@ -46,7 +46,7 @@ type StateName = "buf" | "m" | "v";
 interface HostTensor {
   name: string;
   shape: [number, number];
-  gates: number;
+  blocks: number[];
   value: Float32Array;
   mask: Float32Array;
   grad: Float32Array;
@@ -117,7 +117,8 @@ function hostTensor(
       return mask[i] || opts.denseState ? x : 0;
     });
   }
-  return { name, shape, gates, value, mask, grad, state };
+  const blocks = Array.from({ length: gates }, () => shape[0] / gates);
+  return { name, shape, blocks, value, mask, grad, state };
 }
 
 /**
@@ -128,7 +129,7 @@ function setup(host: HostTensor[], kind: OptimizerName): Setup {
   const bias: Param = {
     name: "bias",
     shape: [4],
-    gates: 1,
+    blocks: [4],
     sparse: false,
     init: { kind: "zeros" },
     value: gpu.zeros([4]),
@@ -139,7 +140,7 @@ function setup(host: HostTensor[], kind: OptimizerName): Setup {
     ...host.map((h): Param => ({
       name: h.name,
       shape: h.shape,
-      gates: h.gates,
+      blocks: h.blocks,
       sparse: true,
       init: { kind: "zeros" },
       value: gpu.upload(h.shape, h.value),
@@ -158,7 +159,7 @@ function setup(host: HostTensor[], kind: OptimizerName): Setup {
   const tensors = host.map((h, i): SparseTensor => ({
     param: params[i + 1],
     index: i + 1,
-    gates: h.gates,
+    blocks: h.blocks,
     budget: count(h.mask),
     nnz: count(h.mask),
   }));

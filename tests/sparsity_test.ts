@@ -136,7 +136,7 @@ function makeParams(gpu: Gpu, seed: number): Param[] {
     return {
       name,
       shape,
-      gates,
+      blocks: Array.from({ length: gates }, () => shape[0] / gates),
       sparse,
       init: { kind: "zeros" as const },
       value: gpu.upload(shape, uniform(n, seed + i)),
@@ -258,7 +258,7 @@ for (const [kind, inactiveState] of UPDATE_CASES) {
         ok(grown.length === k, `${t.name}: regrew ${grown.length}, expected ${k}`);
         ok(grown.every((j) => w[j] === 0), `${t.name}: grown weights start at 0`);
         ok(w.every((x, j) => after[i][j] === 1 || x === 0), `${t.name}: inactive weights are 0`);
-        if (t.gates === 4) {
+        if (t.blocks.length === 4) {
           // equal regrowth per gate (k split as evenly as integers allow; no block is full)
           const block = after[i].length / 4;
           const per = [0, 1, 2, 3].map((g) =>
@@ -354,7 +354,7 @@ Deno.test({
     const p: Param = {
       name: "w",
       shape,
-      gates: 1,
+      blocks: [shape[0]],
       sparse: true,
       init: { kind: "zeros" },
       value: gpu.upload(shape, [5, 2, 6, 7]),
@@ -402,7 +402,7 @@ Deno.test({
 Deno.test("sparsity due: at the plan's update steps, never at its end, never for static", () => {
   const base: SparsityState = {
     settings: SETTINGS,
-    tensors: [{ name: "w", gates: 1, numel: 10, budget: 4, nnz: 4 }],
+    tensors: [{ name: "w", blocks: [10], numel: 10, budget: 4, nnz: 4 }],
     updates: 0,
     lastUpdateStep: -1,
     scalars: {},

@@ -40,7 +40,8 @@ function randomWeight(
   const dense = uniform(n * k, seed);
   const mask = bernoulliMask(n * k, density, seed + 1);
   const csr = hostCsrFromMask(n, k, dense, mask);
-  return { csr, w: uploadSparse(gpu, csr, { gates }), dense, mask };
+  const blocks = Array.from({ length: gates }, () => n / gates);
+  return { csr, w: uploadSparse(gpu, csr, { blocks }), dense, mask };
 }
 
 interface Case {

@@ -1,7 +1,7 @@
 import { type HostTensor, writeCheckpoint } from "../pipeline/checkpoint.ts";
 import {
-  defaultGateBlocks,
   linearAssignment,
+  rowBlocksOf,
   topologyDistance,
   TopologyError,
 } from "../pipeline/topology.ts";
@@ -156,7 +156,9 @@ Deno.test("NNSTD hand-computed 3-row case: best matching is not the identity", (
   assertNear(r.tensors[0].assignment, 5 / 18, "assignment");
   assertNear(r.meanIdentity, 23 / 36, "meanIdentity");
   assertNear(r.meanAssignment, 5 / 18, "meanAssignment");
-  if (r.tensors[0].gates !== 1 || r.tensors[0].note !== "") throw new Error("plain tensor");
+  if (r.tensors[0].blocks.join() !== "3" || r.tensors[0].note !== "") {
+    throw new Error("plain tensor");
+  }
 });
 
 Deno.test("empty rows: both empty → 0, exactly one empty → 1", () => {
@@ -174,25 +176,30 @@ Deno.test("empty rows: both empty → 0, exactly one empty → 1", () => {
   assertNear(e.tensors[0].densityA, 0, "all empty density");
 });
 
-Deno.test("LSTM weights are matched within gate blocks; maxAssignment skips big tensors", () => {
+Deno.test("row blocks from the checkpoint are matched separately; maxAssignment skips big ones", () => {
   // 8 rows = 4 gate blocks of 2. B swaps the gate blocks 0 and 1 (rows 0,1 ↔ 2,3): a whole-tensor
   // matching undoes that at cost 0; per gate block, the rows of block g must match block g.
   const sets = [[0], [1], [2], [3], [4], [5], [6], [7]];
   const a = maskOf(sets, 8);
   const b = maskOf([sets[2], sets[3], sets[0], sets[1], ...sets.slice(4)], 8);
   const name = "rnn.weight_hh_l0";
-  const perGate = topologyDistance({ [`${name}#mask`]: a }, { [`${name}#mask`]: b });
+  // the blocks a training checkpoint records in its connectivity state
+  const blocks = rowBlocksOf({ sparsity: { tensors: [{ name, blocks: [2, 2, 2, 2] }] } });
+  const perGate = topologyDistance({ [`${name}#mask`]: a }, { [`${name}#mask`]: b }, { blocks });
   const t = perGate.tensors[0];
-  if (t.gates !== 4 || !t.note.includes("4 gate blocks of 2 rows")) throw new Error(t.note);
+  if (t.blocks.length !== 4 || !t.note.includes("4 row blocks [2, 2, 2, 2]")) {
+    throw new Error(t.note);
+  }
   assertNear(t.identity, 4 / 8, "identity");
   assertNear(t.assignment, 4 / 8, "per-gate assignment");
-  const whole = topologyDistance({ [`${name}#mask`]: a }, { [`${name}#mask`]: b }, {
-    gateBlocks: () => 1,
+  // unequal blocks (ON-LSTM-like) and unlisted tensors (whole)
+  const uneven = topologyDistance({ [`${name}#mask`]: a }, { [`${name}#mask`]: b }, {
+    blocks: () => [4, 4],
   });
+  assertNear(uneven.tensors[0].assignment, 0, "blocks [4, 4] hold the swap");
+  const whole = topologyDistance({ [`${name}#mask`]: a }, { [`${name}#mask`]: b });
   assertNear(whole.tensors[0].assignment, 0, "whole-tensor assignment");
-  if (defaultGateBlocks("rnn.weight_ih_l3", 6000) !== 4) throw new Error("ih gates");
-  if (defaultGateBlocks("encoder.weight", 6000) !== 1) throw new Error("encoder gates");
-  if (defaultGateBlocks("rnn.weight_hh_l0", 6) !== 1) throw new Error("6 rows");
+  if (blocks("decoder.weight", 6000).join() !== "6000") throw new Error("unlisted tensor");
 
   const big = randomMask(12, 5, 0.5, lcg(9));
   const s = topologyDistance({ "x#mask": big, "y#mask": a }, { "x#mask": big, "y#mask": b }, {
@@ -206,8 +213,9 @@ Deno.test("LSTM weights are matched within gate blocks; maxAssignment skips big 
   if (s.assignmentComplete) throw new Error("assignmentComplete with a skipped tensor");
   const perGateSkip = topologyDistance({ [`${name}#mask`]: a }, { [`${name}#mask`]: b }, {
     maxAssignment: 1,
+    blocks,
   });
-  if (!perGateSkip.tensors[0].note.includes("gate block rows 2 > 1")) {
+  if (!perGateSkip.tensors[0].note.includes("row block rows 2 > 1")) {
     throw new Error(perGateSkip.tensors[0].note);
   }
   if (perGateSkip.meanAssignment !== null) throw new Error("no tensor assigned → null");
@@ -249,8 +257,8 @@ Deno.test("errors: no common masks, shape mismatch, bad gate blocks name the ten
     ["tensor w", "[2, 2] in x.ckpt", "[3, 2] in y.ckpt"],
   );
   expectTopologyError(
-    () => topologyDistance({ "w#mask": m }, { "w#mask": m }, { gateBlocks: () => 3 }),
-    ["tensor w", "3 gate blocks"],
+    () => topologyDistance({ "w#mask": m }, { "w#mask": m }, { blocks: () => [3] }),
+    ["tensor w", "row blocks [3] do not split its 2 rows"],
   );
   expectTopologyError(
     () => topologyDistance({ "w#mask": m }, { "w#mask": m }, { maxAssignment: -1 }),
@@ -275,7 +283,11 @@ Deno.test("topology CLI end to end on two small checkpoints, and its errors", as
   try {
     const wa = maskOf([[0, 1], [1, 2], [3]], 4), wb = maskOf([[1, 2, 3], [0, 1], [0, 3]], 4);
     const h = maskOf(Array.from({ length: 8 }, (_, r) => [r]), 8);
-    const meta = { step: 1 };
+    // the connectivity state records the LSTM weight's 4 gate blocks; the CLI matches per block
+    const meta = {
+      step: 1,
+      sparsity: { tensors: [{ name: "rnn.weight_hh_l0", blocks: [2, 2, 2, 2] }] },
+    };
     await writeCheckpoint(`${dir}/a.ckpt`, {
       meta,
       tensors: { "w": wa, "w#mask": wa, "rnn.weight_hh_l0#mask": h, "state.h0": wa },
@@ -297,7 +309,7 @@ Deno.test("topology CLI end to end on two small checkpoints, and its errors", as
     const j = await runCli(["--json", "--whole-tensor", `${dir}/a.ckpt`, `${dir}/b.ckpt`]);
     if (j.code !== 0) throw new Error(`--json exit ${j.code}: ${j.err}`);
     const full = JSON.parse(j.out);
-    if (full.tensors.length !== 2 || full.tensors[0].gates !== 1) throw new Error(j.out);
+    if (full.tensors.length !== 2 || full.tensors[0].blocks.join() !== "8") throw new Error(j.out);
 
     const help = await runCli(["--help"]);
     if (help.code !== 0 || !help.out.includes("usage: deno task topology")) throw new Error("help");

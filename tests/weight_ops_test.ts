@@ -34,7 +34,7 @@ function sparseParam(gpu: Gpu, n: number, k: number, density: number, seed: numb
   const param: Param = {
     name: "w",
     shape: [n, k],
-    gates: 1,
+    blocks: [n],
     sparse: true,
     init: { kind: "zeros" },
     value: w.values,

@@ -27,7 +27,7 @@ import type { KernelSpec } from "../runtime/kernel.ts";
 import { type Gpu, gridFor, LINEAR_INDEX_WGSL } from "../runtime/runtime.ts";
 import { exclusiveScanU32 } from "./scan.ts";
 import { SOFTWARE_LOOP_BUDGET } from "../runtime/device.ts";
-import { checkSparse, type SparseMatrix, storedLength } from "./sparse_matrix.ts";
+import { checkBlocks, checkSparse, type SparseMatrix, storedLength } from "./sparse_matrix.ts";
 import { expectShape, expectSize, fmtShape, ShapeError, type Tensor } from "../runtime/tensor.ts";
 
 const WG = 256;
@@ -321,8 +321,8 @@ export interface SparseFromMaskArgs {
    * missing ones left unwritten). Tests and setup code can get it from {@linkcode countNonzero}.
    */
   nnz: number;
-  /** Row blocks (LSTM gates); must divide `rows`. Default 1. */
-  gates?: number;
+  /** Rows of each row block (LSTM gates, ...), summing to `rows`. Default one block. */
+  blocks?: readonly number[];
   /** Parameter budget of the tensor; default `nnz`. */
   budget?: number;
 }
@@ -339,12 +339,11 @@ export interface SparseFromMaskArgs {
  * @example
  * ```ts ignore
  * const nnz = await countNonzero(gpu, mask); // or known from the topology method
- * const w = sparseFromMask(gpu, { dense, mask, nnz, gates: 4 });
+ * const w = sparseFromMask(gpu, { dense, mask, nnz, blocks: [H, H, H, H] });
  * ```
  */
 export function sparseFromMask(gpu: Gpu, args: SparseFromMaskArgs): SparseMatrix {
   const { dense, mask, nnz } = args;
-  const gates = args.gates ?? 1;
   const budget = args.budget ?? nnz;
   if (dense.dtype !== "f32" || dense.shape.length !== 2) {
     throw new ShapeError(
@@ -361,9 +360,7 @@ export function sparseFromMask(gpu: Gpu, args: SparseFromMaskArgs): SparseMatrix
       `sparseFromMask nnz: expected an integer in [0, ${n}] for [${rows}, ${cols}], got ${nnz}`,
     );
   }
-  if (!Number.isInteger(gates) || gates < 1 || rows % gates !== 0) {
-    throw new ShapeError(`sparseFromMask gates: ${rows} rows do not split into ${gates} blocks`);
-  }
+  const blocks = checkBlocks("sparseFromMask", rows, args.blocks);
   if (!Number.isInteger(budget) || budget < 0) {
     throw new ShapeError(`sparseFromMask budget: expected an integer >= 0, got ${budget}`);
   }
@@ -376,7 +373,7 @@ export function sparseFromMask(gpu: Gpu, args: SparseFromMaskArgs): SparseMatrix
   const w: SparseMatrix = {
     rows,
     cols,
-    gates,
+    blocks,
     nnz,
     budget,
     rowPtr: gpu.tensor([rows + 1], "u32"),

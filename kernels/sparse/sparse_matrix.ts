@@ -1,8 +1,8 @@
 /**
  * Sparse weight storage: CSR with a transposed index, stored only for active entries.
  *
- * Layout, for a weight `W: [rows, cols]` whose rows are split into `gates` equal row blocks
- * (an LSTM's `[i, f, g, o]` blocks of `H` rows each; 1 for a plain matrix):
+ * Layout, for a weight `W: [rows, cols]` whose rows are split into row blocks `blocks` (an
+ * LSTM's `[i, f, g, o]` blocks of `H` rows each; `[rows]` for a plain matrix):
  *
  * - `rowPtr: u32 [rows + 1]`: entries of row `r` are positions `rowPtr[r] .. rowPtr[r + 1]`;
  *   `rowPtr[rows] = nnz`. A gate block's entries are therefore one contiguous range.
@@ -37,8 +37,8 @@ export interface SparseMatrix {
   /** Dense shape `[rows, cols]`. */
   readonly rows: number;
   readonly cols: number;
-  /** Row blocks (LSTM gates); `rows` is a multiple of it. */
-  readonly gates: number;
+  /** Rows of each row block (LSTM gates, RHN `[H; T]`, ...), summing to `rows`. */
+  readonly blocks: readonly number[];
   /** Active entries (exact). */
   readonly nnz: number;
   /** Parameter budget of this tensor. */
@@ -157,19 +157,16 @@ export function hostTranspose(csr: HostCsr): HostCsrTranspose {
  *
  * @example
  * ```ts ignore
- * const w = uploadSparse(gpu, csr, { gates: 4, budget: csr.rowPtr[csr.rows] });
+ * const w = uploadSparse(gpu, csr, { blocks: [5, 5, 5, 5], budget: csr.rowPtr[csr.rows] });
  * ```
  */
 export function uploadSparse(
   gpu: Gpu,
   csr: HostCsr,
-  options: { gates?: number; budget?: number } = {},
+  options: { blocks?: readonly number[]; budget?: number } = {},
 ): SparseMatrix {
   validateHostCsr(csr);
-  const gates = options.gates ?? 1;
-  if (!Number.isInteger(gates) || gates < 1 || csr.rows % gates !== 0) {
-    throw new ShapeError(`sparse matrix: ${csr.rows} rows do not split into ${gates} gate blocks`);
-  }
+  const blocks = checkBlocks("sparse matrix", csr.rows, options.blocks);
   const nnz = csr.rowPtr[csr.rows];
   const t = hostTranspose(csr);
   const len = storedLength(nnz);
@@ -182,7 +179,7 @@ export function uploadSparse(
   return {
     rows: csr.rows,
     cols: csr.cols,
-    gates,
+    blocks,
     nnz,
     budget: options.budget ?? nnz,
     rowPtr: gpu.upload([csr.rows + 1], csr.rowPtr, "u32"),
@@ -280,4 +277,30 @@ export function checkSparse(what: string, w: SparseMatrix): void {
       );
     }
   }
+}
+
+/**
+ * Checks row blocks against a row count (positive integers summing to `rows`) and returns
+ * them; absent means one block of all rows. Throws {@linkcode ShapeError}.
+ *
+ * @example
+ * ```ts
+ * import { checkBlocks } from "./sparse_matrix.ts";
+ * checkBlocks("w", 8, [2, 6]); // [2, 6]
+ * ```
+ */
+export function checkBlocks(
+  what: string,
+  rows: number,
+  blocks: readonly number[] = [rows],
+): readonly number[] {
+  if (
+    blocks.length === 0 || blocks.some((b) => !Number.isInteger(b) || b < 1) ||
+    blocks.reduce((a, b) => a + b, 0) !== rows
+  ) {
+    throw new ShapeError(
+      `${what}: row blocks [${blocks.join(", ")}] do not split its ${rows} rows`,
+    );
+  }
+  return blocks;
 }

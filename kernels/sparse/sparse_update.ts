@@ -134,7 +134,7 @@ export function finishTopologyUpdate(
     dense,
     mask,
     nnz,
-    gates: w.gates,
+    blocks: w.blocks,
     budget: args.budget ?? w.budget,
   });
   const newStates = states.map((s) => {

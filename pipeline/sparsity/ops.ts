@@ -24,7 +24,7 @@ import { magnitudeKeys, randomKeys, selectTopK } from "../../kernels/select/topk
 import { applyMaskFlags } from "../../kernels/select/mask_update.ts";
 import { reduce } from "../../kernels/dense/reduce.ts";
 import { mul, unary } from "../../kernels/dense/elementwise.ts";
-import type { Param } from "../../models/params.ts";
+import { blockSpans, type Param } from "../../models/params.ts";
 import type { OptimizerState } from "../optimizer.ts";
 import { keyBelowIndicator } from "../../kernels/select/sign_keys.ts";
 
@@ -34,8 +34,8 @@ export interface SparseTensor {
   param: Param;
   /** Position of `param` in the model's parameter list (and the optimizer's state list). */
   index: number;
-  /** Gate row blocks (4 for LSTM weights, 1 otherwise). */
-  gates: number;
+  /** Rows of each row block (LSTM `[H, H, H, H]`, `[rows]` for plain tensors). */
+  blocks: readonly number[];
   /** The count the method keeps (its parameter budget). */
   budget: number;
   /** Active weights now (exact). */
@@ -93,6 +93,11 @@ function clearList(ctx: OpsContext, t: SparseTensor): Tensor[] {
   const keep = ctx.optimizer.inactiveState === "keep";
   const state = keep ? [s.ax, s.count] : [s.buf, s.m, s.v, s.age, s.ax, s.count];
   return [t.param.value, ...state].filter((x): x is Tensor => !!x);
+}
+
+/** Flat element ranges of `t`'s row blocks. */
+function spansOf(t: SparseTensor): { start: number; size: number }[] {
+  return blockSpans({ shape: t.param.shape, blocks: t.blocks });
 }
 
 /** The mask, flat (`[numel]`; the selection kernels work on vectors). */
@@ -163,8 +168,8 @@ export function removeByKeys(
 }
 
 /**
- * Grows `perBlock[g]` positions chosen uniformly at random among the inactive positions of gate
- * block g (`perBlock.length` equal row blocks; one entry = the whole tensor), from the
+ * Grows `perBlock[g]` positions chosen uniformly at random among the inactive positions of row
+ * block g (`perBlock.length` = the tensor's blocks; one entry = the whole tensor), from the
  * counter-based RNG under `(seed, stream)`: the k smallest random keys are a uniform k-subset.
  * Each count must not exceed its block's free slots ({@linkcode blockActiveCounts}).
  *
@@ -187,16 +192,20 @@ export function growRandom(
   const { keys, flags } = scratch(ctx, n);
   randomKeys(ctx.gpu, { keys, seed, stream });
   const m = mask(t);
-  const g = perBlock.length;
-  if (n % g !== 0) throw new RangeError(`${t.param.name}: ${n} elements in ${g} blocks`);
-  const size = n / g;
+  const spans = perBlock.length === 1 ? [{ start: 0, size: n }] : spansOf(t);
+  if (spans.length !== perBlock.length) {
+    throw new RangeError(
+      `growRandom ${t.param.name}: ${perBlock.length} counts for ${spans.length} row blocks`,
+    );
+  }
   perBlock.forEach((k, b) => {
+    const { start, size } = spans[b];
     selectTopK(ctx.gpu, {
-      keys: keys.view(b * size, [size]),
+      keys: keys.view(start, [size]),
       k,
       order: "smallest",
-      selected: flags.view(b * size, [size]),
-      candidates: { mask: m.view(b * size, [size]), active: false },
+      selected: flags.view(start, [size]),
+      candidates: { mask: m.view(start, [size]), active: false },
     });
   });
   applyMaskFlags(ctx.gpu, { mask: m, flags, on: true, clear: clearList(ctx, t) });
@@ -243,19 +252,19 @@ export async function blockActiveCounts(
   gpu: Gpu,
   tensors: readonly SparseTensor[],
 ): Promise<number[][]> {
-  const total = tensors.reduce((s, t) => s + t.gates, 0);
+  const total = tensors.reduce((s, t) => s + t.blocks.length, 0);
   const out = gpu.tensor([Math.max(1, total)]);
   let j = 0;
   for (const t of tensors) {
-    const m = mask(t), size = m.size / t.gates;
-    for (let g = 0; g < t.gates; g++) {
-      reduce(gpu, { op: "sum", x: m.view(g * size, [size]), out, outIndex: j++ });
+    const m = mask(t);
+    for (const { start, size } of spansOf(t)) {
+      reduce(gpu, { op: "sum", x: m.view(start, [size]), out, outIndex: j++ });
     }
   }
   const host = await gpu.read(out);
   gpu.release(out);
   let k = 0;
-  return tensors.map((t) => Array.from({ length: t.gates }, () => Math.round(host[k++])));
+  return tensors.map((t) => t.blocks.map(() => Math.round(host[k++])));
 }
 
 /**
@@ -273,17 +282,17 @@ export async function blockMeanAbs(
   tensors: readonly SparseTensor[],
   pick: (t: SparseTensor) => Tensor,
 ): Promise<number[][]> {
-  const total = tensors.reduce((s, t) => s + t.gates, 0);
+  const total = tensors.reduce((s, t) => s + t.blocks.length, 0);
   const out = gpu.tensor([Math.max(1, 2 * total)]);
   let j = 0;
   for (const t of tensors) {
-    const m = mask(t), x = pick(t), size = m.size / t.gates;
+    const m = mask(t), x = pick(t);
     const tmp = gpu.tensor([m.size]);
     unary(gpu, { op: "abs", x: flat(x), y: tmp });
     mul(gpu, { a: tmp, b: m, out: tmp });
-    for (let g = 0; g < t.gates; g++) {
-      reduce(gpu, { op: "sum", x: tmp.view(g * size, [size]), out, outIndex: j++ });
-      reduce(gpu, { op: "sum", x: m.view(g * size, [size]), out, outIndex: j++ });
+    for (const { start, size } of spansOf(t)) {
+      reduce(gpu, { op: "sum", x: tmp.view(start, [size]), out, outIndex: j++ });
+      reduce(gpu, { op: "sum", x: m.view(start, [size]), out, outIndex: j++ });
     }
     gpu.release(tmp);
   }
@@ -291,7 +300,7 @@ export async function blockMeanAbs(
   gpu.release(out);
   let k = 0;
   return tensors.map((t) =>
-    Array.from({ length: t.gates }, () => {
+    t.blocks.map(() => {
       const s = host[k++], c = host[k++];
       return c > 0 ? s / c : 0;
     })
@@ -316,7 +325,7 @@ export function flatView(t: SparseTensor): SparseTensor {
   return {
     param: { ...p, value: flat(p.value), grad: flat(p.grad), mask: p.mask && flat(p.mask) },
     index: t.index,
-    gates: t.gates,
+    blocks: t.blocks,
     get budget() {
       return t.budget;
     },

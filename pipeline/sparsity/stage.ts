@@ -45,7 +45,8 @@ import { METHODS } from "./methods/mod.ts";
 /** Host record of one sparse tensor (serialisable). */
 export interface SparseTensorInfo {
   name: string;
-  gates: number;
+  /** Rows of each row block (the parameter spec's). */
+  blocks: readonly number[];
   numel: number;
   budget: number;
   nnz: number;
@@ -139,7 +140,7 @@ export function initSparsity(
     p.mask = mask;
     state.tensors.push({
       name: p.name,
-      gates: p.gates,
+      blocks: p.blocks,
       numel: n,
       budget: method.startsDense ? n : budgets[i],
       nnz: start,
@@ -202,7 +203,7 @@ function boundTensors(state: SparsityState, params: readonly Param[]): SparseTen
   return state.tensors.map((t) => {
     const e = byName.get(t.name);
     if (!e?.p.mask) throw new RangeError(`sparsity: parameter ${t.name} has no mask`);
-    return { param: e.p, index: e.i, gates: t.gates, budget: t.budget, nnz: t.nnz };
+    return { param: e.p, index: e.i, blocks: t.blocks, budget: t.budget, nnz: t.nnz };
   });
 }
 
@@ -293,7 +294,10 @@ export async function gateDensities(
   const tensors = boundTensors(state, params);
   const counts = await blockActiveCounts(gpu, tensors);
   return Object.fromEntries(
-    state.tensors.map((t, i) => [t.name, counts[i].map((c) => c / (t.numel / t.gates))]),
+    state.tensors.map((t, i) => {
+      const rowLen = t.numel / t.blocks.reduce((a, b) => a + b, 0);
+      return [t.name, counts[i].map((c, k) => c / (t.blocks[k] * rowLen))];
+    }),
   );
 }
 

@@ -18,6 +18,7 @@ import type { SparsityMethod, UpdateInput, UpdateReport } from "../method.ts";
 import { growthStream } from "../method.ts";
 import { blockActiveCounts, blockMeanAbs, growRandom, removeByMagnitude } from "../ops.ts";
 import { splitEqualCapped, splitProportionalCapped } from "../budget.ts";
+import { blockSpans } from "../../../models/params.ts";
 
 async function update(input: UpdateInput): Promise<UpdateReport> {
   const { ops, tensors, removalRate, settings } = input;
@@ -36,9 +37,9 @@ async function update(input: UpdateInput): Promise<UpdateReport> {
     : null;
   tensors.forEach((t, i) => {
     const r = t.budget - t.nnz;
-    const blockSize = t.param.value.size / t.gates;
-    const free = active[i].map((a) => blockSize - a);
-    const perBlock = mode === "none" || t.gates === 1
+    const sizes = blockSpans({ shape: t.param.shape, blocks: t.blocks }).map((b) => b.size);
+    const free = active[i].map((a, k) => sizes[k] - a);
+    const perBlock = mode === "none" || t.blocks.length === 1
       ? [r]
       : mode === "uniform"
       ? splitEqualCapped(r, free)

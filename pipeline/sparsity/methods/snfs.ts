@@ -112,7 +112,10 @@ async function update(input: UpdateInput): Promise<UpdateReport> {
     recordScore(input, t, out);
     return out;
   });
-  const whole = tensors.map((t, i) => ({ t: { ...t, gates: 1 }, score: scores[i] }));
+  const whole = tensors.map((t, i) => ({
+    t: { ...t, blocks: [t.param.shape[0]] },
+    score: scores[i],
+  }));
   const means = await blockMeanAbs(
     gpu,
     whole.map((w) => w.t),

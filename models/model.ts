@@ -1,0 +1,194 @@
+/**
+ * The model contract: what the pipeline knows of a model family, and nothing more. A family
+ * (stacked LSTM, RHN, ...) is one folder under `models/` exporting a {@linkcode ModelFamily};
+ * the training loop, the connectivity stage, the FLOPs accounting, checkpoints, the experiment
+ * harness and the benchmarks only ever use this interface, so adding a model adds files.
+ *
+ * - Settings: a run's shared model settings ({@linkcode ModelSettings}: sizes, dropouts, tying)
+ *   plus the family's own flags. `config()` turns them into the family's JSON config, which is
+ *   the model's identity in checkpoints (a resume compares it field by field).
+ * - Parameters: `paramSpecs(config)` with PyTorch names and row blocks (`params.ts`).
+ * - Costs: `weightMacs(config)`, forward multiply-accumulates per token of each weight tensor,
+ *   from which the FLOPs accounting of spec §9 is computed.
+ * - Width: the knob small-dense turns to match a parameter budget (spec §7.2).
+ * - Programs: `create()` gives a {@linkcode Model} whose sessions hold the carried state and
+ *   every buffer for one batch shape, and record training steps and evaluation passes.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../kernels/runtime/runtime.ts";
+import type { Tensor } from "../kernels/runtime/tensor.ts";
+import type { Param, ParamSpec } from "./params.ts";
+import type { SparseRoute } from "./weight_ops.ts";
+
+/** A flag value of a family (`--depth 10`, ...). */
+export type FlagValue = number | boolean | string;
+
+/** The model settings every family reads (flags of the same names; each family validates them). */
+export interface ModelSettings {
+  /** Vocabulary size V (from the data). */
+  vocab: number;
+  /** Embedding size. */
+  emsize: number;
+  /** Hidden size (of every layer, unless the family says otherwise). */
+  nhid: number;
+  nlayers: number;
+  /** Dropout on the recurrent stack's output (and, for the stacked LSTM, between layers). */
+  dropout: number;
+  /** Dropout on hidden states (RHN: the recurrent-input mask, AWD: between layers). */
+  dropouth: number;
+  /** Dropout on the embedding output (locked, AWD/RHN style). */
+  dropouti: number;
+  /** Embedding-row dropout: whole words of the embedding matrix, for the lookup only. */
+  dropoute: number;
+  /** Decoder weight is the embedding tensor. */
+  tied: boolean;
+  /** The family's own flags by name (their defaults filled in). */
+  flags: Readonly<Record<string, FlagValue>>;
+}
+
+/** Kinds of a family flag (parsed and checked by the pipeline's config parser). */
+export type FlagKind = "posint" | "int" | "prob" | "unit" | "number" | "bool" | "string";
+
+/** One flag of a family. */
+export interface FamilyFlag {
+  kind: FlagKind;
+  default: FlagValue;
+  /** One line for `--help`. */
+  help: string;
+}
+
+/** Forward multiply-accumulates per token of one weight tensor (spec §9). */
+export interface WeightMacs {
+  name: string;
+  /** Multiply-adds per token when dense (0 for an embedding lookup). */
+  macs: number;
+}
+
+/** A model setting that a family cannot accept; the message names the flag. */
+export class ModelConfigError extends Error {
+  override name = "ModelConfigError";
+}
+
+/** One window of token ids on the GPU, as a session's `writeBatch` made it. */
+export interface ModelBatch {
+  T: number;
+  B: number;
+  input: Tensor<"u32">;
+  target: Tensor<"u32">;
+}
+
+/** What a training step needs besides the batch. */
+export interface StepContext {
+  /** Philox seed of the dropout masks (u32). */
+  seed: number;
+  /** Training steps taken before this one: the dropout masks are a pure function of it. */
+  step: number;
+  /** How sparse products run on CPU rasterisers (`weight_ops.ts`); default the training route. */
+  route?: SparseRoute;
+  /**
+   * Instrumentation (`bench/train.ts`): called just before each phase's work is recorded. The
+   * phases are the family's (`ModelFamily.phases`).
+   */
+  onPhase?: (phase: string) => void;
+}
+
+/**
+ * The carried state and buffers of a model for windows of up to `maxT` steps of `B` sequences,
+ * bound to one device. Steps record GPU work only; nothing is read back.
+ */
+export interface ModelSession {
+  readonly B: number;
+  readonly maxT: number;
+  /** Validates a window on the host and writes it into the session's token buffers. */
+  writeBatch(window: { T: number; input: Uint32Array; target: Uint32Array }): ModelBatch;
+  /**
+   * Records forward, mean cross-entropy and backward into every `param.grad` (overwritten);
+   * the carried state advances to the end of the window. Returns the per-row loss `[T·B]`.
+   */
+  step(batch: ModelBatch, ctx: StepContext): Tensor;
+  /** Records the forward pass without dropout; returns the per-row loss `[T·B]`. */
+  evalLoss(batch: ModelBatch, opts?: { route?: SparseRoute }): Tensor;
+  /** Records a reset of the carried state to zero. */
+  resetState(): void;
+  /** The carried state by checkpoint name (`state.h0`, ...). */
+  stateTensors(): Record<string, Tensor>;
+  /** Returns every buffer of the session to the pool. */
+  release(): void;
+}
+
+/** A model on the GPU. */
+export interface Model<C = unknown> {
+  family: string;
+  config: C;
+  /** Every tensor once (a tied decoder weight is the embedding's record). */
+  params: Param[];
+  session(opts: { maxT: number; B: number; training: boolean }): ModelSession;
+}
+
+/** One model family. */
+export interface ModelFamily<C = unknown> {
+  /** `--model` value. */
+  name: string;
+  /** One line for `--help`. */
+  summary: string;
+  /** Settings of this family's runs over the shared defaults, by flag name. */
+  defaults: Readonly<Record<string, FlagValue>>;
+  /** Named configurations (`--preset`), by flag name, like config files. */
+  presets: Readonly<Record<string, Readonly<Record<string, FlagValue>>>>;
+  /** The family's own flags. */
+  flags: Readonly<Record<string, FamilyFlag>>;
+  /** Phases of a training step, in recording order (for `StepContext.onPhase`). */
+  phases: readonly string[];
+  /** Training windows: fixed BPTT (variable AWD windows come with the AWD families). */
+  windows: "fixed";
+  /** The family's config from run settings; throws {@linkcode ModelConfigError}. */
+  config(settings: ModelSettings): C;
+  paramSpecs(config: C): ParamSpec[];
+  weightMacs(config: C): WeightMacs[];
+  /** The width small-dense shrinks, and the config at another width. */
+  width(config: C): number;
+  withWidth(config: C, width: number): C;
+  /** Allocates the model and records its initialisation from `seed`. */
+  create(gpu: Gpu, config: C, seed: number): Model<C>;
+}
+
+/**
+ * A family of any config type, as registries hold them (methods are bivariant in their
+ * parameters, so every `ModelFamily<C>` is one).
+ */
+export type AnyModelFamily = ModelFamily<unknown>;
+
+/**
+ * Per-token forward FLOPs at the given per-tensor densities (missing names count as dense): two
+ * per multiply-accumulate.
+ *
+ * @example
+ * ```ts
+ * import { forwardFlops } from "./model.ts";
+ * forwardFlops([{ name: "w", macs: 100 }], { w: 0.5 }); // 100
+ * ```
+ */
+export function forwardFlops(
+  weights: readonly WeightMacs[],
+  density: Readonly<Record<string, number>> = {},
+): number {
+  return weights.reduce((s, w) => s + 2 * w.macs * (density[w.name] ?? 1), 0);
+}
+
+/**
+ * Row blocks of `count` equal parts of `rows` (LSTM `[H, H, H, H]`, RHN `[H, H]`).
+ *
+ * @example
+ * ```ts
+ * import { equalBlocks } from "./model.ts";
+ * equalBlocks(8, 4); // [2, 2, 2, 2]
+ * ```
+ */
+export function equalBlocks(rows: number, count: number): number[] {
+  if (!Number.isInteger(count) || count < 1 || rows % count !== 0) {
+    throw new RangeError(`equalBlocks: ${rows} rows do not split into ${count} equal blocks`);
+  }
+  return Array.from({ length: count }, () => rows / count);
+}
