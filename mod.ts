@@ -42,7 +42,7 @@ export * from "./kernels/select/topk.ts";
 export * from "./kernels/select/mask_update.ts";
 export * from "./kernels/dense/transpose.ts";
 export * from "./models/params.ts";
-export * from "./models/lstm_lm.ts";
+export * from "./models/lstm/lstm_lm.ts";
 export * from "./models/weight_ops.ts";
 export * from "./models/sparse_params.ts";
 export * from "./pipeline/data/corpus.ts";

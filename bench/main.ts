@@ -1,7 +1,8 @@
 /**
  * `deno task bench <suite> [--out FILE.csv] [--reps N] [--filter TEXT] [--adapter A] [--variant V]`.
- * Suites: `kernels` (matmul and softmax-CE kernels; `--filter` selects rows), `train` (LSTM LM
- * training step, evaluation and per-phase breakdown, `bench/train.ts`; `--reps` = timed steps)
+ * Suites: `kernels` (matmul and softmax-CE kernels; `--filter` selects rows), `train` (a model
+ * family's training step, evaluation and per-phase breakdown, `bench/train.ts`; `--model`,
+ * `--preset`; `--reps` = timed steps)
  * and `sparse` (SpMM / SDDMM against dense, top-k, sparse vs masked-dense training steps,
  * `bench/sparse.ts`; `--filter` selects rows).
  * Prints a markdown table with the adapter and writes CSV with `--out`.
@@ -13,7 +14,8 @@ import { parseArgs } from "node:util";
 import { GPU_FLAG_OPTIONS, GPU_FLAG_USAGE, openGpuFromFlags } from "../pipeline/gpu_flags.ts";
 import { toCsv } from "../pipeline/csv.ts";
 import { benchKernels, KERNEL_COLUMNS } from "./kernels.ts";
-import { benchTrain, TRAIN_COLUMNS } from "./train.ts";
+import { benchTrain, TRAIN_COLUMNS, trainBenchSetup } from "./train.ts";
+import { ConfigError } from "../pipeline/config.ts";
 import { benchSparse, SPARSE_COLUMNS } from "./sparse.ts";
 
 const SUITES = ["kernels", "train", "sparse"] as const;
@@ -37,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
         out: { type: "string" },
         reps: { type: "string", default: "5" },
         filter: { type: "string" },
+        model: { type: "string" },
+        preset: { type: "string" },
         ...GPU_FLAG_OPTIONS,
         help: { type: "boolean", short: "h" },
       },
@@ -49,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || positionals.length === 0) {
     console.log(
       `usage: deno task bench <${SUITES.join("|")}> [--out FILE.csv] [--reps N] ` +
-        `[--filter TEXT (kernels, sparse)] ${GPU_FLAG_USAGE}`,
+        `[--filter TEXT (kernels, sparse)] [--model NAME --preset NAME (train)] ${GPU_FLAG_USAGE}`,
     );
     return values.help ? 0 : 2;
   }
@@ -67,11 +71,23 @@ async function main(argv: string[]): Promise<number> {
     console.error("bench: --filter applies to the kernels and sparse suites only");
     return 2;
   }
+  if (suite !== "train" && (values.model !== undefined || values.preset !== undefined)) {
+    console.error("bench: --model and --preset apply to the train suite only");
+    return 2;
+  }
+  let setup;
+  try {
+    setup = suite === "train" ? await trainBenchSetup(values.model, values.preset) : undefined;
+  } catch (e) {
+    if (!(e instanceof ConfigError || e instanceof RangeError)) throw e;
+    console.error(`bench: ${e.message}`);
+    return 2;
+  }
   const gpu = await openGpuFromFlags("bench", values);
   if (typeof gpu === "number") return gpu;
   const opts = { reps, filter: values.filter, log: console.log };
   const [columns, rows] = suite === "train"
-    ? [TRAIN_COLUMNS, await benchTrain(gpu, opts)]
+    ? [TRAIN_COLUMNS, await benchTrain(gpu, { ...opts, setup })]
     : suite === "sparse"
     ? [SPARSE_COLUMNS, await benchSparse(gpu, opts)]
     : [KERNEL_COLUMNS, await benchKernels(gpu, opts)];

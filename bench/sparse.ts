@@ -49,7 +49,7 @@ import {
   lstmLmStep,
   releaseLstmLmWorkspace,
   writeLstmLmBatch,
-} from "../models/lstm_lm.ts";
+} from "../models/lstm/lstm_lm.ts";
 import { releaseParams } from "../models/params.ts";
 import { DEFAULT_SPARSE_ROUTE, SPARSE_KERNELS_ONLY } from "../models/weight_ops.ts";
 import { sparsifyParam } from "../models/sparse_params.ts";

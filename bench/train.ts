@@ -1,19 +1,22 @@
 /**
- * `deno task bench train`: throughput of the stacked-LSTM LM (training step and evaluation) and
- * a per-phase breakdown of the training step, with achieved GFLOP/s from an analytic FLOP count.
+ * `deno task bench train [--model NAME] [--preset NAME]`: throughput of a model family's
+ * training step and evaluation pass, and a per-phase breakdown of the step, with achieved
+ * GFLOP/s from the family's costs (the FLOPs accounting of spec §9, the same formula the runs
+ * use). Only the model contract is used (`models/model.ts`), so every family gets the same
+ * rows; the configuration is the family's `benchPreset` (a size that runs on a CPU) unless
+ * `--preset` names another, on a PTB-sized vocabulary.
  *
  * Timing methods (also written into each row's `config` field):
  *
  * - whole step (`train_step`, `eval_forward`): the step is recorded, then awaited with
- *   `gpu.sync()`. The batch upload (`writeLstmLmBatch`, host index build) happens before the
- *   clock starts.
+ *   `gpu.sync()`. The batch upload (host index build) happens before the clock starts.
  * - phases: a step can only record work, so it cannot be stopped between phases to wait for
  *   the GPU, and completion callbacks of separate submissions arrive bunched together on Deno
  *   (several submissions report done at the same poll), so they cannot time phases either. The
  *   device is also opened without `timestamp-query`. Instead, one real step is recorded with
- *   `LstmLmStepOptions.onPhase` marking the phase boundaries while `gpu.run`/`fill`/`copy` are
- *   wrapped to capture every recorded operation with its arguments; each phase's operations are
- *   then replayed alone (same kernels, tensors, parameters and grids) and awaited with
+ *   `StepContext.onPhase` marking the family's phase boundaries while `gpu.run`/`fill`/`copy`
+ *   are wrapped to capture every recorded operation with its arguments; each phase's operations
+ *   are then replayed alone (same kernels, tensors, parameters and grids) and awaited with
  *   `gpu.sync()`, short phases several times per submission. A `phase_sum` row adds the phases
  *   up and a `step_replayed` row replays the whole captured step in one go, both for comparison
  *   with `train_step`.
@@ -24,20 +27,9 @@
  */
 
 import type { Gpu } from "../kernels/runtime/runtime.ts";
-import {
-  createLstmLm,
-  createLstmLmState,
-  createLstmLmWorkspace,
-  type LstmLmBatch,
-  type LstmLmConfig,
-  lstmLmEvalLoss,
-  type LstmLmPhase,
-  type LstmLmState,
-  lstmLmStep,
-  type LstmLmWorkspace,
-  releaseLstmLmWorkspace,
-  writeLstmLmBatch,
-} from "../models/lstm_lm.ts";
+import type { ModelBatch, ModelSession, WeightMacs } from "../models/model.ts";
+import { modelFamily } from "../models/families.ts";
+import { modelSettings, parseTrainArgs, type TrainConfig } from "../pipeline/config.ts";
 import {
   createOptimizer,
   type OptimizerSettings,
@@ -68,115 +60,69 @@ export const TRAIN_COLUMNS = [
   "config",
 ];
 
-/** Model and window of the benchmark. */
-export interface TrainBenchConfig {
+/** What a train benchmark runs: a run config (family, sizes, batch, bptt, SGD) and a vocabulary. */
+export interface TrainBenchSetup {
+  config: TrainConfig;
   vocab: number;
-  embed: number;
-  hidden: number;
-  layers: number;
-  /** Batch size B (parallel streams). */
-  batch: number;
-  /** BPTT window T. */
-  bptt: number;
-  /** SGD learning rate (does not affect the timing). */
-  lr: number;
-  /** Global gradient-norm clip. */
-  clip: number;
 }
 
 /**
- * The issue's configuration: PTB-sized vocabulary, the small 200/200/2 LSTM, batch 20, bptt 35,
- * SGD with clip 0.25. Dropout is fixed at 0 (see {@linkcode benchTrain}).
+ * The benchmark's setup for `--model model`: the family's `benchPreset` (or `preset`), every
+ * dropout 0 (fixed work per step), SGD at lr 20 with clip 0.25 (the optimizer does not change
+ * the timing much), PTB's 10,000-word vocabulary; `args` are further train flags.
  *
  * @example
- * ```ts
- * import { TRAIN_BENCH_CONFIG } from "./train.ts";
- * TRAIN_BENCH_CONFIG.bptt * TRAIN_BENCH_CONFIG.batch; // 700 tokens per step
+ * ```ts ignore
+ * const setup = await trainBenchSetup("lstm"); // 200/200/2 LSTM, B = 20, T = 35
  * ```
  */
-export const TRAIN_BENCH_CONFIG: TrainBenchConfig = {
-  vocab: 10000,
-  embed: 200,
-  hidden: 200,
-  layers: 2,
-  batch: 20,
-  bptt: 35,
-  lr: 20,
-  clip: 0.25,
-};
+export async function trainBenchSetup(
+  model = "lstm",
+  preset?: string,
+  args: readonly string[] = [],
+): Promise<TrainBenchSetup> {
+  const family = modelFamily(model);
+  const config = await parseTrainArgs([
+    "--model",
+    model,
+    "--preset",
+    preset ?? family.benchPreset,
+    ...["--dropout", "0", "--dropouth", "0", "--dropouti", "0", "--dropoute", "0"],
+    ...["--optimizer", "sgd", "--lr", "20", "--clip", "0.25"],
+    ...args,
+  ]);
+  return { config, vocab: 10000 };
+}
 
-/** Analytic FLOPs of one training step by phase (0 where the phase has no arithmetic to count). */
+/** FLOPs of one training step and one evaluation pass of the same window. */
 export interface StepFlops {
-  embedding: number;
-  lstmForward: number;
-  lstmBackward: number;
-  decoderLoss: number;
-  optimizer: number;
-  /** Whole training step (sum of the phases). */
+  /** Forward of N tokens: 2 per multiply-accumulate of every weight (spec §9). */
+  forward: number;
+  /** Training step: forward + backward (2× forward) + optimizer (6 per parameter). */
   step: number;
-  /** Evaluation forward pass: LSTM forward + decoder forward. */
+  /** Evaluation: the forward. */
   eval: number;
 }
 
 /**
- * FLOPs of one step, counting each multiply-add as 2 and only products (matmuls) and the
- * optimizer; gathers, the LSTM cell nonlinearities and softmax-CE are not counted. N = T·B,
- * in_l = E for layer 0, else H, P = parameter count:
- *
- * - LSTM forward: Σ_l 2·N·4H·(in_l + H) (input projection for all T·B rows, plus one recurrent
- *   product per step).
- * - LSTM backward: Σ_l [2·(T−1)·B·4H·H (recurrent dH) + 2·N·4H·H (dW_hh) + 2·N·4H·in_l (dW_ih)
- *   + 2·N·4H·in_l (dX) + 2·N·4H (bias)], about 2× the forward.
- * - decoder + loss: forward 2·N·H·V; backward dW 2·N·H·V, dY 2·N·H·V, bias 2·N·V.
- * - optimizer: 6·P (sum of squares for the clip 2, update w − lr·(s·g + wd·w) 4).
- * - embedding: 0 (memory only).
+ * FLOPs of a step on `tokens` tokens from the family's per-token costs (`weightMacs`, dense),
+ * the convention of the run's accounting (spec §9: backward = 2× forward, multiply-add = 2),
+ * plus the optimizer's 6 per parameter (sum of squares for the clip 2, update 4).
  *
  * @example
  * ```ts
- * import { TRAIN_BENCH_CONFIG, trainStepFlops } from "./train.ts";
- * trainStepFlops(TRAIN_BENCH_CONFIG).decoderLoss; // 3·2·700·200·10000 + 2·700·10000
+ * import { trainStepFlops } from "./train.ts";
+ * trainStepFlops([{ name: "w", macs: 10 }], 100, 7).step; // 3 · 2 · 10 · 7 + 6 · 100
  * ```
  */
-export function trainStepFlops(c: TrainBenchConfig): StepFlops {
-  const { vocab: V, embed: E, hidden: H, layers: L, batch: B, bptt: T } = c;
-  const N = T * B;
-  let lstmForward = 0, lstmBackward = 0, params = V * E + V * H + V;
-  for (let l = 0; l < L; l++) {
-    const inSize = l === 0 ? E : H;
-    lstmForward += 2 * N * 4 * H * (inSize + H);
-    lstmBackward += 2 * (T - 1) * B * 4 * H * H + 2 * N * 4 * H * H + 4 * N * 4 * H * inSize +
-      2 * N * 4 * H;
-    params += 4 * H * (inSize + H) + 8 * H;
-  }
-  const decoderLoss = 3 * 2 * N * H * V + 2 * N * V;
-  const optimizer = 6 * params;
-  return {
-    embedding: 0,
-    lstmForward,
-    lstmBackward,
-    decoderLoss,
-    optimizer,
-    step: lstmForward + lstmBackward + decoderLoss + optimizer,
-    eval: lstmForward + 2 * N * H * V,
-  };
+export function trainStepFlops(
+  weights: readonly WeightMacs[],
+  parameters: number,
+  tokens: number,
+): StepFlops {
+  const forward = 2 * weights.reduce((s, w) => s + w.macs, 0) * tokens;
+  return { forward, step: 3 * forward + 6 * parameters, eval: forward };
 }
-
-/** Phases of the breakdown, each the union of some captured step phases. */
-const BREAKDOWN: readonly { phase: string; parts: readonly string[]; flops: keyof StepFlops }[] = [
-  {
-    phase: "embedding",
-    parts: ["embedding_forward", "embedding_backward"],
-    flops: "embedding",
-  },
-  { phase: "lstm_forward", parts: ["lstm_forward"], flops: "lstmForward" },
-  {
-    phase: "decoder_loss",
-    parts: ["decoder_forward", "decoder_backward"],
-    flops: "decoderLoss",
-  },
-  { phase: "lstm_backward", parts: ["lstm_backward"], flops: "lstmBackward" },
-  { phase: "optimizer", parts: ["optimizer"], flops: "optimizer" },
-];
 
 type Replay = () => void;
 
@@ -231,9 +177,8 @@ const round = (x: number, digits: number) => +x.toFixed(digits);
 /**
  * Runs the train suite on `gpu`: 2 warm-up steps, the capture of one step, then `reps` (≥ 5)
  * rounds that each time one training step, one evaluation pass, every phase replay and the
- * whole-step replay. Dropout is 0 so that every step does
- * the same work (dropout adds a few elementwise kernels, not counted); token ids are synthetic
- * uniform random ids, which give the embedding scatter realistic (mostly distinct) rows.
+ * whole-step replay. Token ids are synthetic uniform random ids, which give the embedding
+ * scatter realistic (mostly distinct) rows.
  *
  * @example
  * ```ts ignore
@@ -242,20 +187,14 @@ const round = (x: number, digits: number) => +x.toFixed(digits);
  */
 export async function benchTrain(
   gpu: Gpu,
-  opts: { reps: number; log: (s: string) => void; config?: TrainBenchConfig },
+  opts: { reps: number; log: (s: string) => void; setup?: TrainBenchSetup },
 ): Promise<TrainRow[]> {
-  const c = opts.config ?? TRAIN_BENCH_CONFIG;
-  const { bptt: T, batch: B } = c;
+  const { config: c, vocab } = opts.setup ?? await trainBenchSetup();
+  const family = modelFamily(c.model);
+  const modelConfig = family.config(modelSettings(c, vocab));
+  const { bptt: T, batchSize: B } = c;
   const N = T * B;
   const warmup = 2;
-  const lm: LstmLmConfig = {
-    vocab: c.vocab,
-    embed: c.embed,
-    hidden: c.hidden,
-    layers: c.layers,
-    dropout: 0,
-    tied: false,
-  };
   const settings: OptimizerSettings = {
     kind: "sgd",
     lr: c.lr,
@@ -265,40 +204,33 @@ export async function benchTrain(
     adam: { beta1: 0, beta2: 0.999, eps: 1e-9 },
   };
   const adapter = gpu.report.description;
-  const configText = `V=${c.vocab} E=${c.embed} H=${c.hidden} L=${c.layers} B=${B} T=${T} ` +
+  const configText = `${family.name} ${JSON.stringify(modelConfig)} B=${B} T=${T} ` +
     `dropout=0 sgd lr=${c.lr} clip=${c.clip} synthetic-uniform-ids variant=${gpu.variant}`;
-  const flops = trainStepFlops(c);
   opts.log(`train suite: ${configText}`);
   opts.log(
     "dropout 0 (fixed work per step); token ids are synthetic uniform random ids; " +
-      "GFLOP/s counts matmul and optimizer FLOPs only (bench/train.ts, trainStepFlops)",
+      "GFLOP/s from the family's costs (spec §9: 6 per weight multiply-add and token, " +
+      "6 per parameter for the optimizer; bench/train.ts, trainStepFlops)",
   );
 
-  const model = createLstmLm(gpu, lm, 1111);
-  const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
-  const state = createLstmLmState(gpu, model, B);
-  const evalWs = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: false });
-  const evalState = createLstmLmState(gpu, model, B);
-  // The captured step gets its own workspace so the timed steps never overwrite its batch.
-  const capWs = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
-  const capState = createLstmLmState(gpu, model, B);
+  const model = family.create(gpu, modelConfig, 1111);
+  const parameters = model.params.reduce((n, p) => n + p.value.size, 0);
+  const flops = trainStepFlops(family.weightMacs(modelConfig), parameters, N);
+  const session = model.session({ maxT: T, B, training: true });
+  const evalSession = model.session({ maxT: T, B, training: false });
+  // The captured step gets its own session so the timed steps never overwrite its batch.
+  const capSession = model.session({ maxT: T, B, training: true });
   let opt: OptimizerState = createOptimizer(gpu, model.params, settings);
   let s = 12345;
   const ids = () =>
     new Uint32Array(N).map(() => {
       s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      return Math.floor((s / 4294967296) * c.vocab);
+      return Math.floor((s / 4294967296) * vocab);
     });
-  const newBatch = (w: LstmLmWorkspace) =>
-    writeLstmLmBatch(gpu, w, { T, input: ids(), target: ids() });
+  const newBatch = (w: ModelSession) => w.writeBatch({ T, input: ids(), target: ids() });
   let step = 0;
-  const recordStep = (
-    w: LstmLmWorkspace,
-    st: LstmLmState,
-    batch: LstmLmBatch,
-    onPhase?: (p: LstmLmPhase | "optimizer") => void,
-  ) => {
-    lstmLmStep(gpu, model, w, st, batch, { seed: 1, step: step++, onPhase });
+  const recordStep = (w: ModelSession, batch: ModelBatch, onPhase?: (p: string) => void) => {
+    w.step(batch, { seed: 1, step: step++, onPhase });
     onPhase?.("optimizer");
     opt = optimizerStep(gpu, model.params, opt, settings);
   };
@@ -310,12 +242,12 @@ export async function benchTrain(
     return performance.now() - t0;
   };
   const trainMs = () => {
-    const batch = newBatch(ws);
-    return syncedMs(() => recordStep(ws, state, batch));
+    const batch = newBatch(session);
+    return syncedMs(() => recordStep(session, batch));
   };
   const evalMs = () => {
-    const batch = newBatch(evalWs);
-    return syncedMs(() => lstmLmEvalLoss(gpu, model, evalWs, evalState, batch));
+    const batch = newBatch(evalSession);
+    return syncedMs(() => evalSession.evalLoss(batch));
   };
 
   const rows: TrainRow[] = [];
@@ -339,22 +271,17 @@ export async function benchTrain(
 
   // Warm-up (pipeline compilation, pool), then the capture of one real step.
   for (let i = 0; i < warmup; i++) await trainMs(), await evalMs();
-  const capBatch = newBatch(capWs);
+  const capBatch = newBatch(capSession);
   await gpu.sync();
   const d0 = gpu.dispatchCount;
-  const captured = capturePhases(gpu, (mark) => recordStep(capWs, capState, capBatch, mark));
+  const captured = capturePhases(gpu, (mark) => recordStep(capSession, capBatch, mark));
   await gpu.sync();
   opts.log(`captured step: ${gpu.dispatchCount - d0} dispatches`);
-  const replays = BREAKDOWN.map((b) => ({
-    ...b,
-    ops: b.parts.flatMap((p) => {
-      const got = captured.get(p);
-      if (!got?.length) throw new Error(`bench train: step phase ${p} recorded nothing`);
-      return got;
-    }),
-    inner: 1,
-    ms: [] as number[],
-  }));
+  const replays = [...family.phases, "optimizer"].map((phase) => {
+    const ops = captured.get(phase);
+    if (!ops?.length) throw new Error(`bench train: step phase ${phase} recorded nothing`);
+    return { phase, ops, inner: 1, ms: [] as number[] };
+  });
   const whole = { ops: [...captured.values()].flat(), inner: 1, ms: [] as number[] };
   // Short phases are replayed `inner` times per submission so that each sample lasts ≥ 100 ms,
   // well above the ~10 ms with which Deno notices finished work (as in timing.ts).
@@ -380,20 +307,19 @@ export async function benchTrain(
   }
   const rounds = `median of ${opts.reps} interleaved rounds after ${warmup} warm-up steps`;
   const synced = `timing: recorded then awaited with gpu.sync(), batch upload not timed; ${rounds}`;
-  row("train_step", median(stepMs), flops.step, true, `lstmLmStep + optimizerStep; ${synced}`);
-  row("eval_forward", median(evalMsList), flops.eval, true, `lstmLmEvalLoss; ${synced}`);
+  row("train_step", median(stepMs), flops.step, true, `session.step + optimizerStep; ${synced}`);
+  row("eval_forward", median(evalMsList), flops.eval, true, `session.evalLoss; ${synced}`);
   let sum = 0;
   for (const r of replays) {
     const ms = median(r.ms);
     sum += ms;
-    const f = flops[r.flops];
     row(
       r.phase,
       ms,
-      f > 0 ? f : null,
+      null,
       false,
-      `${r.parts.join(" + ")}; timing: the phase's operations captured from one step ` +
-        `(onPhase marks) replayed alone ${r.inner}x per submission; ${rounds}`,
+      `timing: the phase's operations captured from one step (onPhase marks) replayed alone ` +
+        `${r.inner}x per submission; ${rounds}`,
     );
   }
   row(
@@ -412,6 +338,6 @@ export async function benchTrain(
     true,
     `all operations captured from the step replayed together; timing: ${rounds}`,
   );
-  for (const w of [ws, evalWs, capWs]) releaseLstmLmWorkspace(gpu, w);
+  for (const w of [session, evalSession, capSession]) w.release();
   return rows;
 }

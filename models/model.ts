@@ -143,6 +143,8 @@ export interface ModelFamily<C = unknown> {
   phases: readonly string[];
   /** Training windows: fixed BPTT (variable AWD windows come with the AWD families). */
   windows: "fixed";
+  /** The preset `deno task bench train` times (a size that runs on a CPU). */
+  benchPreset: string;
   /** The family's config from run settings; throws {@linkcode ModelConfigError}. */
   config(settings: ModelSettings): C;
   paramSpecs(config: C): ParamSpec[];
@@ -159,23 +161,6 @@ export interface ModelFamily<C = unknown> {
  * parameters, so every `ModelFamily<C>` is one).
  */
 export type AnyModelFamily = ModelFamily<unknown>;
-
-/**
- * Per-token forward FLOPs at the given per-tensor densities (missing names count as dense): two
- * per multiply-accumulate.
- *
- * @example
- * ```ts
- * import { forwardFlops } from "./model.ts";
- * forwardFlops([{ name: "w", macs: 100 }], { w: 0.5 }); // 100
- * ```
- */
-export function forwardFlops(
-  weights: readonly WeightMacs[],
-  density: Readonly<Record<string, number>> = {},
-): number {
-  return weights.reduce((s, w) => s + 2 * w.macs * (density[w.name] ?? 1), 0);
-}
 
 /**
  * Row blocks of `count` equal parts of `rows` (LSTM `[H, H, H, H]`, RHN `[H, H]`).

@@ -1,8 +1,10 @@
 /**
- * Run configuration of `deno task train`: defaults < `--preset` < `--config FILE.json` < flags.
- * Flags are named as in the PyTorch word-language-model example and the Selfish-RNN code, in
- * kebab-case; a config file uses the same names as keys. Unknown names and bad values are
- * errors that name the flag (or file and key) and what was expected.
+ * Run configuration of `deno task train`: defaults < the model family's defaults < `--preset` <
+ * `--config FILE.json` < flags. Flags are named as in the PyTorch word-language-model example
+ * and the Selfish-RNN code, in kebab-case; a config file and a family's presets use the same
+ * names as keys. The family (`--model`, or the preset's) adds its own flags and validates its
+ * settings (`models/model.ts`). Unknown names and bad values are errors that name the flag (or
+ * file and key) and what was expected.
  *
  * @module
  */
@@ -12,6 +14,13 @@ import { METHOD_NAMES, type MethodName, type Redistribution } from "./sparsity/m
 import { csrUnsupported, type Storage } from "./sparsity/storage.ts";
 
 import type { OptimizerName } from "./optimizer.ts";
+import { MODEL_FAMILIES, modelFamily } from "../models/families.ts";
+import {
+  type AnyModelFamily,
+  type FlagValue,
+  ModelConfigError,
+  type ModelSettings,
+} from "../models/model.ts";
 export type { OptimizerName };
 
 /** Everything a training run needs to know. */
@@ -20,6 +29,10 @@ export interface TrainConfig {
   data: string | null;
   /** Map valid/test tokens missing from train to `<unk>` instead of failing. */
   unk: boolean;
+  /** Model family (`--model`, `models/families.ts`). */
+  model: string;
+  /** The family's own flags by name (its defaults filled in). */
+  modelFlags: Record<string, FlagValue>;
   emsize: number;
   nhid: number;
   nlayers: number;
@@ -29,6 +42,10 @@ export interface TrainConfig {
   batchSize: number;
   bptt: number;
   dropout: number;
+  /** AWD/RHN dropouts: hidden, input (locked) and embedding rows (`models/model.ts`). */
+  dropouth: number;
+  dropouti: number;
+  dropoute: number;
   tied: boolean;
   seed: number;
   optimizer: OptimizerName;
@@ -104,6 +121,8 @@ export class ConfigError extends Error {
 export const DEFAULTS: Readonly<TrainConfig> = {
   data: null,
   unk: false,
+  model: "lstm",
+  modelFlags: {},
   emsize: 64,
   nhid: 64,
   nlayers: 1,
@@ -113,6 +132,9 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   batchSize: 32,
   bptt: 16,
   dropout: 0,
+  dropouth: 0,
+  dropouti: 0,
+  dropoute: 0,
   tied: false,
   seed: 1111,
   optimizer: "adam",
@@ -146,50 +168,16 @@ export const DEFAULTS: Readonly<TrainConfig> = {
 };
 
 /**
- * Named configurations. `ptb-lstm-large` is the paper's stacked LSTM (spec §2.1, README command):
- * 1500/1500/2 layers, lr 40, clip 0.25, dropout 0.65, 100 epochs, batch 20, bptt 35, weight
- * decay 1.2e-6, NT-ASGD. The small ones fit a 2-core CPU.
+ * Every family's named configurations (`--preset`), with the family each belongs to. Presets
+ * use flag names, like config files (e.g. `ptb-lstm-large`, the paper's stacked LSTM).
  */
-export const PRESETS: Readonly<Record<string, Partial<TrainConfig>>> = {
-  "ptb-lstm-large": {
-    emsize: 1500,
-    nhid: 1500,
-    nlayers: 2,
-    lr: 40,
-    clip: 0.25,
-    dropout: 0.65,
-    epochs: 100,
-    batchSize: 20,
-    bptt: 35,
-    weightDecay: 1.2e-6,
-    optimizer: "ntasgd",
-  },
-  "ptb-lstm-medium": {
-    emsize: 650,
-    nhid: 650,
-    nlayers: 2,
-    lr: 20,
-    clip: 0.25,
-    dropout: 0.5,
-    epochs: 40,
-    batchSize: 20,
-    bptt: 35,
-    weightDecay: 1.2e-6,
-    optimizer: "ntasgd",
-  },
-  "ptb-lstm-small": {
-    emsize: 200,
-    nhid: 200,
-    nlayers: 2,
-    lr: 20,
-    clip: 0.25,
-    dropout: 0,
-    epochs: 13,
-    batchSize: 20,
-    bptt: 35,
-    optimizer: "sgd",
-  },
-};
+export const PRESETS: Readonly<
+  Record<string, { family: string; settings: Readonly<Record<string, FlagValue>> }>
+> = Object.fromEntries(
+  Object.values(MODEL_FAMILIES).flatMap((f) =>
+    Object.entries(f.presets).map(([name, settings]) => [name, { family: f.name, settings }])
+  ),
+);
 
 type Kind =
   | "int"
@@ -207,12 +195,14 @@ type Kind =
   | "list"
   | "sparsity"
   | "storage"
-  | "inactive";
+  | "inactive"
+  | "model";
 
 /** Flag name → config key and value kind. */
 const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "data": ["data", "string"],
   "unk": ["unk", "bool"],
+  "model": ["model", "model"],
   "emsize": ["emsize", "posint"],
   "nhid": ["nhid", "posint"],
   "nlayers": ["nlayers", "posint"],
@@ -222,6 +212,9 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "batch-size": ["batchSize", "posint"],
   "bptt": ["bptt", "posint"],
   "dropout": ["dropout", "prob"],
+  "dropouth": ["dropouth", "prob"],
+  "dropouti": ["dropouti", "prob"],
+  "dropoute": ["dropoute", "prob"],
   "tied": ["tied", "bool"],
   "seed": ["seed", "int"],
   "optimizer": ["optimizer", "optimizer"],
@@ -279,6 +272,7 @@ function convert(where: string, kind: Kind, raw: unknown): unknown {
   if (kind === "init") return oneOf(raw, ["uniform", "er"] as const, fail);
   if (kind === "redistribution") return oneOf(raw, REDISTRIBUTIONS, fail);
   if (kind === "storage") return oneOf(raw, ["masked", "csr"] as const, fail);
+  if (kind === "model") return oneOf(raw, Object.keys(MODEL_FAMILIES), fail);
   if (kind === "inactive") {
     return oneOf(raw, ["auto", "clear", "accumulate", "keep"] as const, fail);
   }
@@ -307,19 +301,75 @@ function applyEntries(
   target: Record<string, unknown>,
   entries: Iterable<[string, unknown]>,
   where: (name: string) => string,
+  family: AnyModelFamily,
 ): void {
   for (const [name, raw] of entries) {
     const spec = FLAGS[name];
-    if (!spec) {
+    const own = family.flags[name];
+    if (spec) {
+      target[spec[0]] = convert(where(name), spec[1], raw);
+    } else if (own) {
+      const flags = target.modelFlags as Record<string, FlagValue>;
+      target.modelFlags = { ...flags, [name]: convert(where(name), own.kind, raw) as FlagValue };
+    } else {
+      const owner = Object.values(MODEL_FAMILIES).find((f) => name in f.flags);
       throw new ConfigError(
-        `${where(name)}: unknown setting (known: ${Object.keys(FLAGS).join(", ")})`,
+        owner
+          ? `${where(name)}: a setting of --model ${owner.name}, not of --model ${family.name}`
+          : `${where(name)}: unknown setting (known: ${
+            [...Object.keys(FLAGS), ...Object.keys(family.flags)].join(", ")
+          })`,
       );
     }
-    target[spec[0]] = convert(where(name), spec[1], raw);
   }
 }
 
-function applyPreset(target: Record<string, unknown>, name: unknown, where: string): void {
+/**
+ * The model settings a family reads from a run config (`vocab` from the data).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULTS, modelSettings } from "./config.ts";
+ * modelSettings(DEFAULTS, 10000).nhid; // 64
+ * ```
+ */
+export function modelSettings(config: TrainConfig, vocab: number): ModelSettings {
+  return {
+    vocab,
+    emsize: config.emsize,
+    nhid: config.nhid,
+    nlayers: config.nlayers,
+    dropout: config.dropout,
+    dropouth: config.dropouth,
+    dropouti: config.dropouti,
+    dropoute: config.dropoute,
+    tied: config.tied,
+    flags: config.modelFlags,
+  };
+}
+
+/** The family a run names: `--model`, else its preset's, else the config file's, else lstm. */
+function runFamily(
+  flagModel: unknown,
+  preset: { name: unknown; where: string } | null,
+  fileModel: unknown,
+): AnyModelFamily {
+  const presetFamily = preset === null ? null : presetOf(preset.name, preset.where).family;
+  const chosen = flagModel ?? fileModel;
+  if (chosen !== undefined) {
+    const name = convert(flagModel !== undefined ? "--model" : "model", "model", chosen) as string;
+    if (presetFamily !== null && presetFamily !== name) {
+      throw new ConfigError(
+        `${preset!.where} ${String(preset!.name)} is a --model ${presetFamily} preset, ` +
+          `but the run is --model ${name}`,
+      );
+    }
+    return modelFamily(name);
+  }
+  return modelFamily(presetFamily ?? DEFAULTS.model);
+}
+
+function presetOf(name: unknown, where: string): (typeof PRESETS)[string] {
   if (typeof name !== "string" || !(name in PRESETS)) {
     throw new ConfigError(
       `${where}: unknown preset ${JSON.stringify(name)} (known: ${
@@ -327,7 +377,7 @@ function applyPreset(target: Record<string, unknown>, name: unknown, where: stri
       })`,
     );
   }
-  Object.assign(target, PRESETS[name]);
+  return PRESETS[name];
 }
 
 /**
@@ -348,6 +398,11 @@ export async function parseTrainArgs(argv: readonly string[]): Promise<TrainConf
   for (const [flag, [, kind]] of Object.entries(FLAGS)) {
     options[flag] = { type: kind === "bool" ? "boolean" : "string" };
   }
+  for (const f of Object.values(MODEL_FAMILIES)) {
+    for (const [flag, spec] of Object.entries(f.flags)) {
+      options[flag] = { type: spec.kind === "bool" ? "boolean" : "string" };
+    }
+  }
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
@@ -355,9 +410,9 @@ export async function parseTrainArgs(argv: readonly string[]): Promise<TrainConf
     throw new ConfigError((e as Error).message);
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
-  const cfg: Record<string, unknown> = { ...DEFAULTS };
   let fileEntries: [string, unknown][] = [];
   let filePreset: unknown;
+  let fileModel: unknown;
   const path = values.config === undefined ? null : String(values.config);
   if (path !== null) {
     let json: unknown;
@@ -369,21 +424,42 @@ export async function parseTrainArgs(argv: readonly string[]): Promise<TrainConf
     if (typeof json !== "object" || json === null || Array.isArray(json)) {
       throw new ConfigError(`--config ${path}: expected a JSON object of settings`);
     }
-    fileEntries = Object.entries(json).filter(([k]) => k !== "preset");
+    fileEntries = Object.entries(json).filter(([k]) => k !== "preset" && k !== "model");
     filePreset = (json as Record<string, unknown>).preset;
+    fileModel = (json as Record<string, unknown>).model;
   }
-  if (values.preset !== undefined) applyPreset(cfg, values.preset, "--preset");
-  else if (filePreset !== undefined) applyPreset(cfg, filePreset, `${path}: preset`);
-  applyEntries(cfg, fileEntries, (k) => `${path}: ${k}`);
-  const flagEntries = Object.entries(values).filter(([k, v]) =>
-    k !== "preset" && k !== "config" && v !== undefined
-  ) as [string, unknown][];
-  applyEntries(cfg, flagEntries, (k) => `--${k}`);
-  const out = cfg as unknown as TrainConfig;
-  if (out.tied && out.emsize !== out.nhid) {
-    throw new ConfigError(
-      `--tied needs --emsize equal to --nhid (got ${out.emsize} and ${out.nhid})`,
+  const preset = values.preset !== undefined
+    ? { name: values.preset, where: "--preset" }
+    : filePreset !== undefined
+    ? { name: filePreset, where: `${path}: preset` }
+    : null;
+  const family = runFamily(values.model, preset, fileModel);
+  const cfg: Record<string, unknown> = {
+    ...DEFAULTS,
+    model: family.name,
+    modelFlags: Object.fromEntries(Object.entries(family.flags).map(([k, f]) => [k, f.default])),
+  };
+  applyEntries(cfg, Object.entries(family.defaults), (k) => `${family.name} default ${k}`, family);
+  if (preset) {
+    applyEntries(
+      cfg,
+      Object.entries(presetOf(preset.name, preset.where).settings),
+      (k) => `preset ${String(preset.name)}: ${k}`,
+      family,
     );
+  }
+  applyEntries(cfg, fileEntries, (k) => `${path}: ${k}`, family);
+  const flagEntries = Object.entries(values).filter(([k, v]) =>
+    k !== "preset" && k !== "config" && k !== "model" && v !== undefined
+  ) as [string, unknown][];
+  applyEntries(cfg, flagEntries, (k) => `--${k}`, family);
+  const out = cfg as unknown as TrainConfig;
+  try {
+    // the data sets the vocabulary later; the family's checks do not depend on it
+    family.config(modelSettings(out, 2));
+  } catch (e) {
+    if (e instanceof ModelConfigError) throw new ConfigError(e.message);
+    throw e;
   }
   if (values.density !== undefined && values.sparsity !== undefined) {
     throw new ConfigError("--density and --sparsity set the same thing; give one of them");

@@ -5,19 +5,15 @@ import {
   createLstmLmState,
   createLstmLmWorkspace,
   type LstmLmConfig,
-  lstmLmParamSpecs,
   type LstmLmPhase,
   lstmLmStep,
   writeLstmLmBatch,
-} from "../models/lstm_lm.ts";
+} from "../models/lstm/lstm_lm.ts";
 import type { Gpu } from "../kernels/runtime/runtime.ts";
-import {
-  benchTrain,
-  TRAIN_BENCH_CONFIG,
-  TRAIN_COLUMNS,
-  type TrainBenchConfig,
-  trainStepFlops,
-} from "../bench/train.ts";
+import { benchTrain, TRAIN_COLUMNS, trainBenchSetup, trainStepFlops } from "../bench/train.ts";
+import { modelFamily } from "../models/families.ts";
+import { lstmFamily } from "../models/lstm/family.ts";
+import { modelSettings } from "../pipeline/config.ts";
 
 const lm: LstmLmConfig = { vocab: 11, embed: 6, hidden: 6, layers: 2, dropout: 0.3, tied: false };
 const T = 4, B = 3;
@@ -67,29 +63,21 @@ Deno.test({
   },
 });
 
-Deno.test("trainStepFlops: the issue's config, against hand-computed counts", () => {
-  const f = trainStepFlops(TRAIN_BENCH_CONFIG);
-  // N = 700, 4H = 800, in = H = 200.
-  equal(f.lstmForward, 2 * (2 * 700 * 800 * 400));
-  equal(
-    f.lstmBackward,
-    2 * (2 * 34 * 20 * 800 * 200 + 2 * 700 * 800 * 200 + 4 * 700 * 800 * 200 + 2 * 700 * 800),
+Deno.test("trainStepFlops: the family's costs, 6 per multiply-add and token", async () => {
+  // the 200/200/2 LSTM of the bench: N = 700, 4H = 800, in = H = 200, V = 10000
+  const { config, vocab } = await trainBenchSetup("lstm");
+  const family = modelFamily(config.model);
+  const cfg = family.config(modelSettings(config, vocab));
+  const macs = 2 * (800 * 200 + 800 * 200) + 10000 * 200;
+  const params = family.paramSpecs(cfg).reduce(
+    (s, p) => s + p.shape.reduce((a, b) => a * b, 1),
+    0,
   );
-  equal(f.decoderLoss, 3 * 2 * 700 * 200 * 10000 + 2 * 700 * 10000);
-  // Parameter count from the model's own layout, independent of the formula's.
-  const specs = lstmLmParamSpecs({
-    vocab: 10000,
-    embed: 200,
-    hidden: 200,
-    layers: 2,
-    dropout: 0,
-    tied: false,
-  });
-  const params = specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
-  equal(f.optimizer, 6 * params);
-  equal(f.step, f.lstmForward + f.lstmBackward + f.decoderLoss + f.optimizer);
-  equal(f.eval, f.lstmForward + 2 * 700 * 200 * 10000);
-  equal(f.embedding, 0);
+  const f = trainStepFlops(family.weightMacs(cfg), params, 700);
+  equal(f.forward, 2 * macs * 700);
+  equal(f.step, 3 * 2 * macs * 700 + 6 * params);
+  equal(f.eval, f.forward);
+  deepEqual([config.batchSize, config.bptt, config.dropout, config.optimizer], [20, 35, 0, "sgd"]);
 });
 
 Deno.test({
@@ -97,26 +85,17 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    const config: TrainBenchConfig = {
-      vocab: 37,
-      embed: 8,
-      hidden: 8,
-      layers: 2,
-      batch: 3,
-      bptt: 5,
-      lr: 1,
-      clip: 0.25,
-    };
+    const setup = await trainBenchSetup("lstm", undefined, [
+      ...["--emsize", "8", "--nhid", "8", "--batch-size", "3", "--bptt", "5", "--lr", "1"],
+    ]);
+    setup.vocab = 37;
     const logs: string[] = [];
-    const rows = await benchTrain(gpu, { reps: 5, log: (s) => logs.push(s), config });
+    const rows = await benchTrain(gpu, { reps: 5, log: (s) => logs.push(s), setup });
+    const phases = [...lstmFamily.phases, "optimizer"];
     deepEqual(rows.map((r) => r.phase), [
       "train_step",
       "eval_forward",
-      "embedding",
-      "lstm_forward",
-      "decoder_loss",
-      "lstm_backward",
-      "optimizer",
+      ...phases,
       "phase_sum",
       "step_replayed",
     ]);
@@ -136,10 +115,9 @@ Deno.test({
       rate >= 1000 * N / (step.ms + 0.005) - 0.05 && rate <= 1000 * N / (step.ms - 0.005) + 0.05,
       `tokens/s ${rate} vs ${N} tokens in ${step.ms} ms`,
     );
-    equal(byPhase.get("embedding")!.gflops, "");
+    equal(byPhase.get("embedding_forward")!.gflops, "");
     equal(byPhase.get("lstm_forward")!["tokens_per_sec"], "");
-    const sum = ["embedding", "lstm_forward", "decoder_loss", "lstm_backward", "optimizer"]
-      .reduce((s, p) => s + byPhase.get(p)!.ms, 0);
+    const sum = phases.reduce((s, p) => s + byPhase.get(p)!.ms, 0);
     ok(Math.abs(byPhase.get("phase_sum")!.ms - sum) < 0.05, "phase_sum is the sum of the phases");
     ok(logs.some((l) => l.includes("synthetic")), "the output says the ids are synthetic");
     for (const m of ["run", "fill", "copy"]) ok(!Object.hasOwn(gpu, m), `gpu.${m} left wrapped`);

@@ -298,6 +298,7 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
     if (c.method === "set") return Promise.reject(new RangeError("set broke, badly"));
     return Promise.resolve({
       data: "fake data",
+      model: { family: "lstm", config: {} },
       valPpl: 10,
       testPpl: 11,
       optimalPpl: null,

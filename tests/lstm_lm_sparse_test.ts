@@ -8,7 +8,7 @@ import {
   lstmLmEvalLoss,
   lstmLmStep,
   writeLstmLmBatch,
-} from "../models/lstm_lm.ts";
+} from "../models/lstm/lstm_lm.ts";
 import { densifyParam, sparsifyParam } from "../models/sparse_params.ts";
 import { hostCsrFromMask } from "../kernels/sparse/sparse_matrix.ts";
 import { DEFAULT_SPARSE_ROUTE, type SparseRoute } from "../models/weight_ops.ts";

@@ -11,8 +11,8 @@ import {
   lstmLmParamSpecs,
   lstmLmStep,
   writeLstmLmBatch,
-} from "../models/lstm_lm.ts";
-import { lstmLmRef } from "../models/lstm_lm_ref.ts";
+} from "../models/lstm/lstm_lm.ts";
+import { lstmLmRef } from "../models/lstm/lstm_lm_ref.ts";
 import type { Gpu } from "../kernels/runtime/runtime.ts";
 import { uniformRef } from "../kernels/random/philox_ref.ts";
 import { ShapeError } from "../kernels/runtime/tensor.ts";

@@ -8,9 +8,14 @@ import {
   uniformRef,
 } from "../kernels/random/philox_ref.ts";
 import { philoxBlocks } from "../kernels/random/philox.ts";
-import { dropoutBackward, dropoutForward, dropoutScale } from "../kernels/cells/dropout.ts";
+import {
+  dropoutBackward,
+  dropoutForward,
+  dropoutScale,
+  sharedMaskDropout,
+} from "../kernels/cells/dropout.ts";
 import { randomBits, randomUniform } from "../kernels/random/random.ts";
-import { dropoutMaskRef, dropoutRef } from "../kernels/cells/dropout_ref.ts";
+import { dropoutMaskRef, dropoutRef, sharedMaskDropoutRef } from "../kernels/cells/dropout_ref.ts";
 import { ShapeError } from "../kernels/runtime/tensor.ts";
 
 /** Published Random123 known answers for Philox4x32-10 (kat_vectors): counter, key, output. */
@@ -360,5 +365,47 @@ Deno.test({
     // are not ShapeErrors, so callers can tell them apart
     throws(() => dropoutForward(gpu, { ...args, p: 1 }), (e) => !(e instanceof ShapeError));
     for (const t of [x, y, short, xu, c, k, o, both]) gpu.release(t);
+  },
+});
+
+Deno.test({
+  name: "shared-mask dropout: locked masks repeat per period, row masks follow the ids, bit-exact",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const T = 5, B = 3, D = 7, p = 0.4, seed = 11, offset = 9;
+    const x = uniform(T * B * D, 21);
+    const tx = gpu.upload([T, B, D], x);
+    const ty = gpu.tensor([T, B, D]);
+    sharedMaskDropout(gpu, { x: tx, y: ty, p, seed, offset, period: B * D });
+    const locked = await gpu.read(ty);
+    deepStrictEqual(locked, sharedMaskDropoutRef(x, p, seed, offset, { period: B * D }));
+    // one mask per sequence: the same elements are dropped at every time step
+    for (let i = 0; i < x.length; i++) equal(locked[i] === 0, locked[i % (B * D)] === 0);
+    ok(locked.some((v) => v === 0) && locked.some((v) => v !== 0), "some kept, some dropped");
+    // the backward is the same map: it must reproduce the forward mask on a gradient of ones
+    const ones = gpu.upload([T, B, D], new Float32Array(T * B * D).fill(1));
+    sharedMaskDropout(gpu, { x: ones, y: ones, p, seed, offset, period: B * D });
+    const g = await gpu.read(ones);
+    for (let i = 0; i < x.length; i++) equal(g[i] === 0, locked[i] === 0);
+    // embedding rows: rows with the same id share their fate; others differ somewhere
+    const V = 50, N = 40, E = 4;
+    const r = rng(5);
+    const ids = Uint32Array.from({ length: N }, () => Math.floor(r() * V));
+    const rowsX = uniform(N * E, 22);
+    const trx = gpu.upload([N, E], rowsX);
+    const tids = gpu.upload([N], ids, "u32");
+    sharedMaskDropout(gpu, { x: trx, y: trx, p, seed, offset, rows: { ids: tids, rowLen: E } });
+    const got = await gpu.read(trx);
+    deepStrictEqual(
+      got,
+      sharedMaskDropoutRef(rowsX, p, seed, offset, { ids, rowLen: E, maskSize: V }),
+    );
+    const keep = dropoutMaskRef(V, p, seed, offset);
+    for (let n = 0; n < N; n++) {
+      for (let e = 0; e < E; e++) equal(got[n * E + e] === 0, keep[ids[n]] === 0);
+    }
+    throws(() => sharedMaskDropout(gpu, { x: tx, y: ty, p, seed, offset }), RangeError);
+    throws(() => sharedMaskDropout(gpu, { x: tx, y: ty, p, seed, offset, period: 4 }), RangeError);
   },
 });

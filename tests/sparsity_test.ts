@@ -6,12 +6,7 @@ import {
   tensorBudgets,
 } from "../pipeline/sparsity/budget.ts";
 import { cosineRemovalRate, gmpSparsity } from "../pipeline/sparsity/schedule.ts";
-import {
-  addTrainFlops,
-  forwardFlops,
-  lstmLmWeightFlops,
-  trainFlopsPerToken,
-} from "../pipeline/sparsity/flops.ts";
+import { addTrainFlops, forwardFlops, trainFlopsPerToken } from "../pipeline/sparsity/flops.ts";
 import {
   initSparsity,
   removalRateAt,
@@ -30,7 +25,8 @@ import {
   optimizerStep,
   startAveraging,
 } from "../pipeline/optimizer.ts";
-import { lstmLmParamSpecs } from "../models/lstm_lm.ts";
+import { lstmLmParamSpecs } from "../models/lstm/lstm_lm.ts";
+import { lstmFamily, lstmWeightMacs } from "../models/lstm/family.ts";
 import type { Param } from "../models/params.ts";
 import type { Gpu } from "../kernels/runtime/runtime.ts";
 import { GPU_TEST, rng, testGpu, uniform } from "./_util.ts";
@@ -77,7 +73,14 @@ Deno.test("sparsity budgets: uniform and ER densities, exact counts, capped spli
 });
 
 Deno.test("sparsity flops: the paper's stacked LSTM numbers (spec §9) and the method models", () => {
-  const w = lstmLmWeightFlops({ vocab: 10000, embed: 1500, hidden: 1500, layers: 2, tied: false });
+  const w = lstmWeightMacs({
+    vocab: 10000,
+    embed: 1500,
+    hidden: 1500,
+    layers: 2,
+    dropout: 0,
+    tied: false,
+  });
   const fD = forwardFlops(w);
   ok(fD === 2 * 51e6, `f_D = ${fD}`);
   const d = Object.fromEntries(w.map((x) => [x.name, 0.33]));
@@ -97,7 +100,7 @@ Deno.test("small dense: the narrowed model does not exceed the sparse parameter 
   const target = sparseParameterCount(lstmLmParamSpecs(cfg), 0.33, "uniform");
   // spec §7: the paper's sparse stacked LSTM keeps 21.8M parameters at density 0.33
   ok(Math.abs(target - 21.8e6) < 0.1e6, `target ${target}`);
-  const small = smallDenseConfig(cfg, target);
+  const small = smallDenseConfig(lstmFamily, cfg, target);
   const count = (h: number) =>
     lstmLmParamSpecs({ ...cfg, embed: h, hidden: h }).reduce(
       (s, p) => s + p.shape.reduce((a, b) => a * b, 1),

@@ -1,5 +1,6 @@
 import { ConfigError, DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
-import { inactiveStatePolicy, train, type TrainingData } from "../pipeline/train.ts";
+import { train, type TrainingData } from "../pipeline/train.ts";
+import { inactiveStatePolicy } from "../pipeline/run/settings.ts";
 import { syntheticCorpus } from "../pipeline/data/synthetic.ts";
 import { type ProgressInfo, ProgressPrinter } from "../pipeline/progress.ts";
 import { CheckpointError } from "../pipeline/checkpoint.ts";

@@ -10,7 +10,7 @@
 
 import type { Gpu } from "../runtime/runtime.ts";
 import { gridFor } from "../runtime/runtime.ts";
-import type { KernelSpec } from "../runtime/kernel.ts";
+import type { BindingDecl, KernelSpec } from "../runtime/kernel.ts";
 import { expectSize, type Tensor } from "../runtime/tensor.ts";
 import { checkOverlap } from "../runtime/alias.ts";
 import { checkU32, RANDOM_HEAD, RANDOM_WG as WG, randomParams } from "../random/random.ts";
@@ -122,4 +122,114 @@ export function dropoutBackward(
   args: { dy: Tensor; dx: Tensor; p: number; seed: number; offset: number },
 ): void {
   dropoutRun(gpu, "dropoutBackward", args.dy, args.dx, args.p, args.seed, args.offset);
+}
+
+// ------------------------------------------------------------------- shared-mask dropouts
+
+/**
+ * One thread per element; the keep decision of element `i` is that of mask element `j(i)`:
+ * `i % period` (locked dropout) or `ids[i / rowLen]` (embedding-row dropout), so elements
+ * sharing `j` share the decision. One Philox block per element (4× the work of plain dropout,
+ * on tensors that are small next to the products around them).
+ */
+function sharedMaskSpec(rows: boolean): KernelSpec {
+  const bindings: BindingDecl[] = [
+    { name: "x", dtype: "f32", access: "read" },
+    { name: "y", dtype: "f32", access: "read_write" },
+  ];
+  if (rows) bindings.push({ name: "ids", dtype: "u32", access: "read" });
+  return {
+    name: rows ? "dropout_rows" : "dropout_locked",
+    bindings,
+    params: [
+      ["n", "u32"],
+      ["period", "u32"],
+      ["row_len", "u32"],
+      ["seed", "u32"],
+      ["offset", "u32"],
+      ["p", "f32"],
+      ["scale", "f32"],
+    ],
+    constants: { WG },
+    body: `${RANDOM_HEAD}
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = linear_index(wg, nwg, lid, WG);
+  if (i >= P.n) { return; }
+  let j = ${rows ? "ids[P.off_ids + i / P.row_len]" : "i % P.period"};
+  let r = philox_block(j / 4u, P.seed, P.offset);
+  let keep = bits_to_uniform(r[j % 4u]) >= P.p;
+  y[P.off_y + i] = select(0.0f, x[P.off_x + i] * P.scale, keep);
+}`,
+  };
+}
+
+const DROPOUT_LOCKED = sharedMaskSpec(false);
+const DROPOUT_ROWS = sharedMaskSpec(true);
+
+/** Arguments of {@linkcode sharedMaskDropout}. */
+export interface SharedMaskDropoutArgs {
+  /** Input (or upstream gradient), f32, any shape; `y` may be `x`. */
+  x: Tensor;
+  y: Tensor;
+  p: number;
+  seed: number;
+  offset: number;
+  /**
+   * Locked (variational) dropout: one mask of `period` elements repeated along `x` (`x: [T, B,
+   * D]` with `period = B·D`: one mask per sequence, shared over time).
+   */
+  period?: number;
+  /**
+   * Embedding-row dropout: `x: [N, rowLen]` gathered rows, `ids: [N]` their row ids; row `n`
+   * keeps or drops with mask element `ids[n]` (a whole word of the embedding matrix).
+   */
+  rows?: { ids: Tensor; rowLen: number };
+}
+
+/**
+ * Inverted dropout whose mask is shared: `y[i] = x[i]·keep(j(i))/(1 − p)` with
+ * `keep(j) = uniform(seed, offset, j) ≥ p` and `j(i)` from `period` (locked dropout) or `rows`
+ * (embedding-row dropout), exactly one of them. Its own gradient (same call on `dy`). The mask
+ * elements are those of {@linkcode dropoutForward} on a tensor of the mask's size, so the CPU
+ * reference reuses `dropoutMaskRef`.
+ *
+ * @example
+ * ```ts ignore
+ * sharedMaskDropout(gpu, { x: emb, y: emb, p: 0.65, seed, offset, period: B * E }); // locked
+ * ```
+ */
+export function sharedMaskDropout(gpu: Gpu, args: SharedMaskDropoutArgs): void {
+  const { x, y, p, seed, offset, period, rows } = args;
+  const what = "sharedMaskDropout";
+  expectSize(`${what} x`, x, x.size, "f32");
+  expectSize(`${what} y`, y, x.size, "f32");
+  checkP(what, p);
+  checkU32(`${what} seed`, seed);
+  checkU32(`${what} offset`, offset);
+  if ((period === undefined) === (rows === undefined)) {
+    throw new RangeError(`${what}: give exactly one of period (locked) and rows (embedding rows)`);
+  }
+  checkOverlap(what, { y }, { x }, [["y", "x"]]);
+  const n = x.size;
+  const common = { n, seed, offset, p, scale: dropoutScale(p) };
+  if (rows) {
+    const { ids, rowLen } = rows;
+    if (!Number.isInteger(rowLen) || rowLen < 1 || n % rowLen !== 0) {
+      throw new RangeError(`${what}: rowLen ${rowLen} does not divide ${n} elements`);
+    }
+    expectSize(`${what} ids`, ids, n / rowLen, "u32");
+    gpu.run(
+      DROPOUT_ROWS,
+      { x, y, ids },
+      { ...common, period: 1, row_len: rowLen },
+      gridFor(n, WG),
+    );
+  } else {
+    if (!Number.isInteger(period) || period! < 1 || n % period! !== 0) {
+      throw new RangeError(`${what}: period ${period} does not divide ${n} elements`);
+    }
+    gpu.run(DROPOUT_LOCKED, { x, y }, { ...common, period: period!, row_len: 1 }, gridFor(n, WG));
+  }
 }

@@ -47,3 +47,32 @@ export function dropoutRef(
   for (let i = 0; i < x.length; i++) y[i] = keep[i] ? Math.fround(x[i] * s) : 0;
   return y;
 }
+
+/**
+ * Reference of `sharedMaskDropout`: element `i` uses mask element `i % period` (locked) or
+ * `ids[floor(i / rowLen)]` (embedding rows) of `dropoutMaskRef`.
+ *
+ * @example
+ * ```ts
+ * import { sharedMaskDropoutRef } from "./dropout_ref.ts";
+ * const y = sharedMaskDropoutRef(new Float32Array(6).fill(1), 0.5, 3, 0, { period: 3 });
+ * y[0] === y[3]; // true: one mask per period
+ * ```
+ */
+export function sharedMaskDropoutRef(
+  x: Float32Array,
+  p: number,
+  seed: number,
+  offset: number,
+  share: { period: number } | { ids: Uint32Array; rowLen: number; maskSize: number },
+): Float32Array {
+  const s = Math.fround(1 / (1 - p));
+  const maskSize = "period" in share ? share.period : share.maskSize;
+  const keep = dropoutMaskRef(maskSize, p, seed, offset);
+  const y = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const j = "period" in share ? i % share.period : share.ids[Math.floor(i / share.rowLen)];
+    y[i] = keep[j] ? Math.fround(x[i] * s) : 0;
+  }
+  return y;
+}

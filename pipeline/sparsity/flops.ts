@@ -21,37 +21,13 @@
  * @module
  */
 
-/** One weight tensor's contribution to the forward pass. */
-export interface WeightFlops {
-  name: string;
-  /** Multiply-adds per token when dense (0 for an embedding lookup). */
-  macs: number;
-}
+import type { WeightMacs } from "../../models/model.ts";
 
 /**
- * Forward multiply-adds per token of each weight tensor of the stacked LSTM LM: every
- * `rnn.weight_*` (`4H × in`, one product per token), the decoder (`V × H`; with tied weights
- * the encoder tensor plays this role), the encoder lookup 0.
- *
- * @example
- * ```ts
- * import { lstmLmWeightFlops } from "./flops.ts";
- * const w = lstmLmWeightFlops({ vocab: 10000, embed: 1500, hidden: 1500, layers: 2, tied: false });
- * w.reduce((s, x) => s + x.macs, 0); // 51_000_000 (spec §9: 36M LSTM + 15M softmax)
- * ```
+ * One weight tensor's contribution to the forward pass (the model family's costs,
+ * `ModelFamily.weightMacs`).
  */
-export function lstmLmWeightFlops(
-  c: { vocab: number; embed: number; hidden: number; layers: number; tied: boolean },
-): WeightFlops[] {
-  const out: WeightFlops[] = [{ name: "encoder.weight", macs: c.tied ? c.vocab * c.hidden : 0 }];
-  for (let l = 0; l < c.layers; l++) {
-    const inSize = l === 0 ? c.embed : c.hidden;
-    out.push({ name: `rnn.weight_ih_l${l}`, macs: 4 * c.hidden * inSize });
-    out.push({ name: `rnn.weight_hh_l${l}`, macs: 4 * c.hidden * c.hidden });
-  }
-  if (!c.tied) out.push({ name: "decoder.weight", macs: c.vocab * c.hidden });
-  return out;
-}
+export type WeightFlops = WeightMacs;
 
 /**
  * Forward FLOPs per token at the given per-tensor densities (missing names count as dense).

@@ -23,7 +23,7 @@ import { randomKeys, selectTopK } from "../../kernels/select/topk.ts";
 import { setWhereFlagged } from "../../kernels/select/mask_update.ts";
 import { mul } from "../../kernels/dense/elementwise.ts";
 import type { Param, ParamSpec } from "../../models/params.ts";
-import { type LstmLmConfig, lstmLmParamSpecs } from "../../models/lstm_lm.ts";
+import type { ModelFamily } from "../../models/model.ts";
 import type { OptimizerState } from "../optimizer.ts";
 import { isUpdateStep, type RunPlan, scheduleSpan } from "../plan.ts";
 import { layerDensities, tensorBudgets } from "./budget.ts";
@@ -307,7 +307,7 @@ export async function gateDensities(
  *
  * @example
  * ```ts ignore
- * sparseParameterCount(lstmLmParamSpecs(cfg), 0.33, "uniform"); // ≈ 21.8M for the paper's LSTM
+ * sparseParameterCount(family.paramSpecs(cfg), 0.33, "uniform"); // ≈ 21.8M, the paper's LSTM
  * ```
  */
 export function sparseParameterCount(
@@ -326,21 +326,22 @@ export function sparseParameterCount(
 }
 
 /**
- * The small-dense baseline's model (spec §7.2): the hidden size (and the embedding size with
- * it when they are equal) shrunk to the largest width whose dense parameter count does not
- * exceed `target`.
+ * The small-dense baseline's model (spec §7.2): `config` at the largest width (the family's
+ * knob: the hidden size, and the embedding size with it when they are equal) whose dense
+ * parameter count does not exceed `target`.
  *
  * @example
  * ```ts ignore
- * const small = smallDenseConfig(cfg, sparseParameterCount(lstmLmParamSpecs(cfg), 0.33, "uniform"));
+ * const target = sparseParameterCount(family.paramSpecs(cfg), 0.33, "uniform");
+ * const small = smallDenseConfig(family, cfg, target);
  * ```
  */
-export function smallDenseConfig(config: LstmLmConfig, target: number): LstmLmConfig {
-  const count = (h: number) => {
-    const c = { ...config, hidden: h, embed: config.embed === config.hidden ? h : config.embed };
-    return { c, n: lstmLmParamSpecs(c).reduce((s, p) => s + numel(p.shape), 0) };
+export function smallDenseConfig<C>(family: ModelFamily<C>, config: C, target: number): C {
+  const count = (w: number) => {
+    const c = family.withWidth(config, w);
+    return { c, n: family.paramSpecs(c).reduce((s, p) => s + numel(p.shape), 0) };
   };
-  let lo = 1, hi = config.hidden;
+  let lo = 1, hi = family.width(config);
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
     if (count(mid).n <= target) lo = mid;

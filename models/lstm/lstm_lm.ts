@@ -51,24 +51,31 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime/runtime.ts";
-import { expectShape, ShapeError, type Tensor } from "../kernels/runtime/tensor.ts";
-import { matmul } from "../kernels/dense/matmul.ts";
-import { lstmCellBackward, lstmCellForward } from "../kernels/cells/lstm_cell.ts";
-import { dropoutBackward, dropoutForward } from "../kernels/cells/dropout.ts";
-import { buildEmbeddingIndex, type EmbeddingIndexTensors } from "../kernels/cells/embedding.ts";
-import { softmaxCrossEntropy } from "../kernels/cells/softmax_ce.ts";
+import type { Gpu } from "../../kernels/runtime/runtime.ts";
+import { expectShape, ShapeError, type Tensor } from "../../kernels/runtime/tensor.ts";
+import { matmul } from "../../kernels/dense/matmul.ts";
+import { lstmCellBackward, lstmCellForward } from "../../kernels/cells/lstm_cell.ts";
+import { dropoutBackward, dropoutForward } from "../../kernels/cells/dropout.ts";
+import { buildEmbeddingIndex, type EmbeddingIndexTensors } from "../../kernels/cells/embedding.ts";
 import {
-  embedBackward,
-  embedForward,
   reusedWeight,
   type SparseRoute,
   weightBackwardData,
   weightBackwardWeight,
   weightForward,
-} from "./weight_ops.ts";
-import { checkParamMask, createParams, type Param, type ParamSpec } from "./params.ts";
-import { equalBlocks } from "./model.ts";
+} from "../weight_ops.ts";
+import { checkParamMask, createParams, type Param, type ParamSpec } from "../params.ts";
+import { equalBlocks } from "../model.ts";
+import {
+  embeddingInputBackward,
+  embeddingInputForward,
+  type InputDrops,
+} from "../parts/embedding_input.ts";
+import {
+  type DecoderHead,
+  decoderHeadBackward,
+  decoderHeadForward,
+} from "../parts/decoder_head.ts";
 
 /** Architecture and dropout of the stacked LSTM LM. */
 export interface LstmLmConfig {
@@ -588,6 +595,18 @@ function validate(
   for (const p of model.params) checkParamMask(p);
 }
 
+/** The decoder's tensors as the shared head takes them. */
+function head(model: LstmLm): DecoderHead {
+  return { weight: model.decoderWeight, bias: model.decoderBias };
+}
+
+/** The input part's dropout: standard, at site 0 (the embedding output). */
+function inputDrops(config: LstmLmConfig, drop: Dropout | null): InputDrops | undefined {
+  if (!drop || drop.p === 0) return undefined;
+  const offset = lstmLmDropoutOffset(config, drop.step, 0);
+  return { out: { kind: "standard", p: drop.p, seed: drop.seed, offset } };
+}
+
 /** Tensors the backward pass needs from the forward pass. */
 interface ForwardTrace {
   /** Input of each layer as the layer saw it (after dropout): `[N, in_l]`. */
@@ -621,13 +640,14 @@ function forward(
   };
 
   onPhase?.("embedding_forward");
-  const emb = ws.emb.view(0, [N, E]);
-  embedForward(gpu, model.encoder, {
+  let x = embeddingInputForward(gpu, model.encoder, {
     ids: batch.input,
-    out: emb,
+    emb: ws.emb.view(0, [N, E]),
     maskRows: ws.embMask.view(0, [N, E]),
+    dropped: ws.xDrop[0]?.view(0, [N, E]),
+    B,
+    drops: inputDrops(model.config, drop),
   });
-  let x = dropped(emb, ws.xDrop[0]?.view(0, [N, E]), 0);
   const xs: Tensor[] = [];
   onPhase?.("lstm_forward");
   for (let l = 0; l < L; l++) {
@@ -661,14 +681,14 @@ function forward(
   }
   onPhase?.("decoder_forward");
   const logits = ws.logits.view(0, [N, V]);
-  weightForward(gpu, model.decoderWeight, { x, y: logits, bias: model.decoderBias.value, route });
   const loss = ws.loss.view(0, [N]);
-  softmaxCrossEntropy(gpu, {
+  decoderHeadForward(gpu, head(model), {
+    x,
     logits,
-    targets: batch.target,
     loss,
-    dLogits: drop ? logits : undefined,
-    gradScale: 1 / N,
+    target: batch.target,
+    training: drop !== null,
+    route,
   });
   return { xs, top: x, logits, loss };
 }
@@ -698,7 +718,7 @@ export function lstmLmStep(
   opts: LstmLmStepOptions,
 ): Tensor {
   validate(model, ws, state, batch, true);
-  const { vocab: V, embed: E, hidden: H, layers: L, dropout: p } = model.config;
+  const { embed: E, hidden: H, layers: L, dropout: p } = model.config;
   const drop: Dropout = { p, seed: opts.seed, step: opts.step };
   // Fail on a bad step/seed before recording anything.
   lstmLmDropoutOffset(model.config, opts.step, L);
@@ -721,11 +741,8 @@ export function lstmLmStep(
 
   // decoder
   opts.onPhase?.("decoder_backward");
-  const dec = model.decoderWeight;
-  weightBackwardWeight(gpu, dec, { dy: dLogits, x: trace.top, route });
-  matmul(gpu, { a: ones, b: dLogits, c: model.decoderBias.grad.reshape([1, V]) });
   let dOut = ws.dH[L - 1].view(0, [N, H]);
-  weightBackwardData(gpu, dec, { dy: dLogits, dx: dOut, route });
+  decoderHeadBackward(gpu, head(model), { x: trace.top, dLogits, dx: dOut, ones, route });
   dropBack(dOut, L);
 
   // layers, top to bottom, each backward through time
@@ -765,14 +782,19 @@ export function lstmLmStep(
     gpu.copy(bIh.grad, bHh.grad);
     dOut = l > 0 ? ws.dH[l - 1].view(0, [N, H]) : ws.dEmb!.view(0, [N, E]);
     weightBackwardData(gpu, wIh, { dy: dGates, dx: dOut, route });
-    dropBack(dOut, l);
+    if (l > 0) dropBack(dOut, l); // site 0 is the input part's
   }
 
   // embedding (tied: adds onto the decoder's gradient already in the same tensor)
   opts.onPhase?.("embedding_backward");
-  const enc = model.encoder;
-  if (!model.config.tied) gpu.fill(enc.grad, 0);
-  embedBackward(gpu, enc, { index: batch.index!, dOut });
+  embeddingInputBackward(gpu, model.encoder, {
+    index: batch.index!,
+    ids: batch.input,
+    dOut,
+    B,
+    drops: inputDrops(model.config, drop),
+    tied: model.config.tied,
+  });
   return trace.loss;
 }
 

@@ -14,7 +14,7 @@
  */
 
 import type { LstmLmConfig } from "./lstm_lm.ts";
-import { dropoutMaskRef } from "../kernels/cells/dropout_ref.ts";
+import { dropoutMaskRef } from "../../kernels/cells/dropout_ref.ts";
 
 /** Inputs of {@linkcode lstmLmRef}. */
 export interface LstmLmRefArgs {

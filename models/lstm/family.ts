@@ -1,0 +1,192 @@
+/**
+ * The stacked-LSTM family (`--model lstm`, spec §2.1) behind the model contract: its presets,
+ * the validation of its settings, its costs and width, and sessions over the program in
+ * `lstm_lm.ts`.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../../kernels/runtime/runtime.ts";
+import {
+  type FlagValue,
+  type Model,
+  ModelConfigError,
+  type ModelFamily,
+  type ModelSession,
+  type ModelSettings,
+  type WeightMacs,
+} from "../model.ts";
+import {
+  createLstmLm,
+  createLstmLmState,
+  createLstmLmWorkspace,
+  type LstmLmConfig,
+  lstmLmEvalLoss,
+  lstmLmParamSpecs,
+  lstmLmStep,
+  releaseLstmLmWorkspace,
+  resetLstmLmState,
+  writeLstmLmBatch,
+} from "./lstm_lm.ts";
+
+/**
+ * Forward multiply-adds per token of each weight of the stacked LSTM: every `rnn.weight_*`
+ * (`4H × in`, one product per token), the decoder (`V × H`; tied, the encoder tensor plays
+ * this role), the encoder lookup 0.
+ *
+ * @example
+ * ```ts
+ * import { lstmWeightMacs } from "./family.ts";
+ * const w = lstmWeightMacs({
+ *   vocab: 10000, embed: 1500, hidden: 1500, layers: 2, dropout: 0, tied: false,
+ * });
+ * w.reduce((s, x) => s + x.macs, 0); // 51_000_000 (spec §9: 36M LSTM + 15M softmax)
+ * ```
+ */
+export function lstmWeightMacs(c: LstmLmConfig): WeightMacs[] {
+  const out: WeightMacs[] = [{ name: "encoder.weight", macs: c.tied ? c.vocab * c.hidden : 0 }];
+  for (let l = 0; l < c.layers; l++) {
+    const inSize = l === 0 ? c.embed : c.hidden;
+    out.push({ name: `rnn.weight_ih_l${l}`, macs: 4 * c.hidden * inSize });
+    out.push({ name: `rnn.weight_hh_l${l}`, macs: 4 * c.hidden * c.hidden });
+  }
+  if (!c.tied) out.push({ name: "decoder.weight", macs: c.vocab * c.hidden });
+  return out;
+}
+
+/** The family's config from run settings. */
+function config(s: ModelSettings): LstmLmConfig {
+  for (const flag of ["dropouth", "dropouti", "dropoute"] as const) {
+    if (s[flag] !== 0) {
+      throw new ModelConfigError(
+        `--${flag} ${s[flag]}: the stacked LSTM uses standard dropout (--dropout) at every site`,
+      );
+    }
+  }
+  if (s.tied && s.emsize !== s.nhid) {
+    throw new ModelConfigError(
+      `--tied needs --emsize equal to --nhid (got ${s.emsize} and ${s.nhid})`,
+    );
+  }
+  return {
+    vocab: s.vocab,
+    embed: s.emsize,
+    hidden: s.nhid,
+    layers: s.nlayers,
+    dropout: s.dropout,
+    tied: s.tied,
+  };
+}
+
+function session(
+  gpu: Gpu,
+  model: ReturnType<typeof createLstmLm>,
+  opts: { maxT: number; B: number; training: boolean },
+): ModelSession {
+  const ws = createLstmLmWorkspace(gpu, model, opts);
+  const state = createLstmLmState(gpu, model, opts.B);
+  return {
+    B: opts.B,
+    maxT: opts.maxT,
+    writeBatch: (w) => writeLstmLmBatch(gpu, ws, w),
+    step: (batch, ctx) => lstmLmStep(gpu, model, ws, state, batch, ctx),
+    evalLoss: (batch, o) => lstmLmEvalLoss(gpu, model, ws, state, batch, o),
+    resetState: () => resetLstmLmState(gpu, state),
+    stateTensors: () => {
+      const out: Record<string, (typeof state.h)[number]> = {};
+      state.h.forEach((t, l) => (out[`state.h${l}`] = t));
+      state.c.forEach((t, l) => (out[`state.c${l}`] = t));
+      return out;
+    },
+    release: () => {
+      releaseLstmLmWorkspace(gpu, ws);
+      for (const t of [...state.h, ...state.c]) gpu.release(t);
+    },
+  };
+}
+
+/** Presets of the stacked LSTM (flag names, as in a `--config` file). */
+const PRESETS: Readonly<Record<string, Readonly<Record<string, FlagValue>>>> = {
+  // the paper's (spec §2.1, README command)
+  "ptb-lstm-large": {
+    emsize: 1500,
+    nhid: 1500,
+    nlayers: 2,
+    lr: 40,
+    clip: 0.25,
+    dropout: 0.65,
+    epochs: 100,
+    "batch-size": 20,
+    bptt: 35,
+    wdecay: 1.2e-6,
+    optimizer: "ntasgd",
+  },
+  "ptb-lstm-medium": {
+    emsize: 650,
+    nhid: 650,
+    nlayers: 2,
+    lr: 20,
+    clip: 0.25,
+    dropout: 0.5,
+    epochs: 40,
+    "batch-size": 20,
+    bptt: 35,
+    wdecay: 1.2e-6,
+    optimizer: "ntasgd",
+  },
+  "ptb-lstm-small": {
+    emsize: 200,
+    nhid: 200,
+    nlayers: 2,
+    lr: 20,
+    clip: 0.25,
+    dropout: 0,
+    epochs: 13,
+    "batch-size": 20,
+    bptt: 35,
+    optimizer: "sgd",
+  },
+};
+
+/**
+ * The stacked LSTM LM (Zaremba et al. 2014; Selfish-RNN's `Stacked_LSTM`).
+ *
+ * @example
+ * ```ts ignore
+ * const cfg = lstmFamily.config({ ...settings, vocab: 10000 });
+ * const model = lstmFamily.create(gpu, cfg, 1111);
+ * ```
+ */
+export const lstmFamily: ModelFamily<LstmLmConfig> = {
+  name: "lstm",
+  summary: "stacked LSTM (Zaremba et al. 2014), spec §2.1",
+  // the shared defaults are this family's: a small model on the synthetic corpus
+  defaults: {},
+  presets: PRESETS,
+  flags: {},
+  phases: [
+    "embedding_forward",
+    "lstm_forward",
+    "decoder_forward",
+    "decoder_backward",
+    "lstm_backward",
+    "embedding_backward",
+  ],
+  windows: "fixed",
+  benchPreset: "ptb-lstm-small",
+  config,
+  paramSpecs: lstmLmParamSpecs,
+  weightMacs: lstmWeightMacs,
+  width: (c) => c.hidden,
+  // the embedding follows the hidden size when they are equal (tied or the paper's 1500/1500)
+  withWidth: (c, w) => ({ ...c, hidden: w, embed: c.embed === c.hidden ? w : c.embed }),
+  create(gpu, c, seed): Model<LstmLmConfig> {
+    const model = createLstmLm(gpu, c, seed);
+    return {
+      family: "lstm",
+      config: model.config,
+      params: model.params,
+      session: (opts) => session(gpu, model, opts),
+    };
+  },
+};

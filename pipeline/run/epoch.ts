@@ -1,0 +1,50 @@
+/**
+ * The epoch-end stage: the pending losses, the validation (best weights), NT-ASGD's
+ * non-monotone trigger (spec §5.1; never at the run's last step, where no averaged step would
+ * follow), the loss history and the epoch's log row.
+ *
+ * @module
+ */
+
+import { nonmonoTrigger } from "../ntasgd.ts";
+import { startAveraging } from "../optimizer.ts";
+import { validate } from "./evaluation.ts";
+import { flushLoss, logEpoch } from "./log_stage.ts";
+import type { RunContext, RunState } from "./types.ts";
+
+/**
+ * Runs the epoch-end events and returns the state of the next epoch.
+ *
+ * @example
+ * ```ts ignore
+ * if (isEpochEnd(ctx.plan, state.meta.step)) state = await endEpoch(ctx, state);
+ * ```
+ */
+export async function endEpoch(ctx: RunContext, state: RunState): Promise<RunState> {
+  let s = await flushLoss(ctx, state);
+  const r = await validate(ctx, s);
+  s = r.state;
+  const v = r.loss;
+  let { opt } = s;
+  let averagedAfterEpoch = s.meta.averagedAfterEpoch;
+  if (
+    s.meta.step < ctx.plan.totalSteps && opt.kind === "ntasgd" && !opt.averaging &&
+    nonmonoTrigger(s.meta.history, v, ctx.config.nonmono)
+  ) {
+    opt = startAveraging(ctx.gpu, ctx.model.params, opt);
+    averagedAfterEpoch = s.meta.epoch + 1;
+    ctx.printer.say(
+      `epoch ${s.meta.epoch + 1}: validation stopped improving; switching to averaged SGD`,
+    );
+  }
+  s = { ...s, opt, meta: { ...s.meta, history: [...s.meta.history, v], averagedAfterEpoch } };
+  const prefix = ctx.rd.valid !== ctx.rd.validFull;
+  const optimal = ctx.data.optimalPerplexity;
+  ctx.printer.say(
+    `epoch ${s.meta.epoch + 1} done: valid ppl ${Math.exp(v).toFixed(2)}` +
+      (prefix ? ` (first ${ctx.config.validTokens} tokens)` : "") +
+      (optimal ? ` (optimal ${optimal.toFixed(2)})` : ""),
+  );
+  await logEpoch(ctx, s, v);
+  return { ...s, meta: { ...s.meta, epoch: s.meta.epoch + 1 } };
+}

@@ -1,0 +1,97 @@
+/**
+ * The end of a run: the test of the best weights (and their validation on the whole set when
+ * epochs validated a prefix), and the summary with the topology and FLOPs figures of the model
+ * the test measured. A stopped run (Ctrl-C, `--stop-after`) skips the test: its state is saved
+ * and a resume finishes it.
+ *
+ * @module
+ */
+
+import { toMaskedStorage } from "../sparsity/storage.ts";
+import { gateDensities } from "../sparsity/stage.ts";
+import { forwardFlops } from "../sparsity/flops.ts";
+import { evaluate, validate } from "./evaluation.ts";
+import type { RunContext, RunState, TrainSummary } from "./types.ts";
+
+/**
+ * Tests the best weights (unless stopped) and returns the run's summary.
+ *
+ * @example
+ * ```ts ignore
+ * return await finishRun(ctx, state, stopReason);
+ * ```
+ */
+export async function finishRun(
+  ctx: RunContext,
+  state: RunState,
+  stopReason: TrainSummary["stopReason"],
+): Promise<TrainSummary> {
+  const { gpu, model, config } = ctx;
+  let s = state;
+  let testLoss = NaN, valLoss = s.meta.bestVal;
+  // The last epoch end validated the final weights, so a best exists unless every loss was
+  // NaN or no model qualified; then the final weights are tested.
+  if (!stopReason && s.meta.bestVal === Infinity) {
+    const r = await validate(ctx, s, true);
+    s = r.state;
+    valLoss = r.loss;
+  }
+  // the test and the topology figures below read masked form
+  if (ctx.csr) s = { ...s, opt: toMaskedStorage(gpu, model.params, s.opt) };
+  if (!stopReason) {
+    model.params.forEach((p, i) => {
+      gpu.copy(ctx.best.values[i], p.value);
+      const m = ctx.best.masks[i];
+      if (p.mask && m) gpu.copy(m, p.mask);
+    });
+    if (ctx.rd.valid !== ctx.rd.validFull) {
+      valLoss = await evaluate(gpu, ctx.evaluation, ctx.rd.validFull, config.bptt);
+    }
+    testLoss = await evaluate(gpu, ctx.evaluation, ctx.rd.test, config.bptt);
+  }
+  // the topology figures describe the model the test measured (the best one's masks)
+  const perBlock = await gateDensities(gpu, s.sparsity, model.params);
+  const densities = Object.fromEntries(
+    Object.entries(perBlock).map(([k, g]) => {
+      const t = s.sparsity.tensors.find((x) => x.name === k)!;
+      const rows = t.blocks.reduce((a, b) => a + b, 0);
+      return [k, g.reduce((a, d, i) => a + d * t.blocks[i], 0) / rows];
+    }),
+  );
+  const sparseNames = new Set(Object.keys(densities));
+  const active = model.params.reduce(
+    (n, p) =>
+      n + (sparseNames.has(p.name) ? Math.round(densities[p.name] * p.value.size) : p.value.size),
+    0,
+  );
+  const { meta } = s;
+  return {
+    data: ctx.data.description,
+    model: meta.model,
+    valPpl: Math.exp(valLoss),
+    testPpl: Math.exp(testLoss),
+    optimalPpl: ctx.data.optimalPerplexity ?? null,
+    steps: meta.step,
+    epochs: meta.epoch,
+    tokensPerSec: meta.trainTokens / Math.max(1e-9, meta.trainSeconds),
+    parameters: model.params.reduce((n, p) => n + p.value.size, 0),
+    adapter: gpu.report.description,
+    variant: gpu.variant,
+    averaged: s.opt.averaging,
+    averagedAfterEpoch: meta.averagedAfterEpoch,
+    interrupted: stopReason !== null,
+    stopReason,
+    plan: ctx.plan,
+    epochValPpl: meta.history.map(Math.exp),
+    updates: s.sparsity.history,
+    elapsedSec: meta.trainSeconds,
+    method: ctx.settings.method,
+    activeParameters: active,
+    densities,
+    gateDensities: perBlock,
+    trainFlops: meta.flops.train,
+    denseTrainFlops: meta.flops.denseTrain,
+    inferenceFlops: forwardFlops(ctx.costs.weights, densities),
+    denseInferenceFlops: ctx.costs.fRef,
+  };
+}
