@@ -6,6 +6,13 @@
  *
  * @example
  * ```ts ignore
+ * import { trainModel } from "./mod.ts";
+ * const summary = await trainModel({ method: "selfish", density: 0.33, "max-steps": 200 });
+ * console.log(summary.testPpl, summary.optimalPpl);
+ * ```
+ *
+ * @example
+ * ```ts ignore
  * import { Gpu, matmul } from "./mod.ts";
  * const gpu = await Gpu.create();
  * const x = gpu.upload([2, 3], [1, 2, 3, 4, 5, 6]);
@@ -42,7 +49,12 @@ export * from "./kernels/select/topk.ts";
 export * from "./kernels/select/mask_update.ts";
 export * from "./kernels/dense/transpose.ts";
 export * from "./models/params.ts";
+export * from "./models/model.ts";
+export * from "./models/families.ts";
 export * from "./models/lstm/lstm_lm.ts";
+export * from "./models/lstm/family.ts";
+export * from "./models/parts/embedding_input.ts";
+export * from "./models/parts/decoder_head.ts";
 export * from "./models/weight_ops.ts";
 export * from "./models/sparse_params.ts";
 export * from "./pipeline/data/corpus.ts";
@@ -54,3 +66,6 @@ export * from "./pipeline/optimizer.ts";
 export * from "./pipeline/checkpoint.ts";
 export * from "./pipeline/train.ts";
 export * from "./pipeline/config.ts";
+export * from "./pipeline/api.ts";
+export * from "./pipeline/plan.ts";
+export * from "./pipeline/dry_run.ts";

@@ -1,7 +1,8 @@
 /**
- * `deno task train`: trains the stacked-LSTM language model. With no arguments it trains a small
- * model on the embedded synthetic corpus and reports its perplexity next to the optimal one.
- * Bad flags, data or checkpoints exit with code 2 and one message naming the problem.
+ * `deno task train`: trains a language model of any registered family (`--model`). With no
+ * arguments it trains a small stacked LSTM on the embedded synthetic corpus and reports its
+ * perplexity next to the optimal one; `--dry-run` prints the parameter table and exits. Bad
+ * flags, data or checkpoints exit with code 2 and one message naming the problem.
  *
  * @module
  */
@@ -10,12 +11,30 @@ import { ConfigError, parseTrainArgs } from "./config.ts";
 import { openGpuFromFlags } from "./gpu_flags.ts";
 import { DataError } from "./data/errors.ts";
 import { CheckpointError } from "./checkpoint.ts";
-import { loadTrainingData, train, type TrainSummary } from "./train.ts";
+import { loadTrainingData, train } from "./train.ts";
+import { summaryJson } from "./run/finish.ts";
+export { summaryJson };
+import { MODEL_FAMILIES } from "../models/families.ts";
+import { parameterTable, parameterTableJson, parameterTableText } from "./dry_run.ts";
+import { writeAtomic } from "./atomic.ts";
 
-const USAGE = `usage: deno task train [--preset NAME] [--config FILE.json] [flags]
+const FAMILY_USAGE = Object.values(MODEL_FAMILIES).map((f) =>
+  `  ${f.name.padEnd(8)} ${f.summary}; presets: ${Object.keys(f.presets).join(", ")}` +
+  (Object.keys(f.flags).length
+    ? `; flags: ${
+      Object.entries(f.flags).map(([k, v]) => `--${k} (${v.help}, default ${v.default})`).join(
+        ", ",
+      )
+    }`
+    : "")
+).join("\n");
+
+const USAGE = `usage: deno task train [--model NAME] [--preset NAME] [--config FILE.json] [flags]
+       deno task train ... --dry-run   (print the parameter table, train nothing)
 
 Data:      --data DIR (train.txt/valid.txt/test.txt; default: synthetic corpus) --unk
-Model:     --emsize N --nhid N --nlayers N --dropout P --tied
+Model:     --model ${Object.keys(MODEL_FAMILIES).join("|")} --emsize N --nhid N --nlayers N
+           --dropout P --dropouth P --dropouti P --dropoute P --tied
 Training:  --lr X --clip X --epochs N --batch-size N --bptt N --seed N --wdecay X
            --optimizer sgd|momentum|adam|ntasgd --momentum X --nonmono N
 Plan:      --max-steps N (the run's length when shorter than its epochs; every schedule
@@ -31,46 +50,8 @@ Eval/logs: --eval-batch-size N --valid-tokens N (epoch ends validate on a prefix
 Runs:      --save FILE --resume FILE --stop-after N (stop after step N and save; resume
            continues on the same plan; Ctrl-C does the same)
 GPU:       --adapter auto|hardware|software --variant auto|regblock|tiled
-Presets:   ptb-lstm-large (the paper's), ptb-lstm-medium, ptb-lstm-small`;
-
-/** The `--summary` file: snake_case keys, as the other tools of the field write them. */
-export function summaryJson(s: TrainSummary): Record<string, unknown> {
-  return {
-    "data": s.data,
-    "val_ppl": s.valPpl,
-    "test_ppl": s.testPpl,
-    "optimal_ppl": s.optimalPpl,
-    "steps": s.steps,
-    "epochs": s.epochs,
-    "tokens_per_sec": s.tokensPerSec,
-    "parameters": s.parameters,
-    "adapter": s.adapter,
-    "kernel_variant": s.variant,
-    "averaged": s.averaged,
-    "averaged_after_epoch": s.averagedAfterEpoch,
-    "plan": {
-      "total_steps": s.plan.totalSteps,
-      "epoch_steps": s.plan.epochSteps,
-      "update_every": s.plan.updateEvery,
-    },
-    "epoch_val_ppl": s.epochValPpl,
-    "connectivity_updates": s.updates.map((u) => ({
-      "step": u.step,
-      "removal_rate": u.removalRate,
-      "removed": u.removed,
-      "grown": u.grown,
-    })),
-    "elapsed_sec": s.elapsedSec,
-    "method": s.method,
-    "active_parameters": s.activeParameters,
-    "density_per_tensor": s.densities,
-    "density_per_gate": s.gateDensities,
-    "train_flops": s.trainFlops,
-    "train_flops_x_dense": s.trainFlops / Math.max(1e-30, s.denseTrainFlops),
-    "inference_flops_per_token": s.inferenceFlops,
-    "inference_flops_x_dense": s.inferenceFlops / Math.max(1e-30, s.denseInferenceFlops),
-  };
-}
+Families:
+${FAMILY_USAGE}`;
 
 /** Runs the CLI; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -79,8 +60,21 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    const config = await parseTrainArgs(argv);
+    const dryRun = argv.includes("--dry-run");
+    const config = await parseTrainArgs(argv.filter((a) => a !== "--dry-run"));
     const data = await loadTrainingData(config);
+    if (dryRun) {
+      const table = parameterTable(config, data.corpus.vocab.size);
+      console.log(`data: ${data.description}: vocabulary ${data.corpus.vocab.size}`);
+      console.log(parameterTableText(table));
+      if (config.summary) {
+        await writeAtomic(
+          config.summary,
+          JSON.stringify(parameterTableJson(table), null, 2) + "\n",
+        );
+      }
+      return 0;
+    }
     const gpu = await openGpuFromFlags("train", {
       adapter: config.adapter ?? undefined,
       variant: config.variant ?? undefined,
@@ -109,9 +103,7 @@ export async function main(argv: string[]): Promise<number> {
         `${summary.activeParameters} of ${summary.parameters} parameters active (${summary.method})`,
     );
     if (config.summary) {
-      const tmp = `${config.summary}.tmp`;
-      await Deno.writeTextFile(tmp, JSON.stringify(summaryJson(summary), null, 2) + "\n");
-      await Deno.rename(tmp, config.summary);
+      await writeAtomic(config.summary, JSON.stringify(summaryJson(summary), null, 2) + "\n");
     }
     return 0;
   } catch (e) {

@@ -428,12 +428,42 @@ export async function parseTrainArgs(argv: readonly string[]): Promise<TrainConf
     filePreset = (json as Record<string, unknown>).preset;
     fileModel = (json as Record<string, unknown>).model;
   }
-  const preset = values.preset !== undefined
-    ? { name: values.preset, where: "--preset" }
-    : filePreset !== undefined
-    ? { name: filePreset, where: `${path}: preset` }
+  const flagEntries = Object.entries(values).filter(([k, v]) =>
+    k !== "preset" && k !== "config" && k !== "model" && v !== undefined
+  ) as [string, unknown][];
+  return resolveConfig({
+    flags: {
+      entries: flagEntries,
+      preset: values.preset,
+      model: values.model,
+      where: (k) => `--${k}`,
+    },
+    file: path === null ? null : {
+      entries: fileEntries,
+      preset: filePreset,
+      model: fileModel,
+      where: (k) => `${path}: ${k}`,
+    },
+  });
+}
+
+/** Settings of one source (flags, a config file, an object), by flag name. */
+interface SettingsSource {
+  entries: [string, unknown][];
+  preset: unknown;
+  model: unknown;
+  where: (name: string) => string;
+}
+
+/** defaults < family defaults < preset < file < flags, validated by the family. */
+function resolveConfig(src: { flags: SettingsSource; file: SettingsSource | null }): TrainConfig {
+  const { flags, file } = src;
+  const preset = flags.preset !== undefined
+    ? { name: flags.preset, where: flags.where("preset") }
+    : file?.preset !== undefined
+    ? { name: file.preset, where: file.where("preset") }
     : null;
-  const family = runFamily(values.model, preset, fileModel);
+  const family = runFamily(flags.model, preset, file?.model);
   const cfg: Record<string, unknown> = {
     ...DEFAULTS,
     model: family.name,
@@ -448,11 +478,8 @@ export async function parseTrainArgs(argv: readonly string[]): Promise<TrainConf
       family,
     );
   }
-  applyEntries(cfg, fileEntries, (k) => `${path}: ${k}`, family);
-  const flagEntries = Object.entries(values).filter(([k, v]) =>
-    k !== "preset" && k !== "config" && k !== "model" && v !== undefined
-  ) as [string, unknown][];
-  applyEntries(cfg, flagEntries, (k) => `--${k}`, family);
+  if (file) applyEntries(cfg, file.entries, file.where, family);
+  applyEntries(cfg, flags.entries, flags.where, family);
   const out = cfg as unknown as TrainConfig;
   try {
     // the data sets the vocabulary later; the family's checks do not depend on it
@@ -461,9 +488,42 @@ export async function parseTrainArgs(argv: readonly string[]): Promise<TrainConf
     if (e instanceof ModelConfigError) throw new ConfigError(e.message);
     throw e;
   }
-  if (values.density !== undefined && values.sparsity !== undefined) {
+  const densityGiven = flags.entries.some(([k]) => k === "density");
+  const sparsityGiven = flags.entries.some(([k]) => k === "sparsity");
+  if (densityGiven && sparsityGiven) {
     throw new ConfigError("--density and --sparsity set the same thing; give one of them");
   }
+  checkConfig(out);
+  return out;
+}
+
+/**
+ * A full, validated run config from settings named as flags (`{ model: "rhn", preset:
+ * "ptb-rhn-small", lr: 10, "max-steps": 200 }`): the same names, values, defaults and checks
+ * as `deno task train` (what a script importing `mod.ts` uses instead of spreading `DEFAULTS`).
+ *
+ * @example
+ * ```ts
+ * import { trainConfig } from "./config.ts";
+ * const c = trainConfig({ preset: "ptb-lstm-small", lr: 10 });
+ * [c.nhid, c.lr]; // [200, 10]
+ * ```
+ */
+export function trainConfig(settings: Readonly<Record<string, unknown>> = {}): TrainConfig {
+  const entries = Object.entries(settings).filter(([k]) => k !== "preset" && k !== "model");
+  return resolveConfig({
+    flags: {
+      entries,
+      preset: settings.preset,
+      model: settings.model,
+      where: (k) => `setting ${k}`,
+    },
+    file: null,
+  });
+}
+
+/** The cross-setting checks of a resolved config. */
+function checkConfig(out: TrainConfig): void {
   if (out.pruneStart >= out.pruneEnd) {
     throw new ConfigError(
       `--prune-start (${out.pruneStart}) must be below --prune-end (${out.pruneEnd})`,
@@ -491,5 +551,4 @@ export async function parseTrainArgs(argv: readonly string[]): Promise<TrainConf
   if (out.updateEvery < 0) {
     throw new ConfigError(`--update-every: expected an integer >= 0, got ${out.updateEvery}`);
   }
-  return out;
 }

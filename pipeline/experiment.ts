@@ -32,7 +32,9 @@ import { train, type TrainingData, type TrainSummary } from "./train.ts";
 import { sparsitySettings } from "./run/settings.ts";
 import { planRun, type RunPlan, updateSteps } from "./plan.ts";
 import { removalRateAt, sparsityPlanProblem } from "./sparsity/stage.ts";
-import { summaryJson } from "./cli.ts";
+import { summaryJson } from "./run/finish.ts";
+import { writeAtomic } from "./atomic.ts";
+export { writeAtomic };
 
 /** Bad experiment name or option; the CLI prints the message and exits with code 2. */
 export class ExperimentError extends Error {
@@ -67,6 +69,8 @@ export interface ExperimentDef {
   name: string;
   /** One line for `--help` and the markdown title. */
   title: string;
+  /** The model family every run trains (`--model`). */
+  model: string;
   /** Methods, in the paper's table order. */
   methods: readonly MethodName[];
   optimizers: readonly OptimizerName[];
@@ -79,6 +83,7 @@ export const EXPERIMENTS: Readonly<Record<string, ExperimentDef>> = {
   "table2-small": {
     name: "table2-small",
     title: "Table 2 at small scale: every sparse-training method on the stacked LSTM",
+    model: "lstm",
     methods: METHOD_NAMES,
     optimizers: ["adam"],
     paperContext: "In the paper (PTB, 1500-unit 2-layer stacked LSTM, density 33%, 100 epochs of " +
@@ -91,6 +96,7 @@ export const EXPERIMENTS: Readonly<Record<string, ExperimentDef>> = {
   "table3-small": {
     name: "table3-small",
     title: "Table 3 at small scale: sparse-training methods × optimizers",
+    model: "lstm",
     methods: ["selfish", "rigl", "set", "static-uniform", "dense"],
     optimizers: ["adam", "momentum", "ntasgd"],
     paperContext: "In the paper (PTB stacked LSTM, density 33%), SNT-ASGD — NT-ASGD whose " +
@@ -230,6 +236,7 @@ export function planExperiment(
         optimizer,
         config: {
           ...DEFAULTS,
+          model: def.model,
           data: options.data,
           emsize: options.emsize,
           nhid: options.nhid,
@@ -522,21 +529,6 @@ export function resultsMarkdown(header: ResultsHeader, rows: readonly Experiment
   }
   lines.push(`Paper context (not a test): ${header.experiment.paperContext}`, "");
   return lines.join("\n");
-}
-
-/**
- * Writes `text` to `path` through a temporary file and a rename, so readers never see a
- * half-written file and an interrupted run leaves the previous version.
- *
- * @example
- * ```ts ignore
- * await writeAtomic("out/results.csv", csv);
- * ```
- */
-export async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp`;
-  await Deno.writeTextFile(tmp, text);
-  await Deno.rename(tmp, path);
 }
 
 /** A progress printer whose lines carry the run's name; silent when `quiet`. */

@@ -14,6 +14,8 @@ import { DataError } from "./data/errors.ts";
 import { DEFAULTS } from "./config.ts";
 import { describeAdapter } from "../kernels/runtime/device.ts";
 import { loadTrainingData } from "./train.ts";
+import { modelFamily } from "../models/families.ts";
+import { runModelConfig } from "./run/setup.ts";
 import { METHODS } from "./sparsity/methods/mod.ts";
 import { METHOD_NAMES, type MethodName } from "./sparsity/method.ts";
 import {
@@ -232,12 +234,14 @@ export async function main(argv: string[]): Promise<number> {
     await Deno.mkdir(outDir, { recursive: true });
 
     const c = runs[0].config;
+    const family = modelFamily(c.model);
     const totalSteps = plan.totalSteps;
     const planned = planSummary(plan, c, perEpoch);
     const skipped = [...new Set(runs.map((r) => r.method).filter((m) => !METHODS[m]))];
     const settings = [
-      `model: stacked LSTM, ${c.nlayers} layers, emsize ${c.emsize}, nhid ${c.nhid}, ` +
-      `dropout 0; batch ${c.batchSize}, bptt ${c.bptt}`,
+      `model: ${family.summary}: ${
+        JSON.stringify(runModelConfig(c, data.corpus.vocab.size).full)
+      }; batch ${c.batchSize}, bptt ${c.bptt}`,
       `density: ${c.density} (uniform over tensors; static-er uses Erdős–Rényi)`,
       o.storage === "csr"
         ? "storage: csr (true sparse) for every method but rigl, snfs and the dense ones " +

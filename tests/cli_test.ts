@@ -109,3 +109,21 @@ Deno.test("train CLI: --stop-after saves and exits 0; resume needs the same plan
   }
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("train CLI: --dry-run prints the parameter table, writes --summary, trains nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  const summary = `${dir}/dry.json`, log = `${dir}/log.csv`;
+  const r = await runCli(["--dry-run", "--method", "selfish", "--summary", summary, "--log", log]);
+  if (r.code !== 0 || !r.out.includes("| rnn.weight_hh_l0 | 256 × 64 | [64, 64, 64, 64] |")) {
+    throw new Error(`exit ${r.code}:\n${r.out}`);
+  }
+  const s = JSON.parse(await Deno.readTextFile(summary));
+  if (!s.dry_run || !(s.active_parameters < s.parameters) || s.tensors.length !== 7) {
+    throw new Error(JSON.stringify(s));
+  }
+  const names = [...Deno.readDirSync(dir)].map((e) => e.name);
+  if (names.join() !== "dry.json") throw new Error(`files: ${names}`);
+  const bad = await runCli(["--dry-run", "--preset", "nope"]);
+  if (bad.code !== 2 || !bad.out.includes("unknown preset")) throw new Error(bad.out);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -1,4 +1,5 @@
-import { ConfigError, DEFAULTS, parseTrainArgs, PRESETS } from "../pipeline/config.ts";
+import { ConfigError, DEFAULTS, parseTrainArgs, PRESETS, trainConfig } from "../pipeline/config.ts";
+import { parameterTable, parameterTableText } from "../pipeline/dry_run.ts";
 
 async function expectConfigError(argv: string[], text: string): Promise<void> {
   try {
@@ -82,4 +83,57 @@ Deno.test("parseTrainArgs: the plan's flags and --stop-after", async () => {
   if (
     c.maxSteps !== 200 || c.epochSteps !== 50 || c.stopAfter !== 120 || c.validTokens !== 5000
   ) throw new Error(JSON.stringify(c));
+});
+
+Deno.test("trainConfig: settings by flag name, with the CLI's defaults, presets and checks", () => {
+  const c = trainConfig({ preset: "ptb-lstm-small", lr: 10, "max-steps": 50 });
+  if (c.nhid !== 200 || c.lr !== 10 || c.maxSteps !== 50 || c.model !== "lstm") {
+    throw new Error(JSON.stringify(c));
+  }
+  if (JSON.stringify(trainConfig()) !== JSON.stringify(DEFAULTS)) throw new Error("defaults");
+  for (
+    const [settings, text] of [
+      [{ bogus: 1 }, "setting bogus: unknown setting"],
+      [{ nhid: 0 }, "setting nhid: expected an integer > 0"],
+      [{ model: "gru" }, "expected one of"],
+      [{ tied: true, emsize: 10, nhid: 20 }, "--tied needs --emsize equal to --nhid"],
+      [{ dropouti: 0.3 }, "the stacked LSTM uses standard dropout"],
+    ] as const
+  ) {
+    try {
+      trainConfig(settings);
+      throw new Error(`${JSON.stringify(settings)} accepted`);
+    } catch (e) {
+      if (!(e instanceof ConfigError) || !e.message.includes(text)) throw e;
+    }
+  }
+});
+
+Deno.test("dry run: the paper's stacked LSTM has 66,034,000 parameters, 21.8M active", async () => {
+  const c = await parseTrainArgs(["--preset", "ptb-lstm-large"]);
+  const t = parameterTable(c, 10000);
+  if (t.parameters !== 66_034_000) throw new Error(`${t.parameters} parameters`);
+  if (Math.abs(t.activeParameters - 21.8e6) > 0.05e6) throw new Error(`${t.activeParameters}`);
+  const hh = t.rows.find((r) => r.name === "rnn.weight_hh_l0")!;
+  if (hh.blocks.join() !== "1500,1500,1500,1500" || !hh.sparse || hh.macs !== 4 * 1500 * 1500) {
+    throw new Error(JSON.stringify(hh));
+  }
+  const bias = t.rows.find((r) => r.name === "decoder.bias")!;
+  if (bias.sparse || bias.density !== 1) throw new Error(JSON.stringify(bias));
+  // the dense baseline and small dense at the same budget
+  const dense = parameterTable(
+    await parseTrainArgs(["--preset", "ptb-lstm-large", "--method", "dense"]),
+    10000,
+  );
+  if (dense.activeParameters !== 66_034_000) throw new Error(`dense ${dense.activeParameters}`);
+  const small = parameterTable(
+    await parseTrainArgs(["--preset", "ptb-lstm-large", "--method", "small-dense"]),
+    10000,
+  );
+  if (!(small.parameters <= t.activeParameters && small.parameters > 0.97 * t.activeParameters)) {
+    throw new Error(`small dense ${small.parameters} vs ${t.activeParameters}`);
+  }
+  if (!parameterTableText(t).includes("66,034,000 dense, 21,8")) {
+    throw new Error(parameterTableText(t));
+  }
 });

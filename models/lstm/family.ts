@@ -107,8 +107,11 @@ function session(
 
 /** Presets of the stacked LSTM (flag names, as in a `--config` file). */
 const PRESETS: Readonly<Record<string, Readonly<Record<string, FlagValue>>>> = {
-  // the paper's (spec §2.1, README command)
+  // the paper's Selfish-RNN command (spec §2.1); --method dense gives the dense baseline
   "ptb-lstm-large": {
+    method: "selfish",
+    density: 0.33,
+    "death-rate": 0.8,
     emsize: 1500,
     nhid: 1500,
     nlayers: 2,

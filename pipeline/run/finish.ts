@@ -95,3 +95,50 @@ export async function finishRun(
     denseInferenceFlops: ctx.costs.fRef,
   };
 }
+
+/**
+ * The `--summary` file of a run: snake_case keys, as the other tools of the field write them.
+ *
+ * @example
+ * ```ts ignore
+ * await writeAtomic("run.json", JSON.stringify(summaryJson(summary), null, 2));
+ * ```
+ */
+export function summaryJson(s: TrainSummary): Record<string, unknown> {
+  return {
+    "data": s.data,
+    "model": s.model,
+    "val_ppl": s.valPpl,
+    "test_ppl": s.testPpl,
+    "optimal_ppl": s.optimalPpl,
+    "steps": s.steps,
+    "epochs": s.epochs,
+    "tokens_per_sec": s.tokensPerSec,
+    "parameters": s.parameters,
+    "adapter": s.adapter,
+    "kernel_variant": s.variant,
+    "averaged": s.averaged,
+    "averaged_after_epoch": s.averagedAfterEpoch,
+    "plan": {
+      "total_steps": s.plan.totalSteps,
+      "epoch_steps": s.plan.epochSteps,
+      "update_every": s.plan.updateEvery,
+    },
+    "epoch_val_ppl": s.epochValPpl,
+    "connectivity_updates": s.updates.map((u) => ({
+      "step": u.step,
+      "removal_rate": u.removalRate,
+      "removed": u.removed,
+      "grown": u.grown,
+    })),
+    "elapsed_sec": s.elapsedSec,
+    "method": s.method,
+    "active_parameters": s.activeParameters,
+    "density_per_tensor": s.densities,
+    "density_per_gate": s.gateDensities,
+    "train_flops": s.trainFlops,
+    "train_flops_x_dense": s.trainFlops / Math.max(1e-30, s.denseTrainFlops),
+    "inference_flops_per_token": s.inferenceFlops,
+    "inference_flops_x_dense": s.inferenceFlops / Math.max(1e-30, s.denseInferenceFlops),
+  };
+}
