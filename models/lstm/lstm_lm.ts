@@ -56,7 +56,8 @@ import { expectShape, ShapeError, type Tensor } from "../../kernels/runtime/tens
 import { matmul } from "../../kernels/dense/matmul.ts";
 import { lstmCellBackward, lstmCellForward } from "../../kernels/cells/lstm_cell.ts";
 import { dropoutBackward, dropoutForward } from "../../kernels/cells/dropout.ts";
-import { buildEmbeddingIndex, type EmbeddingIndexTensors } from "../../kernels/cells/embedding.ts";
+import type { EmbeddingIndexTensors } from "../../kernels/cells/embedding.ts";
+import { writeTokenBatch } from "../parts/token_batch.ts";
 import {
   reusedWeight,
   type SparseRoute,
@@ -454,50 +455,17 @@ export function writeLstmLmBatch(
   ws: LstmLmWorkspace,
   args: { T: number; input: Uint32Array; target: Uint32Array },
 ): LstmLmBatch {
-  const { T, input, target } = args;
-  const B = ws.B;
-  const V = ws.config.vocab;
-  if (!Number.isInteger(T) || T < 1 || T > ws.maxT) {
-    throw new ShapeError(`writeLstmLmBatch: T must be an integer in [1, ${ws.maxT}], got ${T}`);
-  }
-  const N = T * B;
-  for (const [what, ids] of [["input", input], ["target", target]] as const) {
-    if (ids.length !== N) {
-      throw new ShapeError(
-        `writeLstmLmBatch ${what}: expected T·B = ${T}·${B} = ${N} token ids, got ${ids.length}`,
-      );
-    }
-  }
-  for (let n = 0; n < N; n++) {
-    if (target[n] >= V) {
-      throw new RangeError(
-        `writeLstmLmBatch: target[${n}] = ${target[n]} is out of range for vocabulary size ${V}`,
-      );
-    }
-  }
-  const index = buildEmbeddingIndex(input, V); // throws RangeError on input ids >= V
-  const U = index.uniqueIds.length;
-  const inputView = ws.input.view(0, [N]);
-  const targetView = ws.target.view(0, [N]);
-  const uniqueIds = ws.idxUnique.view(0, [U]);
-  const starts = ws.idxStarts.view(0, [U + 1]);
-  const positions = ws.idxPositions.view(0, [N]);
-  gpu.write(inputView, input);
-  gpu.write(targetView, target);
-  gpu.write(uniqueIds, index.uniqueIds);
-  gpu.write(starts, index.starts);
-  gpu.write(positions, index.positions);
-  let maxGroupSize = 0;
-  for (let k = 0; k < U; k++) {
-    maxGroupSize = Math.max(maxGroupSize, index.starts[k + 1] - index.starts[k]);
-  }
-  return {
-    T,
-    B,
-    input: inputView,
-    target: targetView,
-    index: { uniqueIds, starts, positions, vocabSize: V, maxGroupSize },
+  const buffers = {
+    maxT: ws.maxT,
+    B: ws.B,
+    vocab: ws.config.vocab,
+    input: ws.input,
+    target: ws.target,
+    idxUnique: ws.idxUnique,
+    idxStarts: ws.idxStarts,
+    idxPositions: ws.idxPositions,
   };
+  return writeTokenBatch(gpu, buffers, args, "writeLstmLmBatch");
 }
 
 /**
