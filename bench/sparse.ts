@@ -29,7 +29,6 @@
  */
 
 import type { Gpu } from "../kernels/runtime/runtime.ts";
-import type { Tensor } from "../kernels/runtime/tensor.ts";
 import { matmul } from "../kernels/dense/matmul.ts";
 import { spmm, spmmT } from "../kernels/sparse/spmm.ts";
 import { sddmm } from "../kernels/sparse/sddmm.ts";
@@ -41,16 +40,9 @@ import {
   storedLength,
   uploadSparse,
 } from "../kernels/sparse/sparse_matrix.ts";
-import {
-  createLstmLm,
-  createLstmLmState,
-  createLstmLmWorkspace,
-  type LstmLm,
-  lstmLmStep,
-  releaseLstmLmWorkspace,
-  writeLstmLmBatch,
-} from "../models/lstm/lstm_lm.ts";
-import { releaseParams } from "../models/params.ts";
+import { modelFamily } from "../models/families.ts";
+import { modelSettings, trainConfig } from "../pipeline/config.ts";
+import { type Param, releaseParams } from "../models/params.ts";
 import { DEFAULT_SPARSE_ROUTE, SPARSE_KERNELS_ONLY } from "../models/weight_ops.ts";
 import { sparsifyParam } from "../models/sparse_params.ts";
 import {
@@ -319,8 +311,8 @@ async function benchTopK(
 }
 
 /** Random masks of `density` on every non-bias tensor, then optionally true sparse storage. */
-function sparsifyModel(gpu: Gpu, model: LstmLm, density: number, trueSparse: boolean): void {
-  model.params.forEach((p, i) => {
+function sparsifyModel(gpu: Gpu, params: Param[], density: number, trueSparse: boolean): void {
+  params.forEach((p, i) => {
     if (!p.sparse) return;
     const r = lcg(100 + i);
     const mask = new Float32Array(p.value.size);
@@ -348,14 +340,17 @@ async function benchSteps(
       for (const layout of ["masked-dense", "csr", "csr-kernels"]) {
         const name = `train step H=${H}`;
         if (filter && !`${name} ${layout}`.includes(filter)) continue;
-        const config = { vocab: V, embed: H, hidden: H, layers: 2, dropout: 0, tied: false };
-        const model = createLstmLm(gpu, config, 1);
-        sparsifyModel(gpu, model, density, layout !== "masked-dense");
-        const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
-        const state = createLstmLmState(gpu, model, B);
+        // the stacked LSTM of the paper's shapes, through the model contract
+        const family = modelFamily("lstm");
+        const config = family.config(
+          modelSettings(trainConfig({ emsize: H, nhid: H, nlayers: 2 }), V),
+        );
+        const model = family.create(gpu, config, 1);
+        sparsifyModel(gpu, model.params, density, layout !== "masked-dense");
+        const session = model.session({ maxT: T, B, training: true });
         const r = lcg(7);
         const ids = () => Uint32Array.from({ length: T * B }, () => Math.floor(r() * V));
-        const batch = writeLstmLmBatch(gpu, ws, { T, input: ids(), target: ids() });
+        const batch = session.writeBatch({ T, input: ids(), target: ids() });
         const settings: OptimizerSettings = {
           kind: "sgd",
           lr: 20,
@@ -368,7 +363,7 @@ async function benchSteps(
         let step = 0;
         const route = layout === "csr-kernels" ? SPARSE_KERNELS_ONLY : DEFAULT_SPARSE_ROUTE;
         const t = await timeGpu(gpu, () => {
-          lstmLmStep(gpu, model, ws, state, batch, { seed: 1, step: step++, route });
+          session.step(batch, { seed: 1, step: step++, route });
           opt = optimizerStep(gpu, model.params, opt, settings);
         }, { reps: Math.max(3, Math.ceil(reps / 2)), minSampleMs: 0 });
         ms[layout] = t.ms;
@@ -389,8 +384,7 @@ async function benchSteps(
         });
         log(`${name} ${layout} d=${density}: ${round(t.ms, 1)} ms`);
         releaseOptimizer(gpu, opt);
-        releaseLstmLmWorkspace(gpu, ws);
-        for (const h of [...state.h, ...state.c]) gpu.release(h as Tensor);
+        session.release();
         releaseParams(gpu, model.params);
       }
     }

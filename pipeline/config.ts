@@ -12,6 +12,7 @@
 import { parseArgs } from "node:util";
 import { METHOD_NAMES, type MethodName, type Redistribution } from "./sparsity/method.ts";
 import { csrUnsupported, type Storage } from "./sparsity/storage.ts";
+import { METHODS } from "./sparsity/methods/mod.ts";
 
 import type { OptimizerName } from "./optimizer.ts";
 import { MODEL_FAMILIES, modelFamily } from "../models/families.ts";
@@ -542,12 +543,12 @@ function checkConfig(out: TrainConfig): void {
     );
   }
   if (
-    out.inactiveState === "clear" && out.method === "snfs" &&
+    out.inactiveState === "clear" && METHODS[out.method]?.denseOptimizerState &&
     (out.optimizer === "momentum" || out.optimizer === "adam")
   ) {
     throw new ConfigError(
-      "--inactive-state clear cannot train --method snfs: it grows by the momentum of " +
-        "inactive weights, which clear keeps at 0",
+      `--inactive-state clear cannot train --method ${out.method}: it grows by the momentum ` +
+        "of inactive weights, which clear keeps at 0",
     );
   }
   if (out.updateEvery < 0) {

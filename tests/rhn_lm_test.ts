@@ -182,7 +182,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "rhn: the check fails on a swapped H/T block or a missing hidden mask (sensitivity)",
+  name: "rhn: the check fails on a swapped H/T block or any dropout left out (sensitivity)",
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
@@ -193,9 +193,11 @@ Deno.test({
     swapped.set(g.subarray(half), 0);
     swapped.set(g.subarray(0, half), half);
     throws(() => checkGrads({ ...got, [name]: swapped }, ref.grads, "swapped"), /max abs error/);
-    // a reference without the hidden mask (p_h = 0) must not match the GPU's step
-    const noMask = await stepBoth(gpu, cfg(true), 7, cfg(true, { ...DROPS, dropouth: 0 }));
-    throws(() => checkGrads(noMask.got, noMask.ref.grads, "no hidden mask"), /max abs error/);
+    // each dropout is applied: a reference without any one of them does not match the step
+    for (const site of ["dropoute", "dropouti", "dropouth", "dropout"] as const) {
+      const without = await stepBoth(gpu, cfg(true), 7, cfg(true, { ...DROPS, [site]: 0 }));
+      throws(() => checkGrads(without.got, without.ref.grads, `no ${site}`), /max abs error/);
+    }
   },
 });
 
@@ -204,7 +206,8 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    const config = cfg(false, { dropout: 0, dropouth: 0, dropouti: 0, dropoute: 0 });
+    // dropouts configured but off at evaluation: the reference without them is the oracle
+    const config = cfg(false);
     const model = createRhn(gpu, config, 11);
     const weights = await readAll(gpu, model, "value");
     // weight masks at density 0.5 on every sparse tensor
@@ -238,7 +241,16 @@ Deno.test({
       return { loss, grads };
     };
     const masked = await run();
-    const ref = rhnRef({ config, weights, masks, input, target, T, B });
+    const ref = rhnRef({
+      config,
+      weights,
+      masks,
+      input,
+      target,
+      T,
+      B,
+      dropout: { seed: 1, step: 0 },
+    });
     checkGrads(masked.grads, ref.grads, "masked");
     for (const p of model.params) {
       const m = masks[p.name];
