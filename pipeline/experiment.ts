@@ -249,6 +249,8 @@ export function planExperiment(
           optimizer,
           lr: options.lr ?? o.lr,
           clip: o.clip,
+          // the Selfish-RNN code's Table 3 Adam: betas (0, 0.999) (spec §5.5)
+          adamBeta1: 0,
           epochs: options.epochs,
           epochSteps: options.epochSteps,
           maxSteps: options.steps,

@@ -114,7 +114,7 @@ Deno.test("train CLI: --dry-run prints the parameter table, writes --summary, tr
   const dir = await Deno.makeTempDir();
   const summary = `${dir}/dry.json`, log = `${dir}/log.csv`;
   const r = await runCli(["--dry-run", "--method", "selfish", "--summary", summary, "--log", log]);
-  if (r.code !== 0 || !r.out.includes("| rnn.weight_hh_l0 | 512 × 128 | [128, 128, 128, 128] |")) {
+  if (r.code !== 0 || !r.out.includes("| rnn.weight_hh_l0 | 256 × 64 | [64, 64, 64, 64] |")) {
     throw new Error(`exit ${r.code}:\n${r.out}`);
   }
   const s = JSON.parse(await Deno.readTextFile(summary));

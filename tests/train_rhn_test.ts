@@ -144,7 +144,7 @@ Deno.test({
 
 Deno.test("train rhn: defaults fill in, and RHN flags are refused for the LSTM", () => {
   const c = trainConfig({ model: "rhn" });
-  if (c.modelFlags.depth !== 3 || !c.tied || c.nhid !== 64) throw new Error(JSON.stringify(c));
+  if (c.modelFlags.depth !== 3 || c.tied || c.nhid !== 64) throw new Error(JSON.stringify(c));
   const paper = trainConfig({ preset: "ptb-rhn" });
   if (paper.model !== "rhn" || paper.modelFlags.depth !== 10 || paper.density !== 0.472) {
     throw new Error(JSON.stringify(paper));

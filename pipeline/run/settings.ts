@@ -47,7 +47,7 @@ export function optimizerSettings(config: TrainConfig, lr: number = config.lr): 
     weightDecay: config.weightDecay,
     momentum: config.momentum,
     clip: config.clip,
-    adam: { beta1: 0, beta2: 0.999, eps: 1e-9 },
+    adam: { beta1: config.adamBeta1, beta2: 0.999, eps: 1e-9 },
     inactiveState: inactiveStatePolicy(config),
   };
 }
