@@ -1,5 +1,6 @@
+import { maxAbs, maxDiff, tokens } from "./_grad_util.ts";
 import { ok } from "node:assert/strict";
-import { bernoulliMask, GPU_TEST, rng, testGpu } from "./_util.ts";
+import { bernoulliMask, GPU_TEST, testGpu } from "./_util.ts";
 import {
   createLstmLm,
   createLstmLmState,
@@ -14,16 +15,6 @@ import { hostCsrFromMask } from "../kernels/sparse/sparse_matrix.ts";
 import { DEFAULT_SPARSE_ROUTE, type SparseRoute } from "../models/weight_ops.ts";
 
 const V = 23, E = 12, H = 12, L = 2, T = 5, B = 3;
-
-function tokens(n: number, seed: number): Uint32Array {
-  const r = rng(seed);
-  return Uint32Array.from({ length: n }, () => Math.floor(r() * V));
-}
-
-const maxAbs = (a: ArrayLike<number>) =>
-  Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) =>
-  Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 /**
  * The sparse path (SpMM / transposed SpMM / SDDMM / sparse embedding) against the masked-dense
@@ -56,7 +47,7 @@ Deno.test({
         p.mask = gpu.upload(p.shape, m);
       });
       const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
-      const input = tokens(T * B, 41), target = tokens(T * B, 42);
+      const input = tokens(T * B, 41, V), target = tokens(T * B, 42, V);
       const run = async (route: SparseRoute = DEFAULT_SPARSE_ROUTE) => {
         const state = createLstmLmState(gpu, model, B);
         const batch = writeLstmLmBatch(gpu, ws, { T, input, target });

@@ -1,5 +1,6 @@
+import { checkGrads, maxAbs, maxDiff, tokens } from "./_grad_util.ts";
 import { ok, throws } from "node:assert/strict";
-import { bernoulliMask, forEachVariant, GPU_TEST, rng, testGpu, uniform } from "./_util.ts";
+import { bernoulliMask, forEachVariant, GPU_TEST, testGpu, uniform } from "./_util.ts";
 import {
   createLstmLm,
   createLstmLmState,
@@ -27,44 +28,10 @@ const cfg = (tied: boolean, dropout = 0.3): LstmLmConfig => ({
   tied,
 });
 
-function tokens(n: number, seed: number): Uint32Array {
-  const r = rng(seed);
-  return Uint32Array.from({ length: n }, () => Math.floor(r() * V));
-}
-
 async function readAll(gpu: Gpu, model: LstmLm, what: "value" | "grad") {
   const out: Record<string, Float64Array> = {};
   for (const p of model.params) out[p.name] = Float64Array.from(await gpu.read(p[what]));
   return out;
-}
-
-const maxAbs = (a: ArrayLike<number>) =>
-  Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) =>
-  Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
-
-/**
- * GPU (f32) gradient vs the f64 reference, per tensor: max abs error <= 1e-4·max|g| + 1e-9.
- * The f32 program accumulates over at most max(T·B, V, 4H) = 24 terms per product and BPTT
- * chains T = 4 steps, so its relative rounding error is ~1e-6; 1e-4 leaves 100× headroom.
- * A sign, transpose or gate-order bug moves entries by O(max|g|), 10⁴× above the bound.
- */
-function checkGrads(
-  got: Record<string, Float64Array>,
-  want: Record<string, Float64Array>,
-  label: string,
-) {
-  for (const [name, w] of Object.entries(want)) {
-    const g = got[name];
-    ok(g && g.length === w.length, `${label} ${name}: missing or wrong length`);
-    const scale = maxAbs(w);
-    ok(scale > 1e-6, `${label} ${name}: reference gradient is all ~0 (test cannot fail)`);
-    const err = maxDiff(g, w);
-    ok(
-      err <= 1e-4 * scale + 1e-9,
-      `${label} ${name}: max abs error ${err.toExponential(2)} vs max|g| ${scale.toExponential(2)}`,
-    );
-  }
 }
 
 Deno.test({
@@ -124,7 +91,7 @@ Deno.test("lstm lm ref: gradients equal f64 central differences (untied and tied
       // larger than the default init so every path carries a sizeable gradient
       weights[s.name] = Float64Array.from(uniform(n, 100 + k, -0.5, 0.5));
     });
-    const input = tokens(T * B, 1), target = tokens(T * B, 2);
+    const input = tokens(T * B, 1, V), target = tokens(T * B, 2, V);
     const h0 = [0, 1].map((l) => Float64Array.from(uniform(B * H, 10 + l, -0.5, 0.5)));
     const c0 = [0, 1].map((l) => Float64Array.from(uniform(B * H, 20 + l, -0.5, 0.5)));
     const run = (grad: boolean) =>
@@ -170,7 +137,7 @@ async function stepBoth(gpu: Gpu, tied: boolean, seed: number) {
   const model = createLstmLm(gpu, config, seed);
   const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
   const state = createLstmLmState(gpu, model, B);
-  const input = tokens(T * B, seed + 1), target = tokens(T * B, seed + 2);
+  const input = tokens(T * B, seed + 1, V), target = tokens(T * B, seed + 2, V);
   const batch = writeLstmLmBatch(gpu, ws, { T, input, target });
   const lossRows = lstmLmStep(gpu, model, ws, state, batch, { seed: 99, step: 5 });
   const gpuLoss = await gpu.read(lossRows);
@@ -234,7 +201,7 @@ Deno.test({
     const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
     const state = createLstmLmState(gpu, model, B);
     const weights = await readAll(gpu, model, "value");
-    const ids = tokens(3 * T * B, 12);
+    const ids = tokens(3 * T * B, 12, V);
     // window 1 full length, window 2 shorter (T = 3, like an epoch's last chunk)
     const w1 = { T, input: ids.subarray(0, T * B), target: ids.subarray(B, (T + 1) * B) };
     const T2 = 3;
@@ -320,7 +287,7 @@ Deno.test({
       ok(Object.keys(masks).length === (tied ? 5 : 6), "every non-bias tensor is masked");
       const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
       const state = createLstmLmState(gpu, model, B);
-      const input = tokens(T * B, 31), target = tokens(T * B, 32);
+      const input = tokens(T * B, 31, V), target = tokens(T * B, 32, V);
       const loss = await gpu.read(
         lstmLmStep(gpu, model, ws, state, writeLstmLmBatch(gpu, ws, { T, input, target }), {
           seed: 8,
@@ -360,11 +327,11 @@ Deno.test({
     const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
     const evalWs = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: false });
     const state = createLstmLmState(gpu, model, B);
-    const good = { T, input: tokens(T * B, 1), target: tokens(T * B, 2) };
+    const good = { T, input: tokens(T * B, 1, V), target: tokens(T * B, 2, V) };
     await gpu.sync();
     const before = gpu.dispatchCount;
     throws(
-      () => writeLstmLmBatch(gpu, ws, { ...good, input: tokens(T * B - 1, 1) }),
+      () => writeLstmLmBatch(gpu, ws, { ...good, input: tokens(T * B - 1, 1, V) }),
       (e: Error) => e instanceof ShapeError && /input: expected T·B = 4·3 = 12/.test(e.message),
     );
     throws(() => writeLstmLmBatch(gpu, ws, { ...good, T: T + 1 }), ShapeError);

@@ -1,5 +1,6 @@
+import { checkGrads, maxAbs, maxDiff, tokens } from "./_grad_util.ts";
 import { ok, throws } from "node:assert/strict";
-import { bernoulliMask, forEachVariant, GPU_TEST, rng, testGpu, uniform } from "./_util.ts";
+import { bernoulliMask, forEachVariant, GPU_TEST, testGpu, uniform } from "./_util.ts";
 import {
   createRhn,
   createRhnWorkspace,
@@ -27,44 +28,10 @@ const cfg = (tied: boolean, drops = DROPS): RhnConfig => ({
   ...drops,
 });
 
-function tokens(n: number, seed: number): Uint32Array {
-  const r = rng(seed);
-  return Uint32Array.from({ length: n }, () => Math.floor(r() * V));
-}
-
-const maxAbs = (a: ArrayLike<number>) =>
-  Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) =>
-  Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
-
 async function readAll(gpu: Gpu, model: RhnLm, what: "value" | "grad") {
   const out: Record<string, Float64Array> = {};
   for (const p of model.params) out[p.name] = Float64Array.from(await gpu.read(p[what]));
   return out;
-}
-
-/**
- * GPU (f32) gradients vs the f64 reference: max abs error <= 1e-4·max|g| + 1e-9 per tensor.
- * The f32 program chains T·L = 6 micro-steps with products of at most max(T·B, V, 2H) = 9
- * terms, ~1e-6 relative rounding; a swapped block, a missing mask or a wrong sign moves
- * entries by O(max|g|).
- */
-function checkGrads(
-  got: Record<string, Float64Array>,
-  want: Record<string, Float64Array>,
-  label: string,
-) {
-  for (const [name, w] of Object.entries(want)) {
-    const g = got[name];
-    ok(g && g.length === w.length, `${label} ${name}: missing or wrong length`);
-    const scale = maxAbs(w);
-    ok(scale > 1e-6, `${label} ${name}: reference gradient is all ~0 (test cannot fail)`);
-    const err = maxDiff(g, w);
-    ok(
-      err <= 1e-4 * scale + 1e-9,
-      `${label} ${name}: max abs error ${err.toExponential(2)} vs max|g| ${scale.toExponential(2)}`,
-    );
-  }
 }
 
 Deno.test("rhn: the paper's model has 23,484,060 parameters, blocks [H; T], costs per token", () => {
@@ -113,7 +80,7 @@ Deno.test("rhn ref: every gradient equals f64 central differences, with every dr
   for (const tied of [true, false]) {
     const config = cfg(tied);
     const weights = refWeights(config, 200);
-    const input = tokens(T * B, 1), target = tokens(T * B, 2);
+    const input = tokens(T * B, 1, V), target = tokens(T * B, 2, V);
     const s0 = Float64Array.from(uniform(B * H, 10, -0.5, 0.5));
     const args: RhnRefArgs = { config, weights, input, target, T, B, s0 };
     const dropout = { seed: 77, step: 3 };
@@ -143,7 +110,7 @@ Deno.test("rhn ref: every gradient equals f64 central differences, with every dr
 async function stepBoth(gpu: Gpu, config: RhnConfig, seed: number, refConfig = config) {
   const model = createRhn(gpu, config, seed);
   const ws = createRhnWorkspace(gpu, model, { maxT: T, B, training: true });
-  const input = tokens(T * B, seed + 1), target = tokens(T * B, seed + 2);
+  const input = tokens(T * B, seed + 1, V), target = tokens(T * B, seed + 2, V);
   const batch = writeRhnBatch(gpu, ws, { T, input, target });
   const gpuLoss = await gpu.read(rhnStep(gpu, model, ws, batch, { seed: 99, step: 5 }));
   const got = await readAll(gpu, model, "grad");
@@ -221,7 +188,7 @@ Deno.test({
     const ws = createRhnWorkspace(gpu, model, { maxT: T, B, training: false });
     let s0: Float64Array | undefined;
     for (const w of [0, 1]) {
-      const input = tokens(T * B, 30 + w), target = tokens(T * B, 40 + w);
+      const input = tokens(T * B, 30 + w, V), target = tokens(T * B, 40 + w, V);
       const batch = writeRhnBatch(gpu, ws, { T, input, target });
       const got = await gpu.read(rhnEvalLoss(gpu, model, ws, batch));
       const ref = rhnRef({ config, weights, masks, input, target, T, B, s0 });
@@ -232,7 +199,7 @@ Deno.test({
     }
     // the same step masked and CSR: the same losses and active gradients
     const train = createRhnWorkspace(gpu, model, { maxT: T, B, training: true });
-    const input = tokens(T * B, 60), target = tokens(T * B, 61);
+    const input = tokens(T * B, 60, V), target = tokens(T * B, 61, V);
     const run = async () => {
       gpu.fill(train.state, 0);
       const batch = writeRhnBatch(gpu, train, { T, input, target });

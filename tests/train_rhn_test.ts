@@ -1,36 +1,10 @@
 import { DEFAULTS, type TrainConfig, trainConfig } from "../pipeline/config.ts";
-import { train, type TrainingData } from "../pipeline/train.ts";
-import { syntheticCorpus } from "../pipeline/data/synthetic.ts";
-import { type ProgressInfo, ProgressPrinter } from "../pipeline/progress.ts";
+import { train } from "../pipeline/train.ts";
+import { LossRecorder, tinyData } from "./_train_util.ts";
 import { parameterTable } from "../pipeline/dry_run.ts";
 import { METHOD_NAMES } from "../pipeline/sparsity/method.ts";
 import { csrUnsupported } from "../pipeline/sparsity/storage.ts";
 import { GPU_TEST, testGpu } from "./_util.ts";
-
-class Recorder extends ProgressPrinter {
-  losses: number[] = [];
-  messages: string[] = [];
-  constructor() {
-    super(false);
-  }
-  override update(p: ProgressInfo): void {
-    this.losses.push(p.loss);
-  }
-  override say(message: string): void {
-    this.messages.push(message);
-  }
-}
-
-function tinyData(): TrainingData {
-  const s = syntheticCorpus({
-    seed: 3,
-    words: 30,
-    trainTokens: 1200,
-    validTokens: 300,
-    testTokens: 300,
-  });
-  return { corpus: s, optimalPerplexity: s.optimalPerplexity, description: "tiny synthetic" };
-}
 
 /** A tiny RHN with every dropout on, so the masks' streams are part of what must resume. */
 const RHN: TrainConfig = trainConfig({
@@ -71,11 +45,11 @@ Deno.test({
       epochSteps: 5,
       updateEvery: 4,
     };
-    const straight = new Recorder();
+    const straight = new LossRecorder();
     const a = await train(gpu, cfg, data, straight);
-    const first = new Recorder();
+    const first = new LossRecorder();
     await train(gpu, { ...cfg, stopAfter: 22, save: ckpt }, data, first);
-    const second = new Recorder();
+    const second = new LossRecorder();
     const b = await train(gpu, { ...cfg, resume: ckpt }, data, second);
     const resumed = [...first.losses, ...second.losses];
     if (resumed.length !== 40) throw new Error(`${resumed.length} losses`);
@@ -125,7 +99,7 @@ Deno.test({
     }
     for (const cfg of runs) {
       const label = `${cfg.method}/${cfg.optimizer}/${cfg.storage}`;
-      const s = await train(gpu, cfg, data, new Recorder());
+      const s = await train(gpu, cfg, data, new LossRecorder());
       if (!Number.isFinite(s.testPpl)) throw new Error(`${label}: test ppl ${s.testPpl}`);
       const table = parameterTable(cfg, data.corpus.vocab.size);
       if (s.activeParameters !== table.activeParameters) {

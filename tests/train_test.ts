@@ -1,36 +1,10 @@
 import { ConfigError, DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
-import { train, type TrainingData } from "../pipeline/train.ts";
+import { train } from "../pipeline/train.ts";
 import { inactiveStatePolicy } from "../pipeline/run/settings.ts";
+import { LossRecorder, tinyData } from "./_train_util.ts";
 import { syntheticCorpus } from "../pipeline/data/synthetic.ts";
-import { type ProgressInfo, ProgressPrinter } from "../pipeline/progress.ts";
 import { CheckpointError } from "../pipeline/checkpoint.ts";
 import { GPU_TEST, testGpu } from "./_util.ts";
-
-/** Records every reported training loss instead of printing. */
-class LossRecorder extends ProgressPrinter {
-  losses: number[] = [];
-  messages: string[] = [];
-  constructor() {
-    super(false);
-  }
-  override update(p: ProgressInfo): void {
-    this.losses.push(p.loss);
-  }
-  override say(message: string): void {
-    this.messages.push(message);
-  }
-}
-
-function tinyData(): TrainingData {
-  const s = syntheticCorpus({
-    seed: 3,
-    words: 30,
-    trainTokens: 1200,
-    validTokens: 300,
-    testTokens: 300,
-  });
-  return { corpus: s, optimalPerplexity: s.optimalPerplexity, description: "tiny synthetic" };
-}
 
 const TINY: TrainConfig = {
   ...DEFAULTS,

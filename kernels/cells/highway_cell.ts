@@ -19,17 +19,13 @@
 import type { Gpu } from "../runtime/runtime.ts";
 import { gridFor, LINEAR_INDEX_WGSL } from "../runtime/runtime.ts";
 import type { KernelSpec } from "../runtime/kernel.ts";
-import { expectShape, fmtShape, ShapeError, type Tensor } from "../runtime/tensor.ts";
+import { expectShape, type Tensor } from "../runtime/tensor.ts";
+import { batchHidden, CELL_WG, f32Binding } from "./cell_common.ts";
 import { checkOverlap } from "../runtime/alias.ts";
 import { ACTIVATIONS_WGSL } from "../dense/elementwise.ts";
 
-const WG = 64;
-
-const f32 = (name: string, access: "read" | "read_write") => ({
-  name,
-  dtype: "f32" as const,
-  access,
-});
+const WG = CELL_WG;
+const f32 = f32Binding;
 
 function forwardSpec(masked: boolean): KernelSpec {
   return {
@@ -115,13 +111,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 
 const FWD = [forwardSpec(false), forwardSpec(true)];
 
-function batchHidden(what: string, sPrev: Tensor): [number, number] {
-  if (sPrev.shape.length !== 2) {
-    throw new ShapeError(`${what} sPrev: expected shape [B, H], got ${fmtShape(sPrev.shape)}`);
-  }
-  return [sPrev.shape[0], sPrev.shape[1]];
-}
-
 /**
  * Highway micro-layer forward: from `pre: [B, 2H]` (blocks H, T) and `sPrev: [B, H]`, writes
  * `act: [B, 2H]` (`h`, `t`, kept for {@linkcode highwayCellBackward}), `s: [B, H]` (the new
@@ -140,7 +129,7 @@ export function highwayCellForward(
 ): void {
   const { pre, sPrev, mask, act, s, sNext } = args;
   const what = "highwayCellForward";
-  const [B, H] = batchHidden(what, sPrev);
+  const [B, H] = batchHidden(`${what} sPrev`, sPrev);
   expectShape(`${what} sPrev`, sPrev, [B, H], "f32");
   expectShape(`${what} pre`, pre, [B, 2 * H], "f32");
   if (mask) expectShape(`${what} mask`, mask, [B, H], "f32");
@@ -176,7 +165,7 @@ export function highwayCellBackward(
 ): void {
   const { act, sPrev, ds, dpre, dsPrev } = args;
   const what = "highwayCellBackward";
-  const [B, H] = batchHidden(what, sPrev);
+  const [B, H] = batchHidden(`${what} sPrev`, sPrev);
   expectShape(`${what} sPrev`, sPrev, [B, H], "f32");
   expectShape(`${what} act`, act, [B, 2 * H], "f32");
   expectShape(`${what} ds`, ds, [B, H], "f32");

@@ -12,17 +12,13 @@
 import type { Gpu } from "../runtime/runtime.ts";
 import { gridFor, LINEAR_INDEX_WGSL } from "../runtime/runtime.ts";
 import type { KernelSpec } from "../runtime/kernel.ts";
-import { expectShape, fmtShape, ShapeError, type Tensor } from "../runtime/tensor.ts";
+import { expectShape, type Tensor } from "../runtime/tensor.ts";
+import { batchHidden, CELL_WG, f32Binding } from "./cell_common.ts";
 import { checkOverlap } from "../runtime/alias.ts";
 import { ACTIVATIONS_WGSL } from "../dense/elementwise.ts";
 
-const WG = 64;
-
-const f32 = (name: string, access: "read" | "read_write") => ({
-  name,
-  dtype: "f32" as const,
-  access,
-});
+const WG = CELL_WG;
+const f32 = f32Binding;
 
 function forwardSpec(hasBias: boolean): KernelSpec {
   const z = (k: number) =>
@@ -115,14 +111,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 const FWD = [forwardSpec(false), forwardSpec(true)];
 const BWD = [backwardSpec(false), backwardSpec(true)];
 
-/** `[B, H]` from a 2-D `cPrev`, naming the argument when it is not 2-D. */
-function batchHidden(what: string, cPrev: Tensor): [number, number] {
-  if (cPrev.shape.length !== 2) {
-    throw new ShapeError(`${what} cPrev: expected shape [B, H], got ${fmtShape(cPrev.shape)}`);
-  }
-  return [cPrev.shape[0], cPrev.shape[1]];
-}
-
 /**
  * LSTM cell forward: `z = gates + bias` (bias broadcast over rows), `i = σ(z_i)`, `f = σ(z_f)`,
  * `g = tanh(z_g)`, `o = σ(z_o)`, `c = f⊙cPrev + i⊙g`, `h = o⊙tanh(c)`.
@@ -150,7 +138,7 @@ export function lstmCellForward(
   args: { gates: Tensor; bias?: Tensor; cPrev: Tensor; c: Tensor; h: Tensor; act: Tensor },
 ): void {
   const { gates, bias, cPrev, c, h, act } = args;
-  const [B, H] = batchHidden("lstmCellForward", cPrev);
+  const [B, H] = batchHidden("lstmCellForward cPrev", cPrev);
   expectShape("lstmCellForward cPrev", cPrev, [B, H], "f32");
   expectShape("lstmCellForward gates", gates, [B, 4 * H], "f32");
   if (bias) expectShape("lstmCellForward bias", bias, [4 * H], "f32");
@@ -206,7 +194,7 @@ export function lstmCellBackward(
   },
 ): void {
   const { act, cPrev, c, dh, dcNext, dgates, dcPrev } = args;
-  const [B, H] = batchHidden("lstmCellBackward", cPrev);
+  const [B, H] = batchHidden("lstmCellBackward cPrev", cPrev);
   expectShape("lstmCellBackward cPrev", cPrev, [B, H], "f32");
   expectShape("lstmCellBackward act", act, [B, 4 * H], "f32");
   expectShape("lstmCellBackward c", c, [B, H], "f32");

@@ -1,0 +1,37 @@
+/**
+ * Test helpers of the training pipeline: a printer that records instead of printing, and the
+ * tiny synthetic corpus the run tests train on.
+ *
+ * @module
+ */
+
+import type { TrainingData } from "../pipeline/train.ts";
+import { syntheticCorpus } from "../pipeline/data/synthetic.ts";
+import { type ProgressInfo, ProgressPrinter } from "../pipeline/progress.ts";
+
+/** Records every reported training loss and message instead of printing. */
+export class LossRecorder extends ProgressPrinter {
+  losses: number[] = [];
+  messages: string[] = [];
+  constructor() {
+    super(false);
+  }
+  override update(p: ProgressInfo): void {
+    this.losses.push(p.loss);
+  }
+  override say(message: string): void {
+    this.messages.push(message);
+  }
+}
+
+/** A 30-word synthetic corpus of 1,200 / 300 / 300 tokens (epochs of a few dozen windows). */
+export function tinyData(): TrainingData {
+  const s = syntheticCorpus({
+    seed: 3,
+    words: 30,
+    trainTokens: 1200,
+    validTokens: 300,
+    testTokens: 300,
+  });
+  return { corpus: s, optimalPerplexity: s.optimalPerplexity, description: "tiny synthetic" };
+}
