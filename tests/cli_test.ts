@@ -103,6 +103,16 @@ Deno.test("train CLI: --stop-after saves and exits 0; resume needs the same plan
   if (refused.code !== 2 || !refused.out.includes("run-state version 1")) {
     throw new Error(`version 1: exit ${refused.code}:\n${refused.out}`);
   }
+  // and one of the stacked-LSTM-only format of the earlier builds, by its format name
+  const lstmOnly = `${dir}/lstm-lm.ckpt`;
+  await writeCheckpoint(lstmOnly, {
+    meta: { ...v1, format: "selfish-rnn/lstm-lm", version: 2 },
+    tensors,
+  });
+  const old2 = await runCli([...small, "--max-steps", "6", "--resume", lstmOnly]);
+  if (old2.code !== 2 || !old2.out.includes("format selfish-rnn/lstm-lm, run-state version 2")) {
+    throw new Error(`lstm-lm format: exit ${old2.code}:\n${old2.out}`);
+  }
   const done = await runCli([...small, "--max-steps", "6", "--resume", ckpt]);
   if (done.code !== 0 || !done.out.includes("resumed from") || !done.out.includes("test ppl")) {
     throw new Error(`resume: exit ${done.code}:\n${done.out}`);

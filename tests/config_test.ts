@@ -109,7 +109,7 @@ Deno.test("trainConfig: settings by flag name, with the CLI's defaults, presets 
   }
 });
 
-Deno.test("dry run: the paper's stacked LSTM has 66,034,000 parameters, 21.8M active", async () => {
+Deno.test("dry run: the paper's LSTM (66,034,000, 21.8M active) and RHN (23,484,060, 11.1M)", async () => {
   const c = await parseTrainArgs(["--preset", "ptb-lstm-large"]);
   const t = parameterTable(c, 10000);
   if (t.parameters !== 66_034_000) throw new Error(`${t.parameters} parameters`);

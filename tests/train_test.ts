@@ -1,5 +1,6 @@
 import { ConfigError, DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
 import { train } from "../pipeline/train.ts";
+import { trainModel } from "../pipeline/api.ts";
 import { inactiveStatePolicy } from "../pipeline/run/settings.ts";
 import { LossRecorder, tinyData } from "./_train_util.ts";
 import { syntheticCorpus } from "../pipeline/data/synthetic.ts";
@@ -70,7 +71,7 @@ Deno.test({
     const before = await Deno.readFile(ckpt);
     for (
       const [other, says] of [
-        [{ ...run, nhid: 8, emsize: 8 }, ckpt],
+        [{ ...run, nhid: 8, emsize: 8 }, "made for another lstm model (embed 16 vs 8)"],
         [{ ...run, maxSteps: 60 }, "totalSteps 48 vs 60"],
       ] as const
     ) {
@@ -382,5 +383,27 @@ Deno.test({
     }
     // the default masked policy (moments kept through regrowth) is a different program
     if (!keptDiffers) throw new Error("kept moments changed nothing: the policy is not applied");
+  },
+});
+
+Deno.test({
+  name: "trainModel: one call from settings by flag name, with the CLI's defaults and checks",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const data = tinyData();
+    const s = await trainModel(
+      { emsize: 8, nhid: 8, "batch-size": 4, "eval-batch-size": 4, bptt: 4, "max-steps": 6 },
+      { gpu, data, printer: new LossRecorder() },
+    );
+    if (s.steps !== 6 || !Number.isFinite(s.testPpl) || s.model.family !== "lstm") {
+      throw new Error(JSON.stringify(s));
+    }
+    try {
+      await trainModel({ nhid: -1 }, { gpu, data });
+      throw new Error("bad setting accepted");
+    } catch (e) {
+      if (!(e instanceof ConfigError) || !e.message.includes("setting nhid")) throw e;
+    }
   },
 });
