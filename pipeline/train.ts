@@ -120,7 +120,6 @@ export async function train(
     }
     state = await flushLoss(ctx, state);
     state = { ...state, meta: { ...state.meta, trainSeconds: trainSeconds(ctx, state) } };
-    ctx.startedAt = performance.now();
     if (stopReason) {
       const path = config.save ?? "selfish-rnn-interrupted.ckpt";
       state = await saveRun(ctx, state, path);
