@@ -42,6 +42,13 @@ export interface TrainConfig {
   epochs: number;
   batchSize: number;
   bptt: number;
+  /**
+   * AWD-LSTM's variable-length windows (`--variable-bptt`, spec §2.3): per step a length around
+   * `bptt` (or `bptt/2` with probability 0.05), the step's lr scaled by length / bptt.
+   */
+  variableBptt: boolean;
+  /** Longest variable window (`--bptt-cap`; `null` = bptt + 40, AWD's default). */
+  bpttCap: number | null;
   dropout: number;
   /** AWD/RHN dropouts: hidden, input (locked) and embedding rows (`models/model.ts`). */
   dropouth: number;
@@ -140,6 +147,8 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   epochs: 2,
   batchSize: 32,
   bptt: 16,
+  variableBptt: false,
+  bpttCap: null,
   dropout: 0,
   dropouth: 0,
   dropouti: 0,
@@ -221,6 +230,8 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "epochs": ["epochs", "posint"],
   "batch-size": ["batchSize", "posint"],
   "bptt": ["bptt", "posint"],
+  "variable-bptt": ["variableBptt", "bool"],
+  "bptt-cap": ["bpttCap", "posint"],
   "dropout": ["dropout", "prob"],
   "dropouth": ["dropouth", "prob"],
   "dropouti": ["dropouti", "prob"],
@@ -535,6 +546,9 @@ export function trainConfig(settings: Readonly<Record<string, unknown>> = {}): T
 
 /** The cross-setting checks of a resolved config. */
 function checkConfig(out: TrainConfig): void {
+  if (out.bpttCap !== null && out.bpttCap < out.bptt) {
+    throw new ConfigError(`--bptt-cap (${out.bpttCap}) must be at least --bptt (${out.bptt})`);
+  }
   if (out.pruneStart >= out.pruneEnd) {
     throw new ConfigError(
       `--prune-start (${out.pruneStart}) must be below --prune-end (${out.pruneEnd})`,

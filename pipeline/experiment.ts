@@ -30,7 +30,7 @@ import { METHOD_NAMES, type MethodName } from "./sparsity/method.ts";
 import { csrUnsupported, type Storage } from "./sparsity/storage.ts";
 import { train, type TrainingData, type TrainSummary } from "./train.ts";
 import { sparsitySettings } from "./run/settings.ts";
-import { planRun, type RunPlan, updateSteps } from "./plan.ts";
+import { epochLengthText, planEpochs, planRun, type RunPlan, updateSteps } from "./plan.ts";
 import { removalRateAt, sparsityPlanProblem } from "./sparsity/stage.ts";
 import { summaryJson } from "./run/finish.ts";
 import { writeAtomic } from "./atomic.ts";
@@ -193,7 +193,7 @@ export function windowsPerEpoch(train: Uint32Array, batchSize: number, bptt: num
  */
 export function experimentPlan(options: ExperimentOptions, epochWindows: number): RunPlan {
   return planRun({
-    windowsPerPass: Math.max(1, epochWindows),
+    passLength: () => Math.max(1, epochWindows),
     epochs: options.epochs,
     epochSteps: options.epochSteps,
     maxSteps: options.steps,
@@ -256,7 +256,7 @@ export function planExperiment(
           maxSteps: options.steps,
           nonmono: options.nonmono,
           validTokens: options.validTokens,
-          logInterval: Math.max(1, Math.min(50, Math.floor(plan.epochSteps / 2))),
+          logInterval: Math.max(1, Math.min(50, Math.floor(plan.epochEnds[0] / 2))),
           adapter: options.adapter,
           variant: options.variant,
           method,
@@ -305,9 +305,9 @@ export function planSummary(
   const ups = updateSteps(plan);
   const s = sparsitySettings(config);
   const p = (step: number) => removalRateAt(s, step, plan).toFixed(4);
-  const epochs = Math.ceil(plan.totalSteps / plan.epochSteps);
+  const epochs = planEpochs(plan);
   const prefix = config.validTokens !== null;
-  const steps = `${plan.totalSteps} per run: ${epochs} epochs of ${plan.epochSteps} steps ` +
+  const steps = `${plan.totalSteps} per run: ${epochs} epochs of ${epochLengthText(plan)} steps ` +
     `(one pass over the training data is ${epochWindows} steps); validation at each epoch end` +
     (prefix ? ` on the first ${config.validTokens} validation tokens` : "") +
     `; test of the best weights` + (prefix ? " (and their validation on the whole set)" : "");

@@ -16,18 +16,22 @@
 
 /** When a run's events fall. */
 export interface RunPlan {
-  /** Training steps of the whole run (`epochs × epochSteps`, or `--max-steps` when shorter). */
+  /** Training steps of the whole run (its epochs, or `--max-steps` when shorter). */
   totalSteps: number;
-  /** Steps per epoch: one pass over the training windows, or `--epoch-steps`. */
-  epochSteps: number;
+  /**
+   * The step after which each epoch ends, ascending, the last one `totalSteps`: multiples of
+   * `--epoch-steps`, or the ends of the passes over the training data (whose lengths vary with
+   * AWD's variable windows).
+   */
+  epochEnds: number[];
   /** Steps between connectivity updates; 0 = once per epoch, after its validation. */
   updateEvery: number;
 }
 
 /** What a plan is made from (the run config's fields). */
 export interface PlanInput {
-  /** Training windows in one pass over the training data. */
-  windowsPerPass: number;
+  /** Training windows in pass `p` over the training data (the same for every pass when fixed). */
+  passLength: (pass: number) => number;
   epochs: number;
   /** `--epoch-steps`: an epoch of this many steps; `null` = one pass over the data. */
   epochSteps: number | null;
@@ -48,25 +52,50 @@ function positiveInt(name: string, v: number): void {
  * @example
  * ```ts
  * import { planRun } from "./plan.ts";
- * planRun({ windowsPerPass: 1328, epochs: 100, epochSteps: null, maxSteps: 200, updateEvery: 25 });
- * // { totalSteps: 200, epochSteps: 1328, updateEvery: 25 }
+ * const passLength = () => 1328;
+ * planRun({ passLength, epochs: 100, epochSteps: null, maxSteps: 200, updateEvery: 25 });
+ * // { totalSteps: 200, epochEnds: [200], updateEvery: 25 }
  * ```
  */
 export function planRun(input: PlanInput): RunPlan {
-  positiveInt("windows per pass", input.windowsPerPass);
   positiveInt("epochs", input.epochs);
-  const epochSteps = input.epochSteps ?? input.windowsPerPass;
-  positiveInt("epoch steps", epochSteps);
+  if (input.epochSteps !== null) positiveInt("epoch steps", input.epochSteps);
   if (input.maxSteps !== null) positiveInt("max steps", input.maxSteps);
   if (!Number.isInteger(input.updateEvery) || input.updateEvery < 0) {
     throw new RangeError(`run plan: update interval must be an integer >= 0`);
   }
-  const full = input.epochs * epochSteps;
-  return {
-    totalSteps: input.maxSteps === null ? full : Math.min(full, input.maxSteps),
+  const ends: number[] = [];
+  let step = 0;
+  for (let e = 0; e < input.epochs; e++) {
+    const n = input.epochSteps ?? input.passLength(e);
+    positiveInt(`windows of pass ${e}`, n);
+    step += n;
+    if (input.maxSteps !== null && step >= input.maxSteps) {
+      ends.push(input.maxSteps);
+      break;
+    }
+    ends.push(step);
+  }
+  return { totalSteps: ends[ends.length - 1], epochEnds: ends, updateEvery: input.updateEvery };
+}
+
+/**
+ * The plan of `totalSteps` steps in epochs of `epochSteps` (the last one cut to fit).
+ *
+ * @example
+ * ```ts
+ * import { evenPlan } from "./plan.ts";
+ * evenPlan(250, 100, 0); // { totalSteps: 250, epochEnds: [100, 200, 250], updateEvery: 0 }
+ * ```
+ */
+export function evenPlan(totalSteps: number, epochSteps: number, updateEvery: number): RunPlan {
+  return planRun({
+    passLength: () => epochSteps,
+    epochs: Math.ceil(totalSteps / epochSteps),
     epochSteps,
-    updateEvery: input.updateEvery,
-  };
+    maxSteps: totalSteps,
+    updateEvery,
+  });
 }
 
 /**
@@ -75,30 +104,54 @@ export function planRun(input: PlanInput): RunPlan {
  * @example
  * ```ts
  * import { planEpochs } from "./plan.ts";
- * planEpochs({ totalSteps: 250, epochSteps: 100, updateEvery: 0 }); // 3
+ * planEpochs({ totalSteps: 250, epochEnds: [100, 200, 250], updateEvery: 0 }); // 3
  * ```
  */
 export function planEpochs(plan: RunPlan): number {
-  return Math.ceil(plan.totalSteps / plan.epochSteps);
+  return plan.epochEnds.length;
 }
 
 /**
- * Does an epoch end after `step` steps? Every `epochSteps` steps, and at the run's end.
+ * The epochs' length as text: `100`, or `~663` when they differ (variable windows, a cut last
+ * epoch aside).
+ *
+ * @example
+ * ```ts
+ * import { epochLengthText } from "./plan.ts";
+ * epochLengthText({ totalSteps: 250, epochEnds: [100, 200, 250], updateEvery: 0 }); // "100"
+ * ```
+ */
+export function epochLengthText(plan: RunPlan): string {
+  const lengths = plan.epochEnds.map((e, i) => e - (i ? plan.epochEnds[i - 1] : 0));
+  const full = lengths.length > 1 ? lengths.slice(0, -1) : lengths;
+  const mean = full.reduce((a, b) => a + b, 0) / full.length;
+  return full.every((n) => n === full[0]) ? String(full[0]) : `~${Math.round(mean)}`;
+}
+
+/**
+ * Does an epoch end after `step` steps?
  *
  * @example
  * ```ts
  * import { isEpochEnd } from "./plan.ts";
- * const plan = { totalSteps: 250, epochSteps: 100, updateEvery: 0 };
+ * const plan = { totalSteps: 250, epochEnds: [100, 200, 250], updateEvery: 0 };
  * [isEpochEnd(plan, 100), isEpochEnd(plan, 150), isEpochEnd(plan, 250)]; // [true, false, true]
  * ```
  */
 export function isEpochEnd(plan: RunPlan, step: number): boolean {
-  return step > 0 && (step % plan.epochSteps === 0 || step === plan.totalSteps);
+  return epochIndex(plan, step) >= 0;
 }
 
-/** Steps between updates: `updateEvery`, or the epoch length for per-epoch updates. */
-function updateInterval(plan: RunPlan): number {
-  return plan.updateEvery > 0 ? plan.updateEvery : plan.epochSteps;
+/** Index of the epoch ending after `step` steps, or −1 (binary search). */
+function epochIndex(plan: RunPlan, step: number): number {
+  let lo = 0, hi = plan.epochEnds.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1, e = plan.epochEnds[mid];
+    if (e === step) return mid;
+    if (e < step) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
 }
 
 /**
@@ -108,12 +161,13 @@ function updateInterval(plan: RunPlan): number {
  * @example
  * ```ts
  * import { isUpdateStep } from "./plan.ts";
- * const plan = { totalSteps: 200, epochSteps: 1328, updateEvery: 25 };
+ * const plan = { totalSteps: 200, epochEnds: [200], updateEvery: 25 };
  * [isUpdateStep(plan, 175), isUpdateStep(plan, 180), isUpdateStep(plan, 200)]; // [true, false, false]
  * ```
  */
 export function isUpdateStep(plan: RunPlan, step: number): boolean {
-  return step > 0 && step < plan.totalSteps && step % updateInterval(plan) === 0;
+  if (!(step > 0 && step < plan.totalSteps)) return false;
+  return plan.updateEvery > 0 ? step % plan.updateEvery === 0 : isEpochEnd(plan, step);
 }
 
 /**
@@ -122,13 +176,14 @@ export function isUpdateStep(plan: RunPlan, step: number): boolean {
  * @example
  * ```ts
  * import { updateSteps } from "./plan.ts";
- * updateSteps({ totalSteps: 400, epochSteps: 100, updateEvery: 0 }); // [100, 200, 300]
+ * updateSteps({ totalSteps: 400, epochEnds: [100, 200, 300, 400], updateEvery: 0 });
+ * // [100, 200, 300]
  * ```
  */
 export function updateSteps(plan: RunPlan): number[] {
-  const every = updateInterval(plan);
+  if (plan.updateEvery === 0) return plan.epochEnds.filter((e) => e < plan.totalSteps);
   const out: number[] = [];
-  for (let s = every; s < plan.totalSteps; s += every) out.push(s);
+  for (let s = plan.updateEvery; s < plan.totalSteps; s += plan.updateEvery) out.push(s);
   return out;
 }
 
@@ -138,12 +193,16 @@ export function updateSteps(plan: RunPlan): number[] {
  * @example
  * ```ts
  * import { lastUpdateStep } from "./plan.ts";
- * lastUpdateStep({ totalSteps: 200, epochSteps: 1328, updateEvery: 25 }); // 175
- * lastUpdateStep({ totalSteps: 200, epochSteps: 1328, updateEvery: 0 }); // -1
+ * lastUpdateStep({ totalSteps: 200, epochEnds: [200], updateEvery: 25 }); // 175
+ * lastUpdateStep({ totalSteps: 200, epochEnds: [200], updateEvery: 0 }); // -1
  * ```
  */
 export function lastUpdateStep(plan: RunPlan): number {
-  const every = updateInterval(plan);
+  if (plan.updateEvery === 0) {
+    const n = plan.epochEnds.length;
+    return n > 1 ? plan.epochEnds[n - 2] : -1;
+  }
+  const every = plan.updateEvery;
   const last = Math.floor((plan.totalSteps - 1) / every) * every;
   return last >= every ? last : -1;
 }
@@ -158,7 +217,8 @@ export function lastUpdateStep(plan: RunPlan): number {
  * @example
  * ```ts
  * import { scheduleSpan } from "./plan.ts";
- * scheduleSpan({ totalSteps: 800, epochSteps: 100, updateEvery: 0 }); // 700
+ * scheduleSpan({ totalSteps: 800, epochEnds: [100, 200, 300, 400, 500, 600, 700, 800], updateEvery: 0 });
+ * // 700
  * ```
  */
 export function scheduleSpan(plan: RunPlan): number {
@@ -172,13 +232,18 @@ export function scheduleSpan(plan: RunPlan): number {
  * @example
  * ```ts
  * import { planDifference } from "./plan.ts";
- * const a = { totalSteps: 200, epochSteps: 100, updateEvery: 0 };
+ * const a = { totalSteps: 200, epochEnds: [100, 200], updateEvery: 0 };
  * planDifference(a, { ...a, totalSteps: 300 }); // "totalSteps 200 vs 300"
  * ```
  */
 export function planDifference(a: RunPlan, b: RunPlan): string | null {
-  for (const k of ["totalSteps", "epochSteps", "updateEvery"] as const) {
+  for (const k of ["totalSteps", "updateEvery"] as const) {
     if (a[k] !== b[k]) return `${k} ${a[k]} vs ${b[k]}`;
+  }
+  const i = a.epochEnds.findIndex((e, k) => e !== b.epochEnds[k]);
+  if (i >= 0 || a.epochEnds.length !== b.epochEnds.length) {
+    const k = i >= 0 ? i : Math.min(a.epochEnds.length, b.epochEnds.length);
+    return `epoch ${k + 1} ends at step ${a.epochEnds[k]} vs ${b.epochEnds[k]}`;
   }
   return null;
 }

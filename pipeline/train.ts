@@ -25,7 +25,7 @@
 
 import type { Gpu } from "../kernels/runtime/runtime.ts";
 import type { TrainConfig } from "./config.ts";
-import { isEpochEnd, lastUpdateStep, planEpochs, updateSteps } from "./plan.ts";
+import { epochLengthText, isEpochEnd, lastUpdateStep, planEpochs, updateSteps } from "./plan.ts";
 import { CsvLog, ProgressPrinter } from "./progress.ts";
 import { sparsityDue } from "./sparsity/stage.ts";
 import { toCsrStorage } from "./sparsity/storage.ts";
@@ -48,7 +48,9 @@ function announcePlan(ctx: RunContext): void {
   const { plan, method, settings, printer } = ctx;
   const ups = method.dynamic ? updateSteps(plan) : [];
   printer.say(
-    `plan: ${plan.totalSteps} steps, ${planEpochs(plan)} epoch(s) of ${plan.epochSteps} steps` +
+    `plan: ${plan.totalSteps} steps, ${planEpochs(plan)} epoch(s) of ${
+      epochLengthText(plan)
+    } steps` +
       (ups.length
         ? `, ${ups.length} ${settings.method} update(s) at steps ${ups[0]}` +
           (ups.length > 1 ? `..${ups[ups.length - 1]}` : "")
@@ -57,7 +59,7 @@ function announcePlan(ctx: RunContext): void {
   if (method.dynamic && lastUpdateStep(plan) < 0) {
     const every = plan.updateEvery > 0
       ? `every ${plan.updateEvery} steps`
-      : `once per epoch of ${plan.epochSteps} steps`;
+      : `once per epoch of ${epochLengthText(plan)} steps`;
     printer.say(
       `note: no ${settings.method} update falls inside this run's ${plan.totalSteps} steps ` +
         `(updates ${every}, none after the last step): the topology stays as initialised`,

@@ -1,3 +1,4 @@
+import { evenPlan } from "../pipeline/plan.ts";
 import assert from "node:assert/strict";
 import {
   EXPERIMENT_DEFAULTS,
@@ -76,7 +77,7 @@ Deno.test("experiments: table2-small holds every method of Table 2, in the paper
 
 Deno.test("experiments: the plan and what the header says of it", () => {
   const plan = experimentPlan(EXPERIMENT_DEFAULTS, 286);
-  assert.deepEqual(plan, { totalSteps: 800, epochSteps: 100, updateEvery: 0 });
+  assert.deepEqual(plan, evenPlan(800, 100, 0));
   const runs = planExperiment(EXPERIMENTS["table2-small"], EXPERIMENT_DEFAULTS, 286);
   assert.deepEqual(planProblems(runs, plan), []);
   const { steps, updates } = planSummary(plan, runs[0].config, 286);
@@ -312,7 +313,7 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
       averagedAfterEpoch: null,
       interrupted: false,
       stopReason: null,
-      plan: { totalSteps: 3, epochSteps: 100, updateEvery: 0 },
+      plan: evenPlan(3, 100, 0),
       epochValPpl: [10],
       updates: [],
       elapsedSec: 1,

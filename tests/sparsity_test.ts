@@ -18,7 +18,7 @@ import {
   sparsityUpdate,
 } from "../pipeline/sparsity/stage.ts";
 import type { SparsitySettings } from "../pipeline/sparsity/method.ts";
-import type { RunPlan } from "../pipeline/plan.ts";
+import { evenPlan, type RunPlan } from "../pipeline/plan.ts";
 import {
   createOptimizer,
   type OptimizerSettings,
@@ -125,7 +125,7 @@ const SETTINGS: SparsitySettings = {
 };
 
 /** A one-epoch plan of `n` steps: no update inside it, so the schedule spans all `n` steps. */
-const ONE_EPOCH = (n: number): RunPlan => ({ totalSteps: n, epochSteps: n, updateEvery: 0 });
+const ONE_EPOCH = (n: number): RunPlan => evenPlan(n, n, 0);
 
 /** Two sparse tensors (gates 4 and 1) and a dense bias, like an LSTM layer plus decoder. */
 function makeParams(gpu: Gpu, seed: number): Param[] {
@@ -411,18 +411,18 @@ Deno.test("sparsity due: at the plan's update steps, never at its end, never for
     scalars: {},
     history: [],
   };
-  const perEpoch: RunPlan = { totalSteps: 30, epochSteps: 10, updateEvery: 0 };
+  const perEpoch: RunPlan = evenPlan(30, 10, 0);
   const due = (st: SparsityState, plan: RunPlan) =>
     Array.from({ length: plan.totalSteps + 1 }, (_, s) => s).filter((s) =>
       sparsityDue(st, s, plan)
     );
   assertEquals(due(base, perEpoch), [10, 20]); // not at 30, the run's last step
-  const every: RunPlan = { totalSteps: 200, epochSteps: 1328, updateEvery: 25 };
+  const every: RunPlan = evenPlan(200, 1328, 25);
   assertEquals(due(base, every), [25, 50, 75, 100, 125, 150, 175]); // not at 200
   ok(!sparsityDue({ ...base, lastUpdateStep: 10 }, 10, perEpoch), "not twice at one step");
   ok(!sparsityDue({ ...base, settings: { ...SETTINGS, method: "static-uniform" } }, 10, perEpoch));
   // p_t anneals over the plan to p_min at its last update, whatever the plan
-  for (const plan of [perEpoch, every, { totalSteps: 801, epochSteps: 100, updateEvery: 0 }]) {
+  for (const plan of [perEpoch, every, evenPlan(801, 100, 0)]) {
     const steps = due(base, plan);
     const p = steps.map((s) => removalRateAt(SETTINGS, s, plan));
     ok(p.every((x, i) => i === 0 || x < p[i - 1]), `decreasing: ${p}`);
@@ -432,15 +432,11 @@ Deno.test("sparsity due: at the plan's update steps, never at its end, never for
   // gradual pruning must reach its density at an update inside the run
   const gmpSettings = { ...SETTINGS, method: "gmp" as const, pruneEnd: 0.75 };
   ok(
-    sparsityPlanProblem(gmpSettings, { totalSteps: 400, epochSteps: 100, updateEvery: 0 }) === null,
+    sparsityPlanProblem(gmpSettings, evenPlan(400, 100, 0)) === null,
   );
-  const why = sparsityPlanProblem(gmpSettings, {
-    totalSteps: 200,
-    epochSteps: 100,
-    updateEvery: 0,
-  });
+  const why = sparsityPlanProblem(gmpSettings, evenPlan(200, 100, 0));
   ok(why !== null && why.includes("step 150") && why.includes("at step 100"), String(why));
-  ok(sparsityPlanProblem(SETTINGS, { totalSteps: 200, epochSteps: 100, updateEvery: 0 }) === null);
+  ok(sparsityPlanProblem(SETTINGS, evenPlan(200, 100, 0)) === null);
   const r = rng(1);
   ok(r() !== r());
 });

@@ -1,6 +1,7 @@
 import { ConfigError, DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
 import { train } from "../pipeline/train.ts";
 import { trainModel } from "../pipeline/api.ts";
+import { runData } from "../pipeline/run/data.ts";
 import { inactiveStatePolicy } from "../pipeline/run/settings.ts";
 import { LossRecorder, tinyData } from "./_train_util.ts";
 import { syntheticCorpus } from "../pipeline/data/synthetic.ts";
@@ -405,5 +406,55 @@ Deno.test({
     } catch (e) {
       if (!(e instanceof ConfigError) || !e.message.includes("setting nhid")) throw e;
     }
+  },
+});
+
+Deno.test({
+  name: "train: variable BPTT windows are a function of (seed, pass), fit the session, resume",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const data = tinyData();
+    const cfg: TrainConfig = { ...TINY, variableBptt: true, bpttCap: 12, epochs: 3, bptt: 6 };
+    const rd = runData(cfg, data);
+    const [p0, p1] = [rd.passWindows(0), rd.passWindows(1)];
+    if (JSON.stringify(runData(cfg, data).passWindows(1)) !== JSON.stringify(p1)) {
+      throw new Error("the windows of a pass are not reproducible");
+    }
+    if (JSON.stringify(p0) === JSON.stringify(p1)) {
+      throw new Error("every pass has the same windows");
+    }
+    for (const w of [...p0, ...p1]) {
+      if (w.length > 12 || Math.abs(w.lrScale * 6 - Math.round(w.lrScale * 6)) > 1e-9) {
+        throw new Error(`window ${JSON.stringify(w)}`);
+      }
+    }
+    if (rd.maxWindow !== 12) throw new Error(`maxWindow ${rd.maxWindow}`);
+    // the epochs are the passes, of their own lengths
+    const straight = new LossRecorder();
+    const a = await train(gpu, cfg, data, straight);
+    const ends = [
+      p0.length,
+      p0.length + p1.length,
+      p0.length + p1.length + rd.passWindows(2).length,
+    ];
+    if (JSON.stringify(a.plan.epochEnds) !== JSON.stringify(ends)) {
+      throw new Error(`epoch ends ${a.plan.epochEnds} vs passes ${ends}`);
+    }
+    // stopped inside the second pass and resumed: the same windows, the same losses
+    const dir = await Deno.makeTempDir();
+    const ckpt = `${dir}/var.ckpt`;
+    const k = p0.length + 3;
+    const first = new LossRecorder(), second = new LossRecorder();
+    await train(gpu, { ...cfg, stopAfter: k, save: ckpt }, data, first);
+    const b = await train(gpu, { ...cfg, resume: ckpt }, data, second);
+    const resumed = [...first.losses, ...second.losses];
+    for (let i = 0; i < straight.losses.length; i++) {
+      if (resumed[i] !== straight.losses[i]) {
+        throw new Error(`step ${i + 1}: resumed ${resumed[i]} != straight ${straight.losses[i]}`);
+      }
+    }
+    if (b.testPpl !== a.testPpl) throw new Error(`test ${b.testPpl} vs ${a.testPpl}`);
+    await Deno.remove(dir, { recursive: true });
   },
 });

@@ -9,7 +9,6 @@
 import { addUpdateFlops, forwardFlops } from "../sparsity/flops.ts";
 import { sparsityDensities, sparsityUpdate } from "../sparsity/stage.ts";
 import { overallDensity } from "./log_stage.ts";
-import { lastStepTokens } from "./step.ts";
 import { inMaskedForm } from "./storage_switch.ts";
 import type { RunContext, RunState } from "./types.ts";
 
@@ -26,7 +25,7 @@ export async function connectivityStep(ctx: RunContext, state: RunState): Promis
   // e.g. RigL's dense gradient (spec §9): the masked-dense path already has it, but the
   // accounting charges what a sparse implementation would spend
   const flops = addUpdateFlops(state.meta.flops, {
-    tokens: lastStepTokens(ctx, state),
+    tokens: state.lastTokens,
     model: ctx.method.flops,
     fS,
     fD: ctx.costs.fDense,

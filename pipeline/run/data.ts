@@ -1,14 +1,23 @@
 /**
  * The data stage of a run: the corpus (a directory or the synthetic default), batchified for
  * training, validation (optionally a prefix, spec §14.5) and test, and the training windows of
- * one pass over the data. Pure host data.
+ * each pass over the data: fixed BPTT windows, or AWD's variable windows (`--variable-bptt`),
+ * which are a pure function of the run's seed and the pass, so a resumed run sees the same ones.
+ * Pure host data.
  *
  * @module
  */
 
 import type { TrainConfig } from "../config.ts";
 import { type Corpus, loadCorpus } from "../data/corpus.ts";
-import { batchify, bpttWindows, type TokenMatrix, type Window } from "../data/batches.ts";
+import {
+  awdWindows,
+  batchify,
+  bpttWindows,
+  type TokenMatrix,
+  type Window,
+} from "../data/batches.ts";
+import { Rng } from "../data/rng.ts";
 import { syntheticCorpus } from "../data/synthetic.ts";
 
 /** A corpus with, for synthetic data, the perplexity of the true generating process. */
@@ -41,11 +50,16 @@ export async function loadTrainingData(config: TrainConfig): Promise<TrainingDat
   };
 }
 
+/** Random streams of the passes' variable windows start here (`Rng(seed, stream)`). */
+const PASS_STREAM = 0x5000_0000;
+
 /** The batchified splits of a run and its training windows. */
 export interface RunData {
   train: TokenMatrix;
-  /** Windows of one pass over `train`. */
-  windows: Window[];
+  /** Windows of pass `p` over `train` (the same every pass unless they vary). */
+  passWindows(p: number): Window[];
+  /** The longest window a pass can hold (what a training session must fit). */
+  maxWindow: number;
   /** What epoch ends validate on: `validFull`, or its first `--valid-tokens` tokens. */
   valid: TokenMatrix;
   validFull: TokenMatrix;
@@ -68,9 +82,22 @@ export function runData(config: TrainConfig, data: TrainingData): RunData {
   const valid = config.validTokens !== null && config.validTokens < corpus.valid.length
     ? batchify(corpus.valid.subarray(0, config.validTokens), config.evalBatchSize, "valid prefix")
     : validFull;
+  const fixed = bpttWindows(train, config.bptt);
+  const cap = config.bpttCap ?? config.bptt + 40;
+  let cached: { pass: number; windows: Window[] } | null = null;
+  const passWindows = (p: number): Window[] => {
+    if (!config.variableBptt) return fixed;
+    if (cached?.pass !== p) {
+      // a stream per pass, apart from any other use of the seed
+      const rng = new Rng(config.seed >>> 0, PASS_STREAM + p);
+      cached = { pass: p, windows: awdWindows(train, config.bptt, rng, { maxLength: cap }) };
+    }
+    return cached.windows;
+  };
   return {
     train,
-    windows: bpttWindows(train, config.bptt),
+    passWindows,
+    maxWindow: config.variableBptt ? cap : config.bptt,
     valid,
     validFull,
     test: batchify(corpus.test, config.evalBatchSize, "test"),

@@ -121,7 +121,7 @@ export function summaryJson(s: TrainSummary): Record<string, unknown> {
     "averaged_after_epoch": s.averagedAfterEpoch,
     "plan": {
       "total_steps": s.plan.totalSteps,
-      "epoch_steps": s.plan.epochSteps,
+      "epoch_ends": s.plan.epochEnds,
       "update_every": s.plan.updateEvery,
     },
     "epoch_val_ppl": s.epochValPpl,

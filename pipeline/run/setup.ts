@@ -27,10 +27,11 @@ import type { RunContext, RunMeta, RunState } from "./types.ts";
 
 /**
  * Version of the run state in checkpoints. 2: runs record their plan, which every schedule
- * spans. 3: the model is named by its family and config (`format: "selfish-rnn/run"`); the
- * earlier `selfish-rnn/lstm-lm` checkpoints are refused, naming their format and version.
+ * spans. 3: the model is named by its family and config (`format: "selfish-rnn/run"`). 4: the
+ * plan lists its epoch ends (variable windows make passes differ) and the position its pass
+ * over the data. Earlier versions and the `selfish-rnn/lstm-lm` format are refused, named.
  */
-export const RUN_STATE_VERSION = 3;
+export const RUN_STATE_VERSION = 4;
 
 /** The family config of a run, with the family's own errors as config errors. */
 function familyConfig(config: TrainConfig, vocab: number) {
@@ -87,7 +88,7 @@ export function createRun(
 ): { ctx: RunContext; state: RunState } {
   const rd = runData(config, data);
   const plan = planRun({
-    windowsPerPass: rd.windows.length,
+    passLength: (p) => rd.passWindows(p).length,
     epochs: config.epochs,
     epochSteps: config.epochSteps,
     maxSteps: config.maxSteps,
@@ -101,7 +102,7 @@ export function createRun(
   const model = family.create(gpu, trained, config.seed);
   const sparsity = initSparsity(gpu, model.params, settings, config.denseTensors);
   const weights = family.weightMacs(trained);
-  const maxT = config.bptt;
+  const maxT = rd.maxWindow;
   const train = model.session({ maxT, B: config.batchSize, training: true });
   const evaluation = model.session({ maxT, B: config.evalBatchSize, training: false });
   const opt = createOptimizer(gpu, model.params, optimizerSettings(config));
@@ -123,6 +124,7 @@ export function createRun(
     seed: config.seed,
     step: 0,
     epoch: 0,
+    pass: 0,
     window: 0,
     history: [],
     averagedAfterEpoch: null,
@@ -157,5 +159,8 @@ export function createRun(
     lossSums: gpu.zeros([config.logInterval]),
     startedAt: performance.now(),
   };
-  return { ctx, state: { meta, opt, sparsity, loss: { pending: 0, tokens: 0, last: NaN } } };
+  return {
+    ctx,
+    state: { meta, opt, sparsity, loss: { pending: 0, tokens: 0, last: NaN }, lastTokens: 0 },
+  };
 }

@@ -29,7 +29,8 @@ export function trainStep(ctx: RunContext, state: RunState): RunState {
   const { gpu, config, rd } = ctx;
   const { meta } = state;
   if (meta.window === 0) ctx.train.resetState();
-  const w = rd.windows[meta.window];
+  const windows = rd.passWindows(meta.pass);
+  const w = windows[meta.window];
   const { input, target } = windowTokens(rd.train, w);
   const batch = ctx.train.writeBatch({ T: w.length, input, target });
   const rows = ctx.train.step(batch, { seed: config.seed, step: meta.step });
@@ -54,7 +55,9 @@ export function trainStep(ctx: RunContext, state: RunState): RunState {
     meta: {
       ...meta,
       step: meta.step + 1,
-      window: (meta.window + 1) % rd.windows.length,
+      ...(meta.window + 1 < windows.length
+        ? { window: meta.window + 1 }
+        : { window: 0, pass: meta.pass + 1 }),
       trainTokens: meta.trainTokens + tokens,
       flops,
     },
@@ -63,18 +66,6 @@ export function trainStep(ctx: RunContext, state: RunState): RunState {
       pending: state.loss.pending + 1,
       tokens: state.loss.tokens + tokens,
     },
+    lastTokens: tokens,
   };
-}
-
-/**
- * Tokens of the window the last step trained (the step before `state`'s position).
- *
- * @example
- * ```ts ignore
- * const tokens = lastStepTokens(ctx, state);
- * ```
- */
-export function lastStepTokens(ctx: RunContext, state: RunState): number {
-  const n = ctx.rd.windows.length;
-  return ctx.rd.windows[(state.meta.window + n - 1) % n].length * ctx.rd.train.cols;
 }

@@ -59,8 +59,9 @@ export interface RunMeta {
   seed: number;
   /** Training steps taken. */
   step: number;
-  /** 0-based epoch in progress, and the next window of the current pass over the data. */
+  /** 0-based epoch in progress, pass over the training data, and the next window of it. */
   epoch: number;
+  pass: number;
   window: number;
   /** Validation loss at each epoch end. */
   history: number[];
@@ -81,6 +82,8 @@ export interface RunState {
   sparsity: SparsityState;
   /** Losses recorded since the last readback (`lossSums[0 .. pending)`). */
   loss: { pending: number; tokens: number; last: number };
+  /** Tokens of the last step's window (what an update right after it charges). */
+  lastTokens: number;
 }
 
 /** Final figures of a run (`--summary FILE.json`). */

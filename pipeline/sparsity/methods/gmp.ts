@@ -26,7 +26,7 @@
 import type { SparsityMethod, UpdateInput, UpdateReport } from "../method.ts";
 import { flatView, removeByMagnitude } from "../ops.ts";
 import { gmpSparsity } from "../schedule.ts";
-import { lastUpdateStep, type RunPlan } from "../../plan.ts";
+import { epochLengthText, lastUpdateStep, type RunPlan } from "../../plan.ts";
 
 /**
  * The density every tensor is pruned to at `step` of `totalSteps` (1 before the window,
@@ -83,7 +83,7 @@ function planProblem(
   if (last >= end) return null;
   const when = plan.updateEvery > 0
     ? `every ${plan.updateEvery} steps`
-    : `once per epoch of ${plan.epochSteps} steps`;
+    : `once per epoch of ${epochLengthText(plan)} steps`;
   return `gmp prunes to its final density at step ${end} (--prune-end ${s.pruneEnd} of ` +
     `${plan.totalSteps} steps), but with updates ${when} the last update inside the run is ` +
     (last < 0 ? "none" : `at step ${last}`) +
