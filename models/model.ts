@@ -44,6 +44,11 @@ export interface ModelSettings {
   dropoute: number;
   /** Decoder weight is the embedding tensor. */
   tied: boolean;
+  /** DropConnect on the recurrent weights (AWD's WeightDrop). */
+  wdrop: number;
+  /** AR and TAR weights of AWD-LSTM's activation regularisers. */
+  alpha: number;
+  beta: number;
   /** The family's own flags by name (their defaults filled in). */
   flags: Readonly<Record<string, FlagValue>>;
 }

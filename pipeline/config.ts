@@ -54,6 +54,10 @@ export interface TrainConfig {
   dropouth: number;
   dropouti: number;
   dropoute: number;
+  /** AWD devices: DropConnect on recurrent weights, AR and TAR weights (`models/model.ts`). */
+  wdrop: number;
+  alpha: number;
+  beta: number;
   tied: boolean;
   seed: number;
   optimizer: OptimizerName;
@@ -134,11 +138,17 @@ export class ConfigError extends Error {
  * epochs with β1 = 0 (the Table 3 Adam) and 1.115× with β1 = 0.9 (43 s on a loaded 2-core
  * machine); 128 units at lr 0.01 and β1 = 0 needed 4 epochs for 1.136×.
  */
+/** A family's own flags at their defaults. */
+function flagDefaults(name: string): Record<string, FlagValue> {
+  const flags = modelFamily(name).flags;
+  return Object.fromEntries(Object.entries(flags).map(([k, f]) => [k, f.default]));
+}
+
 export const DEFAULTS: Readonly<TrainConfig> = {
   data: null,
   unk: false,
   model: "lstm",
-  modelFlags: {},
+  modelFlags: flagDefaults("lstm"),
   emsize: 64,
   nhid: 64,
   nlayers: 1,
@@ -153,6 +163,9 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   dropouth: 0,
   dropouti: 0,
   dropoute: 0,
+  wdrop: 0,
+  alpha: 0,
+  beta: 0,
   tied: false,
   seed: 1111,
   optimizer: "adam",
@@ -236,6 +249,9 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "dropouth": ["dropouth", "prob"],
   "dropouti": ["dropouti", "prob"],
   "dropoute": ["dropoute", "prob"],
+  "wdrop": ["wdrop", "prob"],
+  "alpha": ["alpha", "number"],
+  "beta": ["beta", "number"],
   "tied": ["tied", "bool"],
   "seed": ["seed", "int"],
   "optimizer": ["optimizer", "optimizer"],
@@ -366,6 +382,9 @@ export function modelSettings(config: TrainConfig, vocab: number): ModelSettings
     dropouti: config.dropouti,
     dropoute: config.dropoute,
     tied: config.tied,
+    wdrop: config.wdrop,
+    alpha: config.alpha,
+    beta: config.beta,
     flags: config.modelFlags,
   };
 }
@@ -489,7 +508,7 @@ function resolveConfig(src: { flags: SettingsSource; file: SettingsSource | null
   const cfg: Record<string, unknown> = {
     ...DEFAULTS,
     model: family.name,
-    modelFlags: Object.fromEntries(Object.entries(family.flags).map(([k, f]) => [k, f.default])),
+    modelFlags: flagDefaults(family.name),
   };
   applyEntries(cfg, Object.entries(family.defaults), (k) => `${family.name} default ${k}`, family);
   if (preset) {

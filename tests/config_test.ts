@@ -97,7 +97,7 @@ Deno.test("trainConfig: settings by flag name, with the CLI's defaults, presets 
       [{ nhid: 0 }, "setting nhid: expected an integer > 0"],
       [{ model: "gru" }, "expected one of"],
       [{ tied: true, emsize: 10, nhid: 20 }, "--tied needs --emsize equal to --nhid"],
-      [{ dropouti: 0.3 }, "the stacked LSTM uses standard dropout"],
+      [{ dropouti: 0.3 }, "needs --locked-dropout: the stacked LSTM's standard dropout"],
     ] as const
   ) {
     try {

@@ -132,8 +132,7 @@ Deno.test("lstm lm ref: gradients equal f64 central differences (untied and tied
 });
 
 /** Runs one training step on the GPU and the reference on the same weights and batch. */
-async function stepBoth(gpu: Gpu, tied: boolean, seed: number) {
-  const config = cfg(tied);
+async function stepBoth(gpu: Gpu, tied: boolean, seed: number, config = cfg(tied)) {
   const model = createLstmLm(gpu, config, seed);
   const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
   const state = createLstmLmState(gpu, model, B);
@@ -360,5 +359,89 @@ Deno.test({
     throws(() => lstmLmStep(gpu, model, ws, state, batch, { seed: -1, step: 0 }), RangeError);
     ok(gpu.dispatchCount === before, "a failed call recorded work");
     throws(() => lstmLmDropoutOffset(cfg(false), 2 ** 31, 0), RangeError);
+  },
+});
+
+/** AWD-LSTM's devices on the stacked LSTM: locked dropouts, embedding rows, AR and TAR. */
+const AWD = (tied: boolean): LstmLmConfig => ({
+  ...cfg(tied, 0.25),
+  awd: { locked: true, dropouti: 0.3, dropouth: 0.2, dropoute: 0.15, alpha: 2, beta: 1 },
+});
+
+Deno.test("lstm lm ref with AWD devices: every gradient equals f64 central differences", () => {
+  for (const tied of [false, true]) {
+    const config = AWD(tied);
+    const weights: Record<string, Float64Array> = {};
+    lstmLmParamSpecs(config).forEach((s, k) => {
+      const n = s.shape.reduce((a, b) => a * b, 1);
+      weights[s.name] = Float64Array.from(uniform(n, 300 + k, -0.5, 0.5));
+    });
+    const input = tokens(T * B, 1, V), target = tokens(T * B, 2, V);
+    const run = (grad: boolean) =>
+      lstmLmRef({ config, weights, input, target, T, B, dropout: { seed: 7, step: 2 }, grad });
+    const { grads } = run(true);
+    const h = 1e-6;
+    for (const [name, w] of Object.entries(weights)) {
+      const fd = new Float64Array(w.length);
+      for (let i = 0; i < w.length; i++) {
+        const save = w[i];
+        w[i] = save + h;
+        const up = run(false).loss;
+        w[i] = save - h;
+        const dn = run(false).loss;
+        w[i] = save;
+        fd[i] = (up - dn) / (2 * h);
+      }
+      const scale = maxAbs(grads[name]);
+      ok(scale > 1e-4, `${name}: gradient ~0, the check could not fail`);
+      const rel = maxDiff(grads[name], fd) / scale;
+      ok(rel < 1e-6, `awd tied=${tied} ${name}: relative error ${rel.toExponential(2)} vs FD`);
+    }
+  }
+});
+
+Deno.test({
+  name: "lstm lm with AWD devices: GPU gradients equal the reference; each device matters",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    for (const tied of [false, true]) {
+      const { gpuLoss, got, ref } = await stepBoth(gpu, tied, 21, AWD(tied));
+      for (let n = 0; n < T * B; n++) {
+        ok(Math.abs(gpuLoss[n] - ref.rowLoss[n]) <= 2e-5 * ref.rowLoss[n], `row ${n}`);
+      }
+      checkGrads(got, ref.grads, `awd tied=${tied}`);
+    }
+    // the reference without any one device does not match the GPU's step
+    const awd = AWD(false).awd!;
+    for (
+      const off of [
+        { locked: false },
+        { dropouti: 0 },
+        { dropouth: 0 },
+        { dropoute: 0 },
+        { alpha: 0 },
+        { beta: 0 },
+      ]
+    ) {
+      const model = createLstmLm(gpu, AWD(false), 21);
+      const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
+      const state = createLstmLmState(gpu, model, B);
+      const input = tokens(T * B, 22, V), target = tokens(T * B, 23, V);
+      const batch = writeLstmLmBatch(gpu, ws, { T, input, target });
+      lstmLmStep(gpu, model, ws, state, batch, { seed: 99, step: 5 });
+      const grads = await readAll(gpu, model, "grad");
+      const weights = await readAll(gpu, model, "value");
+      const wrong = lstmLmRef({
+        config: { ...AWD(false), awd: { ...awd, ...off } },
+        weights,
+        input,
+        target,
+        T,
+        B,
+        dropout: { seed: 99, step: 5 },
+      });
+      throws(() => checkGrads(grads, wrong.grads, JSON.stringify(off)), /max abs error/);
+    }
   },
 });

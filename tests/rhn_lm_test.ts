@@ -61,6 +61,9 @@ function settings() {
     dropouth: 0,
     dropouti: 0,
     dropoute: 0,
+    wdrop: 0,
+    alpha: 0,
+    beta: 0,
     tied: true,
     flags: { depth: L },
   };

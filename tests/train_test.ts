@@ -1,4 +1,4 @@
-import { ConfigError, DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
+import { ConfigError, DEFAULTS, type TrainConfig, trainConfig } from "../pipeline/config.ts";
 import { train } from "../pipeline/train.ts";
 import { trainModel } from "../pipeline/api.ts";
 import { runData } from "../pipeline/run/data.ts";
@@ -457,4 +457,67 @@ Deno.test({
     if (b.testPpl !== a.testPpl) throw new Error(`test ${b.testPpl} vs ${a.testPpl}`);
     await Deno.remove(dir, { recursive: true });
   },
+});
+
+Deno.test({
+  name: "train: AWD devices on the stacked LSTM change the run and resume identically",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const data = tinyData();
+    const awd: TrainConfig = {
+      ...TINY,
+      maxSteps: 20,
+      modelFlags: { "locked-dropout": true },
+      dropouti: 0.3,
+      dropouth: 0.2,
+      dropoute: 0.1,
+      alpha: 2,
+      beta: 1,
+    };
+    const plain = new LossRecorder(), straight = new LossRecorder();
+    await train(gpu, { ...TINY, maxSteps: 20 }, data, plain);
+    const a = await train(gpu, awd, data, straight);
+    if (straight.losses.every((x, i) => x === plain.losses[i])) {
+      throw new Error("the AWD devices changed nothing");
+    }
+    if (!straight.losses.every(Number.isFinite) || !Number.isFinite(a.testPpl)) {
+      throw new Error(`losses ${straight.losses}`);
+    }
+    const dir = await Deno.makeTempDir();
+    const ckpt = `${dir}/awd.ckpt`;
+    const first = new LossRecorder(), second = new LossRecorder();
+    await train(gpu, { ...awd, stopAfter: 13, save: ckpt }, data, first);
+    const b = await train(gpu, { ...awd, resume: ckpt }, data, second);
+    const resumed = [...first.losses, ...second.losses];
+    for (let i = 0; i < 20; i++) {
+      if (resumed[i] !== straight.losses[i]) {
+        throw new Error(`step ${i + 1}: resumed ${resumed[i]} != straight ${straight.losses[i]}`);
+      }
+    }
+    if (b.testPpl !== a.testPpl) throw new Error(`test ${b.testPpl} vs ${a.testPpl}`);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test("trainConfig: AWD flags map to the LSTM and are refused where not built", () => {
+  const c = trainConfig({ "locked-dropout": true, dropouth: 0.25, alpha: 2, beta: 1 });
+  if (c.modelFlags["locked-dropout"] !== true || c.dropouth !== 0.25 || c.alpha !== 2) {
+    throw new Error(JSON.stringify(c));
+  }
+  for (
+    const [settings, text] of [
+      [{ dropouth: 0.2 }, "--dropouth 0.2 needs --locked-dropout"],
+      [{ wdrop: 0.5 }, "WeightDrop is not built for the stacked LSTM"],
+      [{ alpha: -1 }, "alpha"],
+      [{ model: "rhn", beta: 1 }, "has no AR/TAR"],
+    ] as const
+  ) {
+    try {
+      trainConfig(settings);
+      throw new Error(`${JSON.stringify(settings)} accepted`);
+    } catch (e) {
+      if (!(e as Error).message.includes(text)) throw e;
+    }
+  }
 });

@@ -56,18 +56,26 @@ export function lstmWeightMacs(c: LstmLmConfig): WeightMacs[] {
 
 /** The family's config from run settings. */
 function config(s: ModelSettings): LstmLmConfig {
-  for (const flag of ["dropouth", "dropouti", "dropoute"] as const) {
-    if (s[flag] !== 0) {
+  const locked = s.flags["locked-dropout"] === true;
+  for (const flag of ["dropouth", "dropouti"] as const) {
+    if (s[flag] !== 0 && !locked) {
       throw new ModelConfigError(
-        `--${flag} ${s[flag]}: the stacked LSTM uses standard dropout (--dropout) at every site`,
+        `--${flag} ${s[flag]} needs --locked-dropout: the stacked LSTM's standard dropout ` +
+          "uses --dropout at every site",
       );
     }
+  }
+  if (s.wdrop !== 0) {
+    throw new ModelConfigError(
+      `--wdrop ${s.wdrop}: WeightDrop is not built for the stacked LSTM yet`,
+    );
   }
   if (s.tied && s.emsize !== s.nhid) {
     throw new ModelConfigError(
       `--tied needs --emsize equal to --nhid (got ${s.emsize} and ${s.nhid})`,
     );
   }
+  const awd = locked || s.dropoute > 0 || s.alpha > 0 || s.beta > 0;
   return {
     vocab: s.vocab,
     embed: s.emsize,
@@ -75,6 +83,18 @@ function config(s: ModelSettings): LstmLmConfig {
     layers: s.nlayers,
     dropout: s.dropout,
     tied: s.tied,
+    ...(awd
+      ? {
+        awd: {
+          locked,
+          dropouti: s.dropouti,
+          dropouth: s.dropouth,
+          dropoute: s.dropoute,
+          alpha: s.alpha,
+          beta: s.beta,
+        },
+      }
+      : {}),
   };
 }
 
@@ -166,7 +186,13 @@ export const lstmFamily: ModelFamily<LstmLmConfig> = {
   // the shared defaults are this family's: a small model on the synthetic corpus
   defaults: {},
   presets: PRESETS,
-  flags: {},
+  flags: {
+    "locked-dropout": {
+      kind: "bool",
+      default: false,
+      help: "AWD-LSTM's locked dropout: --dropouti, --dropouth, --dropout per window",
+    },
+  },
   phases: [
     "embedding_forward",
     "lstm_forward",

@@ -55,7 +55,7 @@ import type { Gpu } from "../../kernels/runtime/runtime.ts";
 import { expectShape, ShapeError, type Tensor } from "../../kernels/runtime/tensor.ts";
 import { matmul } from "../../kernels/dense/matmul.ts";
 import { lstmCellBackward, lstmCellForward } from "../../kernels/cells/lstm_cell.ts";
-import { dropoutBackward, dropoutForward } from "../../kernels/cells/dropout.ts";
+import { activationRegGrad } from "../../kernels/cells/activation_reg.ts";
 import type { EmbeddingIndexTensors } from "../../kernels/cells/embedding.ts";
 import { writeTokenBatch } from "../parts/token_batch.ts";
 import {
@@ -68,6 +68,9 @@ import {
 import { checkParamMask, createParams, type Param, type ParamSpec } from "../params.ts";
 import { equalBlocks } from "../model.ts";
 import {
+  type ActivationDrop,
+  dropActivations,
+  dropActivationsBackward,
   embeddingInputBackward,
   embeddingInputForward,
   type InputDrops,
@@ -77,6 +80,23 @@ import {
   decoderHeadBackward,
   decoderHeadForward,
 } from "../parts/decoder_head.ts";
+
+/**
+ * AWD-LSTM's training devices on the stacked LSTM (Merity et al. 2018, spec §2.3): locked
+ * dropout (one `[B, D]` mask per window) at the L + 1 sites with p = `dropouti` (embedding
+ * output), `dropouth` (between layers) and the config's `dropout` (output), embedding-row
+ * dropout `dropoute`, and AR (α, on the dropped output) and TAR (β, on the raw output) in the
+ * loss.
+ */
+export interface LstmAwd {
+  /** Locked instead of standard dropout at the L + 1 sites. */
+  locked: boolean;
+  dropouti: number;
+  dropouth: number;
+  dropoute: number;
+  alpha: number;
+  beta: number;
+}
 
 /** Architecture and dropout of the stacked LSTM LM. */
 export interface LstmLmConfig {
@@ -92,6 +112,8 @@ export interface LstmLmConfig {
   dropout: number;
   /** Decoder weight is the embedding tensor (requires E = H). */
   tied: boolean;
+  /** AWD-LSTM's devices; absent = Zaremba's standard dropout `dropout` at every site. */
+  awd?: LstmAwd;
 }
 
 /** The four tensors of LSTM layer l. */
@@ -132,6 +154,16 @@ function checkConfig(c: LstmLmConfig): void {
     throw new RangeError(
       `LstmLmConfig: tied weights need embed == hidden, got ${c.embed} and ${c.hidden}`,
     );
+  }
+  if (c.awd) {
+    for (const k of ["dropouti", "dropouth", "dropoute"] as const) {
+      if (!(c.awd[k] >= 0 && c.awd[k] < 1)) {
+        throw new RangeError(`LstmLmConfig.awd.${k} must be in [0, 1), got ${c.awd[k]}`);
+      }
+    }
+    if (!(c.awd.alpha >= 0 && c.awd.beta >= 0)) {
+      throw new RangeError(`LstmLmConfig.awd: alpha and beta must be >= 0`);
+    }
   }
 }
 
@@ -232,16 +264,17 @@ export function createLstmLm(gpu: Gpu, config: LstmLmConfig, seed: number): Lstm
 
 /**
  * Dropout sites per training step: the embedding output, the L − 1 layer boundaries and the
- * last layer's output.
+ * last layer's output; with the AWD devices also the embedding rows (site L + 1).
  */
 function dropoutSites(config: LstmLmConfig): number {
-  return config.layers + 1;
+  return config.layers + (config.awd ? 2 : 1);
 }
 
 /**
  * Philox offset of dropout site `site` (0 = embedding output, l = input of layer l for
- * 1 ≤ l < L, L = last layer output) at training step `step`: `step·(L + 1) + site`. Distinct
- * for every (step, site) pair until it passes 2^32 (RangeError), so masks never repeat.
+ * 1 ≤ l < L, L = last layer output, L + 1 = embedding rows with the AWD devices) at training
+ * step `step`: `step·sites + site`. Distinct for every (step, site) pair until it passes 2^32
+ * (RangeError), so masks never repeat.
  *
  * @example
  * ```ts
@@ -506,10 +539,29 @@ export interface LstmLmStepOptions {
   route?: SparseRoute;
 }
 
-interface Dropout {
-  p: number;
-  seed: number;
-  step: number;
+/** The dropouts of one training step, by site. */
+interface Drops {
+  input: InputDrops;
+  /** `between[l]`: the input of layer l (1 ≤ l < L). */
+  between: (ActivationDrop | null)[];
+  out: ActivationDrop | null;
+}
+
+function dropsOf(config: LstmLmConfig, seed: number, step: number): Drops {
+  const { layers: L, awd } = config;
+  const kind = awd?.locked ? "locked" as const : "standard" as const;
+  const site = (k: number, p: number): ActivationDrop | null =>
+    p > 0 ? { kind, p, seed, offset: lstmLmDropoutOffset(config, step, k) } : null;
+  const pIn = awd?.locked ? awd.dropouti : config.dropout;
+  const pBetween = awd?.locked ? awd.dropouth : config.dropout;
+  const rows = awd && awd.dropoute > 0
+    ? { p: awd.dropoute, seed, offset: lstmLmDropoutOffset(config, step, L + 1) }
+    : undefined;
+  return {
+    input: { rows, out: site(0, pIn) ?? undefined },
+    between: Array.from({ length: L }, (_, l) => (l === 0 ? null : site(l, pBetween))),
+    out: site(L, config.dropout),
+  };
 }
 
 function validate(
@@ -568,13 +620,6 @@ function head(model: LstmLm): DecoderHead {
   return { weight: model.decoderWeight, bias: model.decoderBias };
 }
 
-/** The input part's dropout: standard, at site 0 (the embedding output). */
-function inputDrops(config: LstmLmConfig, drop: Dropout | null): InputDrops | undefined {
-  if (!drop || drop.p === 0) return undefined;
-  const offset = lstmLmDropoutOffset(config, drop.step, 0);
-  return { out: { kind: "standard", p: drop.p, seed: drop.seed, offset } };
-}
-
 /** Tensors the backward pass needs from the forward pass. */
 interface ForwardTrace {
   /** Input of each layer as the layer saw it (after dropout): `[N, in_l]`. */
@@ -591,7 +636,7 @@ function forward(
   ws: LstmLmWorkspace,
   state: LstmLmState,
   batch: LstmLmBatch,
-  drop: Dropout | null,
+  drop: Drops | null,
   onPhase?: (phase: LstmLmPhase) => void,
   route?: SparseRoute,
 ): ForwardTrace {
@@ -599,12 +644,10 @@ function forward(
   const { T, B } = batch;
   const N = T * B;
   const bh = B * H;
-  const dropped = (src: Tensor, dst: Tensor | undefined, site: number): Tensor => {
-    if (!drop || drop.p === 0) return src;
+  const dropped = (src: Tensor, dst: Tensor | undefined, site: ActivationDrop | null): Tensor => {
+    if (!site) return src;
     if (!dst) throw new ShapeError("lstmLm: dropout needs a training workspace");
-    const offset = lstmLmDropoutOffset(model.config, drop.step, site);
-    dropoutForward(gpu, { x: src, y: dst, p: drop.p, seed: drop.seed, offset });
-    return dst;
+    return dropActivations(gpu, site, src, dst, B);
   };
 
   onPhase?.("embedding_forward");
@@ -614,7 +657,7 @@ function forward(
     maskRows: ws.embMask.view(0, [N, E]),
     dropped: ws.xDrop[0]?.view(0, [N, E]),
     B,
-    drops: inputDrops(model.config, drop),
+    drops: drop?.input,
   });
   const xs: Tensor[] = [];
   onPhase?.("lstm_forward");
@@ -644,8 +687,8 @@ function forward(
     gpu.copy(cs.view(T * bh, [B, H]), state.c[l]);
     const out = hs.view(bh, [N, H]);
     x = l < L - 1
-      ? dropped(out, ws.xDrop[l + 1]?.view(0, [N, H]), l + 1)
-      : dropped(out, ws.yDrop?.view(0, [N, H]), L);
+      ? dropped(out, ws.xDrop[l + 1]?.view(0, [N, H]), drop?.between[l + 1] ?? null)
+      : dropped(out, ws.yDrop?.view(0, [N, H]), drop?.out ?? null);
   }
   onPhase?.("decoder_forward");
   const logits = ws.logits.view(0, [N, V]);
@@ -686,18 +729,15 @@ export function lstmLmStep(
   opts: LstmLmStepOptions,
 ): Tensor {
   validate(model, ws, state, batch, true);
-  const { embed: E, hidden: H, layers: L, dropout: p } = model.config;
-  const drop: Dropout = { p, seed: opts.seed, step: opts.step };
+  const { embed: E, hidden: H, layers: L, awd } = model.config;
   // Fail on a bad step/seed before recording anything.
-  lstmLmDropoutOffset(model.config, opts.step, L);
+  lstmLmDropoutOffset(model.config, opts.step, dropoutSites(model.config) - 1);
   if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffffffff) {
     throw new RangeError(`lstmLmStep: seed must be a u32, got ${opts.seed}`);
   }
-  const dropBack = (d: Tensor, site: number) => {
-    if (p === 0) return;
-    const offset = lstmLmDropoutOffset(model.config, opts.step, site);
-    dropoutBackward(gpu, { dy: d, dx: d, p, seed: opts.seed, offset });
-  };
+  const drop = dropsOf(model.config, opts.seed, opts.step);
+  const dropBack = (d: Tensor, site: ActivationDrop | null) =>
+    dropActivationsBackward(gpu, site, d, batch.B);
 
   const route = opts.route;
   const trace = forward(gpu, model, ws, state, batch, drop, opts.onPhase, route);
@@ -711,7 +751,13 @@ export function lstmLmStep(
   opts.onPhase?.("decoder_backward");
   let dOut = ws.dH[L - 1].view(0, [N, H]);
   decoderHeadBackward(gpu, head(model), { x: trace.top, dLogits, dx: dOut, ones, route });
-  dropBack(dOut, L);
+  // AR on the dropped output, TAR on the raw one (AWD-LSTM)
+  if (awd?.alpha) activationRegGrad(gpu, { y: trace.top, g: dOut, B, alpha: awd.alpha, beta: 0 });
+  dropBack(dOut, drop.out);
+  if (awd?.beta) {
+    const raw = ws.hs[L - 1].view(bh, [N, H]);
+    activationRegGrad(gpu, { y: raw, g: dOut, B, alpha: 0, beta: awd.beta });
+  }
 
   // layers, top to bottom, each backward through time
   const dGates = ws.dGates!.view(0, [N, 4 * H]);
@@ -750,7 +796,7 @@ export function lstmLmStep(
     gpu.copy(bIh.grad, bHh.grad);
     dOut = l > 0 ? ws.dH[l - 1].view(0, [N, H]) : ws.dEmb!.view(0, [N, E]);
     weightBackwardData(gpu, wIh, { dy: dGates, dx: dOut, route });
-    if (l > 0) dropBack(dOut, l); // site 0 is the input part's
+    if (l > 0) dropBack(dOut, drop.between[l]); // site 0 is the input part's
   }
 
   // embedding (tied: adds onto the decoder's gradient already in the same tensor)
@@ -760,7 +806,7 @@ export function lstmLmStep(
     ids: batch.input,
     dOut,
     B,
-    drops: inputDrops(model.config, drop),
+    drops: drop.input,
     tied: model.config.tied,
   });
   return trace.loss;

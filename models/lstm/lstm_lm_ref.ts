@@ -4,8 +4,11 @@
  * per-step recurrent gradients, no fused buffers). Test oracle only, never production.
  *
  * Dropout masks are the GPU's, bit for bit: `dropoutMaskRef` (CPU Philox) under the same
- * `(seed, offset = step·(L + 1) + site)` pairs, and the same f32 scale `fround(1 / (1 − p))`;
- * the scaled values are kept in f64.
+ * `(seed, offset = step·sites + site)` pairs (sites L + 1, or L + 2 with the AWD devices), and
+ * the same f32 scale `fround(1 / (1 − p))`; the scaled values are kept in f64. With the AWD
+ * devices (`config.awd`): locked masks (one `[B, D]` mask repeated over time), embedding-row
+ * masks over the V words, and AR (on the dropped output) and TAR (on the raw output) in the
+ * loss.
  *
  * Masks: forward products and data gradients use `W ⊙ M`; the returned weight gradients are
  * `∂loss/∂(W ⊙ M)` at every position (dense), as on the GPU.
@@ -70,8 +73,8 @@ const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
  */
 export function lstmLmRef(args: LstmLmRefArgs): LstmLmRefResult {
   const { config, input, target, T, B } = args;
-  const { vocab: V, embed: E, hidden: H, layers: L, tied } = config;
-  const p = args.dropout ? config.dropout : 0;
+  const { vocab: V, embed: E, hidden: H, layers: L, tied, awd } = config;
+  const on = !!args.dropout;
   const N = T * B;
   const wantGrad = args.grad ?? true;
 
@@ -82,21 +85,36 @@ export function lstmLmRef(args: LstmLmRefArgs): LstmLmRefResult {
     W[name] = Float64Array.from(w, (v, i) => (m ? v * m[i] : v));
   }
   const decName = tied ? "encoder.weight" : "decoder.weight";
-  const keepOf = (n: number, site: number): Float64Array => {
-    if (p === 0) return new Float64Array(n).fill(1);
+  const sites = L + (awd ? 2 : 1);
+  /** Multipliers keep·scale of `n` elements at `site`; locked: a `[B, D]` mask over time. */
+  const keepOf = (n: number, site: number, p: number, period = n): Float64Array => {
+    if (!on || p === 0) return new Float64Array(n).fill(1);
     const { seed, step } = args.dropout!;
-    const keep = dropoutMaskRef(n, p, seed, step * (L + 1) + site);
+    const keep = dropoutMaskRef(period, p, seed, step * sites + site);
     const s = Math.fround(1 / (1 - p));
-    return Float64Array.from(keep, (k) => k * s);
+    return Float64Array.from({ length: n }, (_, i) => keep[i % period] * s);
   };
+  const locked = !!awd?.locked;
+  const siteKeep = (site: number, D: number): Float64Array => {
+    const p = !locked
+      ? config.dropout
+      : site === 0
+      ? awd!.dropouti
+      : site === L
+      ? config.dropout
+      : awd!.dropouth;
+    return keepOf(N * D, site, p, locked ? B * D : N * D);
+  };
+  const rowKeep = awd ? keepOf(V, L + 1, awd.dropoute) : new Float64Array(V).fill(1);
 
   // ---- forward
   const emb = new Float64Array(N * E);
   for (let n = 0; n < N; n++) {
-    for (let d = 0; d < E; d++) emb[n * E + d] = W["encoder.weight"][input[n] * E + d];
+    const r = rowKeep[input[n]];
+    for (let d = 0; d < E; d++) emb[n * E + d] = W["encoder.weight"][input[n] * E + d] * r;
   }
   const dropMul: Float64Array[] = []; // per site, multipliers keep·scale
-  dropMul[0] = keepOf(N * E, 0);
+  dropMul[0] = siteKeep(0, E);
   let x = emb.map((v, i) => v * dropMul[0][i]);
   const xs: Float64Array[] = [];
   // per layer: hs [T+1][B·H], cs, acts [T][B·4H]
@@ -141,10 +159,30 @@ export function lstmLmRef(args: LstmLmRefArgs): LstmLmRefResult {
     actsAll.push(acts);
     const out = new Float64Array(N * H);
     for (let t = 0; t < T; t++) out.set(hs[t + 1], t * B * H);
-    dropMul[l + 1] = keepOf(N * H, l + 1);
+    dropMul[l + 1] = siteKeep(l + 1, H);
     x = out.map((v, i) => v * dropMul[l + 1][i]);
   }
   const top = x;
+  const rawTop = new Float64Array(N * H);
+  for (let t = 0; t < T; t++) rawTop.set(hsAll[L - 1][t + 1], t * B * H);
+  // AR on the dropped output, TAR on the raw one (mean over elements, AWD-LSTM)
+  let reg = 0;
+  const dTopReg = new Float64Array(N * H), dRawReg = new Float64Array(N * H);
+  if (awd && on) {
+    for (let i = 0; i < N * H; i++) {
+      reg += (awd.alpha * top[i] * top[i]) / (N * H);
+      dTopReg[i] = (2 * awd.alpha * top[i]) / (N * H);
+    }
+    if (T > 1) {
+      const m = (T - 1) * B * H;
+      for (let i = B * H; i < N * H; i++) {
+        const d = rawTop[i] - rawTop[i - B * H];
+        reg += (awd.beta * d * d) / m;
+        dRawReg[i] += (2 * awd.beta * d) / m;
+        dRawReg[i - B * H] -= (2 * awd.beta * d) / m;
+      }
+    }
+  }
   const dec = W[decName], decB = W["decoder.bias"];
   const rowLoss = new Float64Array(N);
   const dLogits = new Float64Array(N * V);
@@ -167,7 +205,7 @@ export function lstmLmRef(args: LstmLmRefArgs): LstmLmRefResult {
     }
   }
   const result: LstmLmRefResult = {
-    loss: lossSum / N,
+    loss: lossSum / N + reg,
     rowLoss,
     grads: {},
     h: hsAll.map((hs) => hs[T]),
@@ -179,7 +217,7 @@ export function lstmLmRef(args: LstmLmRefArgs): LstmLmRefResult {
   const G: Record<string, Float64Array> = {};
   for (const [name, w] of Object.entries(args.weights)) G[name] = new Float64Array(w.length);
   const gDec = G[decName], gDecB = G["decoder.bias"];
-  let dx = new Float64Array(N * H); // gradient w.r.t. the dropped top output
+  let dx = Float64Array.from(dTopReg); // gradient w.r.t. the dropped top output
   for (let n = 0; n < N; n++) {
     for (let v = 0; v < V; v++) {
       const g = dLogits[n * V + v];
@@ -197,7 +235,8 @@ export function lstmLmRef(args: LstmLmRefArgs): LstmLmRefResult {
     const gBih = G[`rnn.bias_ih_l${l}`], gBhh = G[`rnn.bias_hh_l${l}`];
     const hs = hsAll[l], cs = csAll[l], acts = actsAll[l];
     const xin = xs[l];
-    const dOut = dx.map((v, i) => v * dropMul[l + 1][i]); // through the dropout after layer l
+    // through the dropout after layer l (and TAR's gradient on the raw top output)
+    const dOut = dx.map((v, i) => v * dropMul[l + 1][i] + (l === L - 1 ? dRawReg[i] : 0));
     const dIn = new Float64Array(N * inSize);
     let dhNext = new Float64Array(B * H), dcNext = new Float64Array(B * H);
     for (let t = T - 1; t >= 0; t--) {
@@ -239,7 +278,8 @@ export function lstmLmRef(args: LstmLmRefArgs): LstmLmRefResult {
   const dEmb = dx.map((v, i) => v * dropMul[0][i]);
   const gEnc = G["encoder.weight"];
   for (let n = 0; n < N; n++) {
-    for (let d = 0; d < E; d++) gEnc[input[n] * E + d] += dEmb[n * E + d];
+    const r = rowKeep[input[n]];
+    for (let d = 0; d < E; d++) gEnc[input[n] * E + d] += dEmb[n * E + d] * r;
   }
   result.grads = G;
   return result;

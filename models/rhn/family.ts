@@ -58,6 +58,15 @@ export function rhnWeightMacs(c: RhnConfig): WeightMacs[] {
 }
 
 function config(s: ModelSettings): RhnConfig {
+  for (const flag of ["wdrop", "alpha", "beta"] as const) {
+    if (s[flag] !== 0) {
+      throw new ModelConfigError(
+        `--${flag} ${s[flag]}: the RHN of spec §14.1 has no ${
+          flag === "wdrop" ? "WeightDrop" : "AR/TAR"
+        }`,
+      );
+    }
+  }
   if (s.nlayers !== 1) {
     throw new ModelConfigError(
       `--nlayers ${s.nlayers}: the RHN is one highway layer (its depth is --depth)`,
