@@ -21,6 +21,7 @@ import type { Gpu } from "../kernels/runtime/runtime.ts";
 import type { Tensor } from "../kernels/runtime/tensor.ts";
 import type { Param, ParamSpec } from "./params.ts";
 import type { SparseRoute } from "./weight_ops.ts";
+import type { WeightDropConvention } from "./parts/weight_drop.ts";
 
 /** A flag value of a family (`--depth 10`, ...). */
 export type FlagValue = number | boolean | string;
@@ -46,6 +47,8 @@ export interface ModelSettings {
   tied: boolean;
   /** DropConnect on the recurrent weights (AWD's WeightDrop). */
   wdrop: number;
+  /** How WeightDrop scales the kept weights (`parts/weight_drop.ts`). */
+  wdropConvention: WeightDropConvention;
   /** AR and TAR weights of AWD-LSTM's activation regularisers. */
   alpha: number;
   beta: number;

@@ -36,6 +36,7 @@ Data:      --data DIR (train.txt/valid.txt/test.txt; default: synthetic corpus) 
 Model:     --model ${Object.keys(MODEL_FAMILIES).join("|")} --emsize N --nhid N --nlayers N
            --dropout P --dropouth P --dropouti P --dropoute P --tied
            --alpha X --beta X (AR and TAR weights) --wdrop P (DropConnect on recurrent weights)
+           --wdrop-convention inverted|eval-scaled
 Training:  --lr X --clip X --epochs N --batch-size N --bptt N --seed N --wdecay X
            --variable-bptt (AWD windows, lr scaled by length/bptt) --bptt-cap N (default bptt+40)
            --optimizer sgd|momentum|adam|ntasgd --momentum X --adam-beta1 X --nonmono N

@@ -16,6 +16,7 @@ import { METHODS } from "./sparsity/methods/mod.ts";
 
 import type { OptimizerName } from "./optimizer.ts";
 import { MODEL_FAMILIES, modelFamily } from "../models/families.ts";
+import { WEIGHT_DROP_CONVENTIONS, type WeightDropConvention } from "../models/parts/weight_drop.ts";
 import {
   type AnyModelFamily,
   type FlagValue,
@@ -56,6 +57,8 @@ export interface TrainConfig {
   dropoute: number;
   /** AWD devices: DropConnect on recurrent weights, AR and TAR weights (`models/model.ts`). */
   wdrop: number;
+  /** How WeightDrop scales the kept weights (`models/parts/weight_drop.ts`). */
+  wdropConvention: WeightDropConvention;
   alpha: number;
   beta: number;
   tied: boolean;
@@ -164,6 +167,7 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   dropouti: 0,
   dropoute: 0,
   wdrop: 0,
+  wdropConvention: "inverted",
   alpha: 0,
   beta: 0,
   tied: false,
@@ -228,7 +232,8 @@ type Kind =
   | "sparsity"
   | "storage"
   | "inactive"
-  | "model";
+  | "model"
+  | "wdropConvention";
 
 /** Flag name → config key and value kind. */
 const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
@@ -250,6 +255,7 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "dropouti": ["dropouti", "prob"],
   "dropoute": ["dropoute", "prob"],
   "wdrop": ["wdrop", "prob"],
+  "wdrop-convention": ["wdropConvention", "wdropConvention"],
   "alpha": ["alpha", "number"],
   "beta": ["beta", "number"],
   "tied": ["tied", "bool"],
@@ -311,6 +317,7 @@ function convert(where: string, kind: Kind, raw: unknown): unknown {
   if (kind === "redistribution") return oneOf(raw, REDISTRIBUTIONS, fail);
   if (kind === "storage") return oneOf(raw, ["masked", "csr"] as const, fail);
   if (kind === "model") return oneOf(raw, Object.keys(MODEL_FAMILIES), fail);
+  if (kind === "wdropConvention") return oneOf(raw, WEIGHT_DROP_CONVENTIONS, fail);
   if (kind === "inactive") {
     return oneOf(raw, ["auto", "clear", "accumulate", "keep"] as const, fail);
   }
@@ -383,6 +390,7 @@ export function modelSettings(config: TrainConfig, vocab: number): ModelSettings
     dropoute: config.dropoute,
     tied: config.tied,
     wdrop: config.wdrop,
+    wdropConvention: config.wdropConvention,
     alpha: config.alpha,
     beta: config.beta,
     flags: config.modelFlags,

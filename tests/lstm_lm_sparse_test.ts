@@ -28,8 +28,15 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    for (const [tied, density] of [[false, 0.33], [true, 0.5], [false, 0.1]] as const) {
-      const label = `tied=${tied} density=${density}`;
+    // the last case adds the AWD devices with WeightDrop (eval-scaled, so evaluation reads a
+    // scaled copy too): both storages must drop the same weights
+    const cases = [[false, 0.33, false], [true, 0.5, false], [false, 0.1, false], [
+      false,
+      0.33,
+      true,
+    ]] as const;
+    for (const [tied, density, awd] of cases) {
+      const label = `tied=${tied} density=${density} awd=${awd}`;
       const config: LstmLmConfig = {
         vocab: V,
         embed: E,
@@ -37,6 +44,19 @@ Deno.test({
         layers: L,
         dropout: 0.2,
         tied,
+        ...(awd
+          ? {
+            awd: {
+              locked: true,
+              dropouti: 0.2,
+              dropouth: 0.1,
+              dropoute: 0.1,
+              alpha: 2,
+              beta: 1,
+              wdrop: { p: 0.4, convention: "eval-scaled" as const },
+            },
+          }
+          : {}),
       };
       const model = createLstmLm(gpu, config, 77);
       const masks = new Map<string, Float32Array>();
@@ -77,7 +97,7 @@ Deno.test({
       sparseRuns.push(await run({ ...DEFAULT_SPARSE_ROUTE, minReuses: 1 }));
 
       for (const [r, sparse] of sparseRuns.entries()) {
-        const label = `tied=${tied} density=${density} ${r ? "reused" : "per-product"}`;
+        const label = `tied=${tied} density=${density} awd=${awd} ${r ? "reused" : "per-product"}`;
         for (let n = 0; n < T * B; n++) {
           const d = dense.loss[n], s = sparse.loss[n];
           ok(Math.abs(d - s) <= 1e-5 * Math.abs(d), `${label} row ${n}: loss ${s} vs ${d}`);

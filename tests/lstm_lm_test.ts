@@ -11,6 +11,7 @@ import {
   lstmLmEvalLoss,
   lstmLmParamSpecs,
   lstmLmStep,
+  resetLstmLmState,
   writeLstmLmBatch,
 } from "../models/lstm/lstm_lm.ts";
 import { lstmLmRef } from "../models/lstm/lstm_lm_ref.ts";
@@ -362,10 +363,21 @@ Deno.test({
   },
 });
 
-/** AWD-LSTM's devices on the stacked LSTM: locked dropouts, embedding rows, AR and TAR. */
+/**
+ * AWD-LSTM's devices on the stacked LSTM: locked dropouts, embedding rows, AR and TAR, and
+ * WeightDrop (inverted when untied, ON-LSTM's eval-scaled convention when tied, so both run).
+ */
 const AWD = (tied: boolean): LstmLmConfig => ({
   ...cfg(tied, 0.25),
-  awd: { locked: true, dropouti: 0.3, dropouth: 0.2, dropoute: 0.15, alpha: 2, beta: 1 },
+  awd: {
+    locked: true,
+    dropouti: 0.3,
+    dropouth: 0.2,
+    dropoute: 0.15,
+    alpha: 2,
+    beta: 1,
+    wdrop: { p: 0.4, convention: tied ? "eval-scaled" : "inverted" },
+  },
 });
 
 Deno.test("lstm lm ref with AWD devices: every gradient equals f64 central differences", () => {
@@ -422,6 +434,8 @@ Deno.test({
         { dropoute: 0 },
         { alpha: 0 },
         { beta: 0 },
+        { wdrop: undefined },
+        { wdrop: { p: 0.4, convention: "eval-scaled" as const } },
       ]
     ) {
       const model = createLstmLm(gpu, AWD(false), 21);
@@ -442,6 +456,61 @@ Deno.test({
         dropout: { seed: 99, step: 5 },
       });
       throws(() => checkGrads(grads, wrong.grads, JSON.stringify(off)), /max abs error/);
+    }
+  },
+});
+
+Deno.test({
+  name: "lstm lm WeightDrop: one mask per step for every product, a new one each step, eval",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const config = AWD(false);
+    const wd = config.awd!.wdrop!;
+    const model = createLstmLm(gpu, config, 31);
+    const ws = createLstmLmWorkspace(gpu, model, { maxT: T, B, training: true });
+    const state = createLstmLmState(gpu, model, B);
+    const input = tokens(T * B, 32, V), target = tokens(T * B, 33, V);
+    const weights = await readAll(gpu, model, "value");
+    // steps 5 and 6 from the same weights and state: the reference with that step's one mask
+    // (shared by all T recurrent products, and the h0 product) matches each, the other step's
+    // does not, so the mask is redrawn per step and held within it
+    const refs = [5, 6].map((step) =>
+      lstmLmRef({ config, weights, input, target, T, B, dropout: { seed: 99, step } })
+    );
+    for (const [k, step] of [5, 6].entries()) {
+      resetLstmLmState(gpu, state);
+      const batch = writeLstmLmBatch(gpu, ws, { T, input, target });
+      lstmLmStep(gpu, model, ws, state, batch, { seed: 99, step });
+      const got = await readAll(gpu, model, "grad");
+      checkGrads(got, refs[k].grads, `step ${step}`);
+      throws(() => checkGrads(got, refs[1 - k].grads, "other step"), /max abs error/);
+    }
+    // evaluation: inverted reads W itself; eval-scaled reads W·(1 − p), and W is untouched
+    for (const convention of ["inverted", "eval-scaled"] as const) {
+      const c = { ...config, awd: { ...config.awd!, wdrop: { ...wd, convention } } };
+      const m = createLstmLm(gpu, c, 31);
+      const ews = createLstmLmWorkspace(gpu, m, { maxT: T, B, training: false });
+      const st = createLstmLmState(gpu, m, B);
+      const batch = writeLstmLmBatch(gpu, ews, { T, input, target });
+      const rows = await gpu.read(lstmLmEvalLoss(gpu, m, ews, st, batch, {}));
+      const ref = lstmLmRef({ config: c, weights, input, target, T, B, grad: false });
+      const plain = lstmLmRef({
+        config: { ...c, awd: { ...c.awd, wdrop: undefined } },
+        weights,
+        input,
+        target,
+        T,
+        B,
+        grad: false,
+      });
+      for (let n = 0; n < T * B; n++) {
+        ok(Math.abs(rows[n] - ref.rowLoss[n]) <= 2e-5 * ref.rowLoss[n], `${convention} row ${n}`);
+      }
+      const differs = plain.rowLoss.some((v, n) => Math.abs(v - ref.rowLoss[n]) > 1e-4);
+      ok(differs === (convention === "eval-scaled"), `${convention}: evaluation scaling`);
+      const after = await readAll(gpu, m, "value");
+      ok(after["rnn.weight_hh_l0"].every((v, i) => v === weights["rnn.weight_hh_l0"][i]));
     }
   },
 });

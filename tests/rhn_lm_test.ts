@@ -62,6 +62,7 @@ function settings() {
     dropouti: 0,
     dropoute: 0,
     wdrop: 0,
+    wdropConvention: "inverted" as const,
     alpha: 0,
     beta: 0,
     tied: true,

@@ -460,7 +460,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "train: AWD devices on the stacked LSTM change the run and resume identically",
+  name:
+    "train: AWD devices (with WeightDrop) on the stacked LSTM change the run, resume identically",
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
@@ -474,6 +475,7 @@ Deno.test({
       dropoute: 0.1,
       alpha: 2,
       beta: 1,
+      wdrop: 0.3,
     };
     const plain = new LossRecorder(), straight = new LossRecorder();
     await train(gpu, { ...TINY, maxSteps: 20 }, data, plain);
@@ -501,14 +503,17 @@ Deno.test({
 });
 
 Deno.test("trainConfig: AWD flags map to the LSTM and are refused where not built", () => {
-  const c = trainConfig({ "locked-dropout": true, dropouth: 0.25, alpha: 2, beta: 1 });
-  if (c.modelFlags["locked-dropout"] !== true || c.dropouth !== 0.25 || c.alpha !== 2) {
+  const c = trainConfig({ "locked-dropout": true, dropouth: 0.25, alpha: 2, beta: 1, wdrop: 0.5 });
+  if (
+    c.modelFlags["locked-dropout"] !== true || c.dropouth !== 0.25 || c.alpha !== 2 ||
+    c.wdrop !== 0.5 || c.wdropConvention !== "inverted"
+  ) {
     throw new Error(JSON.stringify(c));
   }
   for (
     const [settings, text] of [
       [{ dropouth: 0.2 }, "--dropouth 0.2 needs --locked-dropout"],
-      [{ wdrop: 0.5 }, "WeightDrop is not built for the stacked LSTM"],
+      [{ "wdrop-convention": "halved" }, "expected one of inverted, eval-scaled"],
       [{ alpha: -1 }, "alpha"],
       [{ model: "rhn", beta: 1 }, "has no AR/TAR"],
     ] as const

@@ -68,13 +68,14 @@ export function dropoutScale(p: number): number {
 function dropoutRun(
   gpu: Gpu,
   what: string,
+  names: readonly [string, string],
   x: Tensor,
   y: Tensor,
   p: number,
+  scale: number,
   seed: number,
   offset: number,
 ): void {
-  const names = what === "dropoutForward" ? ["x", "y"] : ["dy", "dx"];
   expectSize(`${what} ${names[0]}`, x, x.size, "f32");
   expectSize(`${what} ${names[1]}`, y, x.size, "f32");
   checkP(what, p);
@@ -86,9 +87,27 @@ function dropoutRun(
   gpu.run(
     DROPOUT,
     t,
-    { ...randomParams(n, seed, offset), p, scale: dropoutScale(p) },
+    { ...randomParams(n, seed, offset), p, scale: Math.fround(scale) },
     gridFor(Math.ceil(n / 4), WG),
   );
+}
+
+/**
+ * The keep mask of {@linkcode dropoutForward} with an explicit scale: `y = x * keep * scale`
+ * (DropConnect's conventions: `scale` 1 or `1 / (1 − p)`, `weight_drop.ts`). Same checks and
+ * aliasing as {@linkcode dropoutForward}.
+ *
+ * @example
+ * ```ts ignore
+ * keepScaled(gpu, { x: w, y: wDropped, p: 0.45, scale: 1, seed, offset });
+ * ```
+ */
+export function keepScaled(
+  gpu: Gpu,
+  args: { x: Tensor; y: Tensor; p: number; scale: number; seed: number; offset: number },
+): void {
+  const { x, y, p, scale, seed, offset } = args;
+  dropoutRun(gpu, "keepScaled", ["x", "y"], x, y, p, scale, seed, offset);
 }
 
 /**
@@ -105,7 +124,8 @@ export function dropoutForward(
   gpu: Gpu,
   args: { x: Tensor; y: Tensor; p: number; seed: number; offset: number },
 ): void {
-  dropoutRun(gpu, "dropoutForward", args.x, args.y, args.p, args.seed, args.offset);
+  const { x, y, p, seed, offset } = args;
+  dropoutRun(gpu, "dropoutForward", ["x", "y"], x, y, p, dropoutScale(p), seed, offset);
 }
 
 /**
@@ -121,7 +141,8 @@ export function dropoutBackward(
   gpu: Gpu,
   args: { dy: Tensor; dx: Tensor; p: number; seed: number; offset: number },
 ): void {
-  dropoutRun(gpu, "dropoutBackward", args.dy, args.dx, args.p, args.seed, args.offset);
+  const { dy, dx, p, seed, offset } = args;
+  dropoutRun(gpu, "dropoutBackward", ["dy", "dx"], dy, dx, p, dropoutScale(p), seed, offset);
 }
 
 // ------------------------------------------------------------------- shared-mask dropouts

@@ -65,17 +65,12 @@ function config(s: ModelSettings): LstmLmConfig {
       );
     }
   }
-  if (s.wdrop !== 0) {
-    throw new ModelConfigError(
-      `--wdrop ${s.wdrop}: WeightDrop is not built for the stacked LSTM yet`,
-    );
-  }
   if (s.tied && s.emsize !== s.nhid) {
     throw new ModelConfigError(
       `--tied needs --emsize equal to --nhid (got ${s.emsize} and ${s.nhid})`,
     );
   }
-  const awd = locked || s.dropoute > 0 || s.alpha > 0 || s.beta > 0;
+  const awd = locked || s.dropoute > 0 || s.alpha > 0 || s.beta > 0 || s.wdrop > 0;
   return {
     vocab: s.vocab,
     embed: s.emsize,
@@ -92,6 +87,7 @@ function config(s: ModelSettings): LstmLmConfig {
           dropoute: s.dropoute,
           alpha: s.alpha,
           beta: s.beta,
+          ...(s.wdrop > 0 ? { wdrop: { p: s.wdrop, convention: s.wdropConvention } } : {}),
         },
       }
       : {}),

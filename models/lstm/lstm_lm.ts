@@ -56,6 +56,7 @@ import { expectShape, ShapeError, type Tensor } from "../../kernels/runtime/tens
 import { matmul } from "../../kernels/dense/matmul.ts";
 import { lstmCellBackward, lstmCellForward } from "../../kernels/cells/lstm_cell.ts";
 import { activationRegGrad } from "../../kernels/cells/activation_reg.ts";
+import type { WeightDropMask } from "../../kernels/cells/weight_drop.ts";
 import type { EmbeddingIndexTensors } from "../../kernels/cells/embedding.ts";
 import { writeTokenBatch } from "../parts/token_batch.ts";
 import {
@@ -80,6 +81,14 @@ import {
   decoderHeadBackward,
   decoderHeadForward,
 } from "../parts/decoder_head.ts";
+import {
+  droppedWeight,
+  evalWeight,
+  type WeightDrop,
+  weightDropGrad,
+  weightDropMask,
+} from "../parts/weight_drop.ts";
+import type { ReusedWeight } from "../weight_ops.ts";
 
 /**
  * AWD-LSTM's training devices on the stacked LSTM (Merity et al. 2018, spec §2.3): locked
@@ -96,6 +105,8 @@ export interface LstmAwd {
   dropoute: number;
   alpha: number;
   beta: number;
+  /** WeightDrop on every `weight_hh` (one mask per step and layer); absent = none. */
+  wdrop?: WeightDrop;
 }
 
 /** Architecture and dropout of the stacked LSTM LM. */
@@ -163,6 +174,10 @@ function checkConfig(c: LstmLmConfig): void {
     }
     if (!(c.awd.alpha >= 0 && c.awd.beta >= 0)) {
       throw new RangeError(`LstmLmConfig.awd: alpha and beta must be >= 0`);
+    }
+    const wd = c.awd.wdrop;
+    if (wd && !(wd.p > 0 && wd.p < 1)) {
+      throw new RangeError(`LstmLmConfig.awd.wdrop.p must be in (0, 1), got ${wd.p}`);
     }
   }
 }
@@ -264,15 +279,17 @@ export function createLstmLm(gpu: Gpu, config: LstmLmConfig, seed: number): Lstm
 
 /**
  * Dropout sites per training step: the embedding output, the L − 1 layer boundaries and the
- * last layer's output; with the AWD devices also the embedding rows (site L + 1).
+ * last layer's output; with the AWD devices also the embedding rows (site L + 1) and the
+ * WeightDrop masks of the L recurrent weights (sites L + 2 + l).
  */
 function dropoutSites(config: LstmLmConfig): number {
-  return config.layers + (config.awd ? 2 : 1);
+  return config.awd ? 2 * config.layers + 2 : config.layers + 1;
 }
 
 /**
  * Philox offset of dropout site `site` (0 = embedding output, l = input of layer l for
- * 1 ≤ l < L, L = last layer output, L + 1 = embedding rows with the AWD devices) at training
+ * 1 ≤ l < L, L = last layer output; with the AWD devices L + 1 = embedding rows and L + 2 + l
+ * = `weight_hh_l{l}`'s WeightDrop) at training
  * step `step`: `step·sites + site`. Distinct for every (step, site) pair until it passes 2^32
  * (RangeError), so masks never repeat.
  *
@@ -545,6 +562,8 @@ interface Drops {
   /** `between[l]`: the input of layer l (1 ≤ l < L). */
   between: (ActivationDrop | null)[];
   out: ActivationDrop | null;
+  /** `hh[l]`: WeightDrop of `weight_hh_l{l}`. */
+  hh: (WeightDropMask | null)[];
 }
 
 function dropsOf(config: LstmLmConfig, seed: number, step: number): Drops {
@@ -561,6 +580,13 @@ function dropsOf(config: LstmLmConfig, seed: number, step: number): Drops {
     input: { rows, out: site(0, pIn) ?? undefined },
     between: Array.from({ length: L }, (_, l) => (l === 0 ? null : site(l, pBetween))),
     out: site(L, config.dropout),
+    hh: Array.from(
+      { length: L },
+      (_, l) =>
+        awd?.wdrop
+          ? weightDropMask(awd.wdrop, seed, lstmLmDropoutOffset(config, step, L + 2 + l))
+          : null,
+    ),
   };
 }
 
@@ -628,6 +654,24 @@ interface ForwardTrace {
   top: Tensor;
   logits: Tensor;
   loss: Tensor;
+  /**
+   * `weight_hh_l{l}` as this pass's products read it (dropped in training, scaled at evaluation
+   * under WeightDrop's `eval-scaled` convention); the caller releases it after the last product.
+   */
+  hh: ReusedWeight[];
+}
+
+/** Recurrent weight of layer l as a training step (`mask`) or an evaluation reads it. */
+function recurrentWeight(
+  gpu: Gpu,
+  model: LstmLm,
+  l: number,
+  drop: Drops | null,
+): ReusedWeight {
+  const wHh = model.layers[l].wHh, wd = model.config.awd?.wdrop;
+  const mask = drop?.hh[l];
+  if (mask) return droppedWeight(gpu, wHh, mask);
+  return !drop && wd ? evalWeight(gpu, wHh, wd) : { param: wHh, release: () => {} };
 }
 
 function forward(
@@ -660,16 +704,18 @@ function forward(
     drops: drop?.input,
   });
   const xs: Tensor[] = [];
+  const hh: ReusedWeight[] = [];
   onPhase?.("lstm_forward");
   for (let l = 0; l < L; l++) {
-    const { wIh, wHh, bIh, bHh } = model.layers[l];
+    const { wIh, bIh, bHh } = model.layers[l];
+    hh.push(recurrentWeight(gpu, model, l, drop));
     xs.push(x);
     const hs = ws.hs[l], cs = ws.cs[l];
     const gates = ws.gates[l].view(0, [N, 4 * H]);
     gpu.copy(state.h[l], hs.view(0, [B, H]));
     gpu.copy(state.c[l], cs.view(0, [B, H]));
     weightForward(gpu, wIh, { x, y: gates, bias: bIh.value, route });
-    const wHhLoop = reusedWeight(gpu, wHh, T, route);
+    const wHhLoop = reusedWeight(gpu, hh[l].param, T, route);
     for (let t = 0; t < T; t++) {
       const g = gates.view(t * 4 * bh, [B, 4 * H]);
       weightForward(gpu, wHhLoop.param, { x: hs.view(t * bh, [B, H]), y: g, beta: 1, route });
@@ -701,7 +747,7 @@ function forward(
     training: drop !== null,
     route,
   });
-  return { xs, top: x, logits, loss };
+  return { xs, top: x, logits, loss, hh };
 }
 
 /**
@@ -767,7 +813,7 @@ export function lstmLmStep(
     const { wIh, wHh, bIh, bHh } = model.layers[l];
     const hs = ws.hs[l], cs = ws.cs[l];
     const gates = ws.gates[l];
-    const wHhLoop = reusedWeight(gpu, wHh, T - 1, route);
+    const wHhLoop = reusedWeight(gpu, trace.hh[l].param, T - 1, route);
     for (let t = T - 1; t >= 0; t--) {
       const dg = dGates.view(t * 4 * bh, [B, 4 * H]);
       lstmCellBackward(gpu, {
@@ -791,6 +837,9 @@ export function lstmLmStep(
     }
     wHhLoop.release();
     weightBackwardWeight(gpu, wHh, { dy: dGates, x: hs.view(0, [N, H]), route });
+    const hhMask = drop.hh[l];
+    if (hhMask) weightDropGrad(gpu, wHh, hhMask);
+    trace.hh[l].release();
     weightBackwardWeight(gpu, wIh, { dy: dGates, x: trace.xs[l], route });
     matmul(gpu, { a: ones, b: dGates, c: bIh.grad.reshape([1, 4 * H]) });
     gpu.copy(bIh.grad, bHh.grad);
@@ -833,5 +882,7 @@ export function lstmLmEvalLoss(
   opts: { route?: SparseRoute } = {},
 ): Tensor {
   validate(model, ws, state, batch, false);
-  return forward(gpu, model, ws, state, batch, null, undefined, opts.route).loss;
+  const trace = forward(gpu, model, ws, state, batch, null, undefined, opts.route);
+  for (const w of trace.hh) w.release();
+  return trace.loss;
 }

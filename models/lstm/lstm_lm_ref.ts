@@ -4,11 +4,12 @@
  * per-step recurrent gradients, no fused buffers). Test oracle only, never production.
  *
  * Dropout masks are the GPU's, bit for bit: `dropoutMaskRef` (CPU Philox) under the same
- * `(seed, offset = step·sites + site)` pairs (sites L + 1, or L + 2 with the AWD devices), and
+ * `(seed, offset = step·sites + site)` pairs (sites L + 1, or 2L + 2 with the AWD devices), and
  * the same f32 scale `fround(1 / (1 − p))`; the scaled values are kept in f64. With the AWD
  * devices (`config.awd`): locked masks (one `[B, D]` mask repeated over time), embedding-row
  * masks over the V words, and AR (on the dropped output) and TAR (on the raw output) in the
- * loss.
+ * loss, and WeightDrop (`awd.wdrop`: one mask per step and recurrent weight at site L + 2 + l,
+ * in its convention).
  *
  * Masks: forward products and data gradients use `W ⊙ M`; the returned weight gradients are
  * `∂loss/∂(W ⊙ M)` at every position (dense), as on the GPU.
@@ -85,7 +86,7 @@ export function lstmLmRef(args: LstmLmRefArgs): LstmLmRefResult {
     W[name] = Float64Array.from(w, (v, i) => (m ? v * m[i] : v));
   }
   const decName = tied ? "encoder.weight" : "decoder.weight";
-  const sites = L + (awd ? 2 : 1);
+  const sites = awd ? 2 * L + 2 : L + 1;
   /** Multipliers keep·scale of `n` elements at `site`; locked: a `[B, D]` mask over time. */
   const keepOf = (n: number, site: number, p: number, period = n): Float64Array => {
     if (!on || p === 0) return new Float64Array(n).fill(1);
@@ -106,6 +107,29 @@ export function lstmLmRef(args: LstmLmRefArgs): LstmLmRefResult {
     return keepOf(N * D, site, p, locked ? B * D : N * D);
   };
   const rowKeep = awd ? keepOf(V, L + 1, awd.dropoute) : new Float64Array(V).fill(1);
+  // WeightDrop: the products read W_hh ⊙ D · s (training) or W_hh · (1 − p) (evaluation,
+  // eval-scaled); hhMul[l] is the training multiplier, the gradient's chain factor
+  const wd = awd?.wdrop;
+  const hhMul: (Float64Array | null)[] = [];
+  for (let l = 0; l < L; l++) {
+    const name = `rnn.weight_hh_l${l}`;
+    if (!wd) {
+      hhMul.push(null);
+    } else if (on) {
+      const keep = dropoutMaskRef(
+        4 * H * H,
+        wd.p,
+        args.dropout!.seed,
+        args.dropout!.step * sites + L + 2 + l,
+      );
+      const s = wd.convention === "inverted" ? Math.fround(1 / (1 - wd.p)) : 1;
+      hhMul.push(Float64Array.from(keep, (k) => k * s));
+      W[name] = W[name].map((v, i) => v * hhMul[l]![i]);
+    } else {
+      hhMul.push(null);
+      if (wd.convention === "eval-scaled") W[name] = W[name].map((v) => v * Math.fround(1 - wd.p));
+    }
+  }
 
   // ---- forward
   const emb = new Float64Array(N * E);
@@ -273,6 +297,8 @@ export function lstmLmRef(args: LstmLmRefArgs): LstmLmRefResult {
       dhNext = dhPrev;
       dcNext = dcPrev;
     }
+    const mul = hhMul[l];
+    if (mul) { for (let i = 0; i < gWhh.length; i++) gWhh[i] *= mul[i]; }
     dx = dIn;
   }
   const dEmb = dx.map((v, i) => v * dropMul[0][i]);
