@@ -40,6 +40,8 @@ Model:     --model ${Object.keys(MODEL_FAMILIES).join("|")} --emsize N --nhid N 
 Training:  --lr X --clip X --epochs N --batch-size N --bptt N --seed N --wdecay X
            --variable-bptt (AWD windows, lr scaled by length/bptt) --bptt-cap N (default bptt+40)
            --optimizer sgd|momentum|adam|ntasgd --momentum X --adam-beta1 X --nonmono N
+           --asgd-restarts E,... (restart SNT-ASGD's averaging after these epochs)
+           --asgd-eta per-step|lagging (averaged step size under per-step lrs; lagging = released code)
 Plan:      --max-steps N (the run's length when shorter than its epochs; every schedule
            spans it) --epoch-steps N (an epoch of N steps instead of one pass over the data)
 Sparsity:  --method dense|small-dense|static-uniform|static-er|gmp|set|dsr|snfs|rigl|selfish

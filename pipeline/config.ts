@@ -14,7 +14,7 @@ import { METHOD_NAMES, type MethodName, type Redistribution } from "./sparsity/m
 import { csrUnsupported, type Storage } from "./sparsity/storage.ts";
 import { METHODS } from "./sparsity/methods/mod.ts";
 
-import type { OptimizerName } from "./optimizer.ts";
+import type { AsgdEta, OptimizerName } from "./optimizer.ts";
 import { MODEL_FAMILIES, modelFamily } from "../models/families.ts";
 import { WEIGHT_DROP_CONVENTIONS, type WeightDropConvention } from "../models/parts/weight_drop.ts";
 import {
@@ -73,6 +73,13 @@ export interface TrainConfig {
   weightDecay: number;
   /** NT-ASGD's non-monotone interval n (spec §5.1). */
   nonmono: number;
+  /** SNT-ASGD's step size when the lr changes per step (`optimizer.ts` AsgdEta). */
+  asgdEta: AsgdEta;
+  /**
+   * Epochs (1-based) after which SNT-ASGD's averaging restarts, if it has started (the
+   * ON-LSTM script's fine-tuning at 500 and 1000; spec §5.4).
+   */
+  asgdRestarts: number[];
   evalBatchSize: number;
   /**
    * The run's planned length in steps when shorter than `epochs` epochs; every schedule spans
@@ -177,6 +184,8 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   adamBeta1: 0.9,
   weightDecay: 0,
   nonmono: 5,
+  asgdEta: "per-step",
+  asgdRestarts: [],
   evalBatchSize: 32,
   maxSteps: null,
   epochSteps: null,
@@ -233,7 +242,9 @@ type Kind =
   | "storage"
   | "inactive"
   | "model"
-  | "wdropConvention";
+  | "wdropConvention"
+  | "asgdEta"
+  | "epochs";
 
 /** Flag name → config key and value kind. */
 const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
@@ -265,6 +276,8 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "adam-beta1": ["adamBeta1", "prob"],
   "wdecay": ["weightDecay", "number"],
   "nonmono": ["nonmono", "posint"],
+  "asgd-eta": ["asgdEta", "asgdEta"],
+  "asgd-restarts": ["asgdRestarts", "epochs"],
   "eval-batch-size": ["evalBatchSize", "posint"],
   "max-steps": ["maxSteps", "posint"],
   "epoch-steps": ["epochSteps", "posint"],
@@ -318,6 +331,20 @@ function convert(where: string, kind: Kind, raw: unknown): unknown {
   if (kind === "storage") return oneOf(raw, ["masked", "csr"] as const, fail);
   if (kind === "model") return oneOf(raw, Object.keys(MODEL_FAMILIES), fail);
   if (kind === "wdropConvention") return oneOf(raw, WEIGHT_DROP_CONVENTIONS, fail);
+  if (kind === "asgdEta") return oneOf(raw, ["per-step", "lagging"] as const, fail);
+  if (kind === "epochs") {
+    const list = Array.isArray(raw)
+      ? raw
+      : typeof raw === "string"
+      ? raw.split(",").map((x) => x.trim()).filter((x) => x).map(Number)
+      : typeof raw === "number"
+      ? [raw]
+      : null;
+    if (!list || !list.every((x) => Number.isInteger(x) && x > 0)) {
+      return fail("a comma-separated list of epoch numbers >= 1");
+    }
+    return [...new Set(list as number[])].sort((a, b) => a - b);
+  }
   if (kind === "inactive") {
     return oneOf(raw, ["auto", "clear", "accumulate", "keep"] as const, fail);
   }
@@ -598,6 +625,12 @@ function checkConfig(out: TrainConfig): void {
     throw new ConfigError(
       `--inactive-state clear cannot train --method ${out.method}: it grows by the momentum ` +
         "of inactive weights, which clear keeps at 0",
+    );
+  }
+  if (out.asgdRestarts.length > 0 && out.optimizer !== "ntasgd") {
+    throw new ConfigError(
+      `--asgd-restarts ${out.asgdRestarts.join(",")} needs --optimizer ntasgd (got ` +
+        `${out.optimizer})`,
     );
   }
   if (out.updateEvery < 0) {

@@ -33,6 +33,24 @@ export interface OptimizerSettings {
   adam: { beta1: number; beta2: number; eps: number };
   /** What happens to the optimizer state of inactive weights (default `clear`). */
   inactiveState?: InactiveState;
+  /** SNT-ASGD's step size under a per-step lr in the averaged phase (default `per-step`). */
+  asgdEta?: AsgdEta;
+}
+
+/**
+ * The step size SNT-ASGD's averaged phase takes when the lr changes per step (AWD variable
+ * windows; spec §14.4):
+ * - `per-step`: every tensor takes the step's lr.
+ * - `lagging`: the released `Sparse_ASGD.py`: masked tensors keep the lr of the first averaged
+ *   step (of this averaging, restarts included) and dense tensors take the previous step's lr
+ *   (the first step its own).
+ */
+export type AsgdEta = "per-step" | "lagging";
+
+/** `lagging`'s stored step sizes (`null` until the first averaged step sets them). */
+export interface AsgdEtaState {
+  sparse: number | null;
+  dense: number | null;
 }
 
 /**
@@ -74,6 +92,8 @@ export interface OptimizerState {
   step: number;
   /** NT-ASGD after the trigger: every step also updates the averages. */
   averaging: boolean;
+  /** The averaged phase's stored step sizes (read under {@linkcode AsgdEta} `lagging`). */
+  eta: AsgdEtaState;
   /** Per-parameter tensors, aligned with the parameter list. */
   perParam: ParamState[];
   /** `[P]` per-parameter sums of squared gradients and `[1]` clip factor (scratch). */
@@ -109,6 +129,7 @@ export function createOptimizer(
     inactiveState: settings.inactiveState ?? "clear",
     step: 0,
     averaging: false,
+    eta: { sparse: null, dense: null },
     perParam,
     sumsq: gpu.zeros([Math.max(1, params.length)]),
     clipScale: gpu.zeros([1]),
@@ -134,12 +155,32 @@ export function startAveraging(
   return {
     ...state,
     averaging: true,
+    eta: { sparse: null, dense: null },
     perParam: state.perParam.map((s, i) => ({
       ...s,
       ax: gpu.zeros(params[i].value.shape),
       count: gpu.zeros(params[i].value.shape, "u32"),
     })),
   };
+}
+
+/**
+ * SNT-ASGD's fine-tuning restart (spec §5.4, §14.2): the averaged optimizer re-created, so every
+ * average and counter restarts (the next step copies the current raw weights into the
+ * averages) and `lagging`'s step sizes are set again; the lr is unchanged. Only while averaging.
+ *
+ * @example
+ * ```ts ignore
+ * if (opt.averaging) opt = restartAveraging(gpu, opt);
+ * ```
+ */
+export function restartAveraging(gpu: Gpu, state: OptimizerState): OptimizerState {
+  if (!state.averaging) throw new Error("restartAveraging: the optimizer is not averaging");
+  for (const s of state.perParam) {
+    gpu.fill(s.ax!, 0);
+    gpu.fill(s.count!, 0);
+  }
+  return { ...state, eta: { sparse: null, dense: null } };
 }
 
 /**
@@ -174,11 +215,16 @@ export function optimizerStep(
   const gradScale = settings.clip > 0 ? state.clipScale : undefined;
   if (gradScale) recordClip(gpu, params, state, settings.clip);
   const step = state.step + 1;
+  const lagging = state.averaging && settings.asgdEta === "lagging";
+  const eta = lagging
+    ? { sparse: state.eta.sparse ?? settings.lr, dense: state.eta.dense ?? settings.lr }
+    : state.eta;
   params.forEach((p, i) => {
+    const masked = p.mask !== undefined || p.csr !== undefined;
     const base = {
       w: p.value,
       g: p.grad,
-      lr: settings.lr,
+      lr: lagging ? (masked ? eta.sparse! : eta.dense!) : settings.lr,
       wd: settings.weightDecay,
       gradScale,
       mask: p.mask,
@@ -197,7 +243,8 @@ export function optimizerStep(
       }
     }
   });
-  return { ...state, step };
+  // dense tensors' stored size is updated after the step: the next step takes this one's lr
+  return { ...state, step, eta: lagging ? { ...eta, dense: settings.lr } : eta };
 }
 
 /**

@@ -6,6 +6,7 @@
  * per step:   trainStep ─▶ flushLoss (every --log-interval)
  *             ─▶ endEpoch (validation, best, NT-ASGD trigger, log)   at an epoch end
  *             ─▶ connectivityStep                                     at an update step
+ *             ─▶ restartAveragingIfDue (SNT-ASGD fine-tuning)          at an epoch end
  *             ─▶ saveRun                                              at an epoch end (--save)
  * finishRun (test of the best weights, summary)
  * ```
@@ -33,7 +34,7 @@ import { createRun } from "./run/setup.ts";
 import { resumeRun, saveRun } from "./run/checkpoint_stage.ts";
 import { trainStep } from "./run/step.ts";
 import { flushLoss, trainSeconds } from "./run/log_stage.ts";
-import { endEpoch } from "./run/epoch.ts";
+import { endEpoch, restartAveragingIfDue } from "./run/epoch.ts";
 import { connectivityStep } from "./run/connectivity.ts";
 import { finishRun } from "./run/finish.ts";
 import type { RunContext, TrainSummary } from "./run/types.ts";
@@ -118,6 +119,7 @@ export async function train(
       if (sparsityDue(state.sparsity, state.meta.step, ctx.plan)) {
         state = await connectivityStep(ctx, state);
       }
+      if (epochEnd) state = restartAveragingIfDue(ctx, state);
       if (epochEnd && config.save) state = await saveRun(ctx, state, config.save);
     }
     state = await flushLoss(ctx, state);

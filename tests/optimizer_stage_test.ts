@@ -2,6 +2,7 @@ import {
   createOptimizer,
   type OptimizerSettings,
   optimizerStep,
+  restartAveraging,
   startAveraging,
   swapAveraged,
 } from "../pipeline/optimizer.ts";
@@ -97,5 +98,74 @@ Deno.test({
     assertClose(await gpu.read(params[1].value), want, { atol: 1e-6, rtol: 1e-5 }, "averaged");
     swapAveraged(gpu, params, opt);
     assertClose(await gpu.read(params[1].value), raw, { atol: 0, rtol: 0 }, "restored");
+  },
+});
+
+Deno.test({
+  name: "SNT-ASGD step sizes: per-step, or lagging (masked: first averaged lr; dense: one late)",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    // no weight decay and a zero-free gradient: each step moves w by exactly -lr·g, so the lr
+    // every tensor took is read off its weight change
+    const base = { ...SETTINGS, kind: "ntasgd" as const, clip: 0, weightDecay: 0 };
+    const lrs = [0.5, 0.25, 0.125];
+    for (const asgdEta of ["per-step", "lagging"] as const) {
+      const { params, host } = makeParams(gpu, 13);
+      let opt = startAveraging(gpu, params, createOptimizer(gpu, params, base));
+      const taken: number[][] = [[], []];
+      for (const lr of lrs) {
+        const before = await Promise.all(params.map((p) => gpu.read(p.value)));
+        opt = optimizerStep(gpu, params, opt, { ...base, lr, asgdEta });
+        for (const [i, p] of params.entries()) {
+          const after = await gpu.read(p.value);
+          const j = host[i].m ? host[i].m!.indexOf(1) : 0;
+          taken[i].push(Math.fround((before[i][j] - after[j]) / host[i].g[j]));
+        }
+      }
+      const want = asgdEta === "per-step" ? [lrs, lrs] : [[0.5, 0.5, 0.5], [0.5, 0.5, 0.25]];
+      for (const i of [0, 1]) {
+        assertClose(taken[i], want[i], { atol: 0, rtol: 1e-5 }, `${asgdEta} p${i} lrs`);
+      }
+      if (asgdEta === "lagging") {
+        // a restart sets them again: the masked tensor takes the next step's lr from now on
+        opt = restartAveraging(gpu, opt);
+        if (opt.eta.sparse !== null || opt.eta.dense !== null) throw new Error("eta not reset");
+        opt = optimizerStep(gpu, params, opt, { ...base, lr: 0.0625, asgdEta });
+        if (opt.eta.sparse !== 0.0625 || opt.eta.dense !== 0.0625) {
+          throw new Error(`eta after restart ${JSON.stringify(opt.eta)}`);
+        }
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "SNT-ASGD restart: averages and counters start again from the current weights",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const { params } = makeParams(gpu, 17);
+    const settings = { ...SETTINGS, kind: "ntasgd" as const, clip: 0 };
+    let opt = startAveraging(gpu, params, createOptimizer(gpu, params, settings));
+    for (let k = 0; k < 3; k++) opt = optimizerStep(gpu, params, opt, settings);
+    opt = restartAveraging(gpu, opt);
+    const iterates: Float32Array[] = [];
+    for (let k = 0; k < 3; k++) {
+      opt = optimizerStep(gpu, params, opt, settings);
+      iterates.push(await gpu.read(params[1].value) as Float32Array);
+    }
+    // as after a fresh start: steps 1 and 2 copy, so ax = mean of iterates 2..3 of the restart
+    const want = iterates[1].map((v, j) => (v + iterates[2][j]) / 2);
+    swapAveraged(gpu, params, opt);
+    assertClose(await gpu.read(params[1].value), want, { atol: 1e-6, rtol: 1e-5 }, "averaged");
+    swapAveraged(gpu, params, opt);
+    let threw = false;
+    try {
+      restartAveraging(gpu, createOptimizer(gpu, params, settings));
+    } catch {
+      threw = true;
+    }
+    if (!threw) throw new Error("a restart before averaging was accepted");
   },
 });

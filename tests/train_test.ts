@@ -526,3 +526,65 @@ Deno.test("trainConfig: AWD flags map to the LSTM and are refused where not buil
     }
   }
 });
+
+Deno.test({
+  name: "train: variable windows, WeightDrop, SNT-ASGD resumed across a fine-tuning restart",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const data = tinyData();
+    const cfg: TrainConfig = {
+      ...TINY,
+      variableBptt: true,
+      bpttCap: 12,
+      bptt: 6,
+      wdrop: 0.3,
+      modelFlags: { "locked-dropout": true },
+      method: "selfish",
+      density: 0.5,
+      optimizer: "ntasgd",
+      lr: 3,
+      nonmono: 0,
+      epochs: 8,
+      epochSteps: 5,
+      asgdRestarts: [4, 6],
+      asgdEta: "lagging",
+    };
+    const straight = new LossRecorder();
+    const a = await train(gpu, cfg, data, straight);
+    if (a.averagedAfterEpoch === null || a.averagedAfterEpoch >= 4) {
+      throw new Error(`averaging must start before epoch 4: ${a.averagedAfterEpoch}`);
+    }
+    if (JSON.stringify(a.restartedAfterEpochs) !== "[4,6]" || a.asgdEta !== "lagging") {
+      throw new Error(`restarts ${a.restartedAfterEpochs}, eta ${a.asgdEta}`);
+    }
+    // the restarts change the averaged model the last validation measured
+    const none = await train(gpu, { ...cfg, asgdRestarts: [] }, data, new LossRecorder());
+    if (none.epochValPpl[7] === a.epochValPpl[7]) throw new Error("the restarts changed nothing");
+    // stopped between the two restarts, saved, resumed through the second
+    const dir = await Deno.makeTempDir();
+    const ckpt = `${dir}/ft.ckpt`;
+    const first = new LossRecorder(), second = new LossRecorder();
+    await train(gpu, { ...cfg, stopAfter: 27, save: ckpt }, data, first);
+    const b = await train(gpu, { ...cfg, resume: ckpt }, data, second);
+    const resumed = [...first.losses, ...second.losses];
+    for (let i = 0; i < straight.losses.length; i++) {
+      if (resumed[i] !== straight.losses[i]) {
+        throw new Error(`step ${i + 1}: resumed ${resumed[i]} != straight ${straight.losses[i]}`);
+      }
+    }
+    if (JSON.stringify([b.epochValPpl, b.testPpl]) !== JSON.stringify([a.epochValPpl, a.testPpl])) {
+      throw new Error(`resumed ${b.epochValPpl} / ${b.testPpl} vs ${a.epochValPpl} / ${a.testPpl}`);
+    }
+    if (JSON.stringify(b.restartedAfterEpochs) !== "[4,6]") throw new Error("restarts lost");
+    await Deno.remove(dir, { recursive: true });
+    try {
+      trainConfig({ "asgd-restarts": "500,1000" });
+      throw new Error("restarts without SNT-ASGD accepted");
+    } catch (e) {
+      if (!(e as Error).message.includes("needs --optimizer ntasgd")) throw e;
+    }
+    const c = trainConfig({ optimizer: "ntasgd", "asgd-restarts": "1000, 500,500" });
+    if (JSON.stringify(c.asgdRestarts) !== "[500,1000]") throw new Error(`${c.asgdRestarts}`);
+  },
+});

@@ -65,7 +65,12 @@ export async function saveRun(ctx: RunContext, state: RunState, path: string): P
   const meta: RunMeta = {
     ...next.meta,
     sparsity: next.sparsity,
-    optimizer: { kind: next.opt.kind, step: next.opt.step, averaging: next.opt.averaging },
+    optimizer: {
+      kind: next.opt.kind,
+      step: next.opt.step,
+      averaging: next.opt.averaging,
+      eta: next.opt.eta,
+    },
   };
   await writeCheckpoint(path, { meta, tensors });
   return { ...next, meta };
@@ -129,7 +134,7 @@ export async function resumeRun(
   const { gpu } = ctx;
   let opt = state.opt;
   if (m.optimizer.averaging) opt = startAveraging(gpu, ctx.model.params, opt);
-  opt = { ...opt, step: m.optimizer.step };
+  opt = { ...opt, step: m.optimizer.step, eta: m.optimizer.eta };
   for (const p of ctx.model.params) {
     if (ckpt.tensors[`${p.name}#mask`] && !p.mask) p.mask = gpu.tensor(p.shape);
   }

@@ -1,13 +1,14 @@
 /**
  * The epoch-end stage: the pending losses, the validation (best weights), NT-ASGD's
  * non-monotone trigger (spec §5.1; never at the run's last step, where no averaged step would
- * follow), the loss history and the epoch's log row.
+ * follow), the loss history and the epoch's log row; and, after the epoch's connectivity
+ * update, SNT-ASGD's fine-tuning restarts.
  *
  * @module
  */
 
 import { nonmonoTrigger } from "../ntasgd.ts";
-import { startAveraging } from "../optimizer.ts";
+import { restartAveraging, startAveraging } from "../optimizer.ts";
 import { validate } from "./evaluation.ts";
 import { flushLoss, logEpoch } from "./log_stage.ts";
 import type { RunContext, RunState } from "./types.ts";
@@ -47,4 +48,24 @@ export async function endEpoch(ctx: RunContext, state: RunState): Promise<RunSta
   );
   await logEpoch(ctx, s, v);
   return { ...s, meta: { ...s.meta, epoch: s.meta.epoch + 1 } };
+}
+
+/**
+ * SNT-ASGD's fine-tuning restart after the epoch just ended, when `--asgd-restarts` names it
+ * and averaging has started (spec §5.4, §14.2): run after that epoch's connectivity update.
+ *
+ * @example
+ * ```ts ignore
+ * if (epochEnd) state = restartAveragingIfDue(ctx, state);
+ * ```
+ */
+export function restartAveragingIfDue(ctx: RunContext, state: RunState): RunState {
+  const done = state.meta.epoch; // endEpoch has advanced it: the epoch just ended, 1-based
+  if (!state.opt.averaging || !ctx.config.asgdRestarts.includes(done)) return state;
+  ctx.printer.say(`epoch ${done}: restarting SNT-ASGD's averaging (fine-tuning)`);
+  return {
+    ...state,
+    opt: restartAveraging(ctx.gpu, state.opt),
+    meta: { ...state.meta, restartedAfterEpochs: [...state.meta.restartedAfterEpochs, done] },
+  };
 }

@@ -79,6 +79,8 @@ export async function finishRun(
     variant: gpu.variant,
     averaged: s.opt.averaging,
     averagedAfterEpoch: meta.averagedAfterEpoch,
+    restartedAfterEpochs: meta.restartedAfterEpochs,
+    asgdEta: config.asgdEta,
     interrupted: stopReason !== null,
     stopReason,
     plan: ctx.plan,
@@ -119,6 +121,8 @@ export function summaryJson(s: TrainSummary): Record<string, unknown> {
     "kernel_variant": s.variant,
     "averaged": s.averaged,
     "averaged_after_epoch": s.averagedAfterEpoch,
+    "asgd_restarted_after_epochs": s.restartedAfterEpochs,
+    "asgd_eta": s.asgdEta,
     "plan": {
       "total_steps": s.plan.totalSteps,
       "epoch_ends": s.plan.epochEnds,

@@ -49,6 +49,7 @@ export function optimizerSettings(config: TrainConfig, lr: number = config.lr): 
     clip: config.clip,
     adam: { beta1: config.adamBeta1, beta2: 0.999, eps: 1e-9 },
     inactiveState: inactiveStatePolicy(config),
+    asgdEta: config.asgdEta,
   };
 }
 

@@ -29,9 +29,10 @@ import type { RunContext, RunMeta, RunState } from "./types.ts";
  * Version of the run state in checkpoints. 2: runs record their plan, which every schedule
  * spans. 3: the model is named by its family and config (`format: "selfish-rnn/run"`). 4: the
  * plan lists its epoch ends (variable windows make passes differ) and the position its pass
- * over the data. Earlier versions and the `selfish-rnn/lstm-lm` format are refused, named.
+ * over the data. 5: the optimizer's stored SNT-ASGD step sizes and the epochs after which
+ * averaging restarted. Earlier versions and the `selfish-rnn/lstm-lm` format are refused, named.
  */
-export const RUN_STATE_VERSION = 4;
+export const RUN_STATE_VERSION = 5;
 
 /** The family config of a run, with the family's own errors as config errors. */
 function familyConfig(config: TrainConfig, vocab: number) {
@@ -128,8 +129,14 @@ export function createRun(
     window: 0,
     history: [],
     averagedAfterEpoch: null,
+    restartedAfterEpochs: [],
     bestVal: Infinity,
-    optimizer: { kind: config.optimizer, step: 0, averaging: false },
+    optimizer: {
+      kind: config.optimizer,
+      step: 0,
+      averaging: false,
+      eta: { sparse: null, dense: null },
+    },
     trainTokens: 0,
     trainSeconds: 0,
     sparsity,

@@ -12,7 +12,7 @@ import type { Gpu } from "../../kernels/runtime/runtime.ts";
 import type { Tensor } from "../../kernels/runtime/tensor.ts";
 import type { AnyModelFamily, Model, ModelSession, WeightMacs } from "../../models/model.ts";
 import type { TrainConfig } from "../config.ts";
-import type { OptimizerState } from "../optimizer.ts";
+import type { AsgdEta, AsgdEtaState, OptimizerState } from "../optimizer.ts";
 import type { RunPlan } from "../plan.ts";
 import type { CsvLog, ProgressPrinter } from "../progress.ts";
 import type { FlopsTotals } from "../sparsity/flops.ts";
@@ -67,8 +67,10 @@ export interface RunMeta {
   history: number[];
   /** Epoch (1-based) after whose validation NT-ASGD started averaging; `null` = not yet. */
   averagedAfterEpoch: number | null;
+  /** Epochs (1-based) after which SNT-ASGD's averaging restarted (`--asgd-restarts`). */
+  restartedAfterEpochs: number[];
   bestVal: number;
-  optimizer: { kind: string; step: number; averaging: boolean };
+  optimizer: { kind: string; step: number; averaging: boolean; eta: AsgdEtaState };
   trainTokens: number;
   trainSeconds: number;
   sparsity: SparsityState;
@@ -103,6 +105,10 @@ export interface TrainSummary {
   averaged: boolean;
   /** Epoch after whose validation NT-ASGD started averaging, or `null`. */
   averagedAfterEpoch: number | null;
+  /** Epochs after which the averaging restarted (fine-tuning, `--asgd-restarts`). */
+  restartedAfterEpochs: number[];
+  /** SNT-ASGD's step size under per-step lrs (`--asgd-eta`). */
+  asgdEta: AsgdEta;
   /** The run stopped before its planned end (Ctrl-C or `--stop-after`); no test was run. */
   interrupted: boolean;
   /** Why it stopped early, or `null` when it ran its plan. */
