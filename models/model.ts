@@ -135,6 +135,12 @@ export interface Model<C = unknown> {
   session(opts: { maxT: number; B: number; training: boolean }): ModelSession;
 }
 
+/**
+ * The divisor of an evaluation's summed cross-entropy: the number of targets, or the
+ * batchified split's rows × columns (one more row per column than there are targets; spec §1).
+ */
+export type EvalNormalisation = "targets" | "rows";
+
 /** One model family. */
 export interface ModelFamily<C = unknown> {
   /** `--model` value. */
@@ -149,8 +155,8 @@ export interface ModelFamily<C = unknown> {
   flags: Readonly<Record<string, FamilyFlag>>;
   /** Phases of a training step, in recording order (for `StepContext.onPhase`). */
   phases: readonly string[];
-  /** Training windows: fixed BPTT (variable AWD windows come with the AWD families). */
-  windows: "fixed";
+  /** What an evaluation's summed cross-entropy is divided by (`pipeline/run/evaluation.ts`). */
+  evalNormalisation: EvalNormalisation;
   /** The preset `deno task bench train` times (a size that runs on a CPU). */
   benchPreset: string;
   /** The family's config from run settings; throws {@linkcode ModelConfigError}. */

@@ -80,7 +80,10 @@ export interface TrainConfig {
    * ON-LSTM script's fine-tuning at 500 and 1000; spec §5.4).
    */
   asgdRestarts: number[];
+  /** Batch size of the validation passes (and of the test, unless `testBatchSize` is set). */
   evalBatchSize: number;
+  /** Batch size of the test pass (`--test-batch-size`; the ON-LSTM script's 1); `null` = eval's. */
+  testBatchSize: number | null;
   /**
    * The run's planned length in steps when shorter than `epochs` epochs; every schedule spans
    * it (`pipeline/plan.ts`). `null` = all epochs.
@@ -187,6 +190,7 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   asgdEta: "per-step",
   asgdRestarts: [],
   evalBatchSize: 32,
+  testBatchSize: null,
   maxSteps: null,
   epochSteps: null,
   stopAfter: null,
@@ -279,6 +283,7 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "asgd-eta": ["asgdEta", "asgdEta"],
   "asgd-restarts": ["asgdRestarts", "epochs"],
   "eval-batch-size": ["evalBatchSize", "posint"],
+  "test-batch-size": ["testBatchSize", "posint"],
   "max-steps": ["maxSteps", "posint"],
   "epoch-steps": ["epochSteps", "posint"],
   "stop-after": ["stopAfter", "posint"],

@@ -35,6 +35,8 @@ export interface ParameterTable {
   rows: ParameterRow[];
   parameters: number;
   activeParameters: number;
+  /** Active entries of the sparse tensors alone (the paper's parameter counts). */
+  activeSparseParameters: number;
   /** Forward multiply-adds per token, dense and at the densities in force. */
   macs: number;
   activeMacs: number;
@@ -82,6 +84,7 @@ export function parameterTable(config: TrainConfig, vocab: number): ParameterTab
     rows,
     parameters: rows.reduce((n, r) => n + r.total, 0),
     activeParameters: rows.reduce((n, r) => n + r.active, 0),
+    activeSparseParameters: rows.reduce((n, r) => n + (r.sparse ? r.active : 0), 0),
     macs: rows.reduce((n, r) => n + r.macs, 0),
     activeMacs: rows.reduce((n, r) => n + r.macs * r.density, 0),
   };
@@ -113,7 +116,13 @@ export function parameterTableText(t: ParameterTable): string {
     "",
     `parameters: ${int(t.parameters)} dense, ${int(t.activeParameters)} active (${
       (t.activeParameters / 1e6).toFixed(1)
-    }M, ${(100 * t.activeParameters / t.parameters).toFixed(1)}%); forward MACs per token ` +
+    }M, ${(100 * t.activeParameters / t.parameters).toFixed(1)}%${
+      t.activeSparseParameters
+        ? `: ${int(t.activeSparseParameters)} = ${
+          (t.activeSparseParameters / 1e6).toFixed(1)
+        }M in the sparse tensors, ${int(t.activeParameters - t.activeSparseParameters)} dense`
+        : ""
+    }); forward MACs per token ` +
     `${int(t.macs)} dense, ${int(t.activeMacs)} at these densities`,
   ];
   return lines.join("\n");
@@ -134,6 +143,7 @@ export function parameterTableJson(t: ParameterTable): Record<string, unknown> {
     "method": t.method,
     "parameters": t.parameters,
     "active_parameters": t.activeParameters,
+    "active_sparse_parameters": t.activeSparseParameters,
     "forward_macs_per_token": t.macs,
     "active_forward_macs_per_token": t.activeMacs,
     "tensors": t.rows.map((r) => ({

@@ -137,3 +137,25 @@ Deno.test("dry run: the paper's LSTM (66,034,000, 21.8M active) and RHN (23,484,
     throw new Error(parameterTableText(t));
   }
 });
+
+Deno.test("dry run: the paper's ON-LSTM has 25,232,180 parameters, 11.3M sparse ones active", async () => {
+  const c = await parseTrainArgs(["--preset", "ptb-onlstm"]);
+  const t = parameterTable(c, 10000);
+  if (t.family !== "onlstm" || t.parameters !== 25_232_180) throw new Error(`${t.parameters}`);
+  // 0.45 of the 25,199,500 weights of the sparse tensors, each tensor's budget rounded
+  if (Math.abs(t.activeSparseParameters - 11_339_775) > 10) {
+    throw new Error(`${t.activeSparseParameters} active sparse`);
+  }
+  if (t.activeParameters - t.activeSparseParameters !== 32_680) throw new Error("biases");
+  const text = parameterTableText(t);
+  if (!text.includes("25,232,180 dense") || !text.includes("= 11.3M in the sparse tensors")) {
+    throw new Error(text);
+  }
+  const small = parameterTable(
+    await parseTrainArgs(["--preset", "ptb-onlstm", "--method", "small-dense"]),
+    10000,
+  );
+  if (!(small.parameters <= t.activeParameters && small.parameters > 0.95 * t.activeParameters)) {
+    throw new Error(`small dense ${small.parameters} vs ${t.activeParameters}`);
+  }
+});

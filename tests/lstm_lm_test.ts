@@ -343,7 +343,14 @@ Deno.test({
     const opts = { seed: 1, step: 0 };
     throws(
       () =>
-        lstmLmStep(gpu, model, ws, state, { ...batch, input: ws.input.view(0, [T * B - 1]) }, opts),
+        lstmLmStep(
+          gpu,
+          model,
+          ws,
+          state,
+          { ...batch, input: ws.tokens.input.view(0, [T * B - 1]) },
+          opts,
+        ),
       /batch\.input.*expected shape \[12\]/,
     );
     throws(

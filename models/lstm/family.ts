@@ -6,28 +6,16 @@
  * @module
  */
 
-import type { Gpu } from "../../kernels/runtime/runtime.ts";
 import {
   type FlagValue,
   type Model,
   ModelConfigError,
   type ModelFamily,
-  type ModelSession,
   type ModelSettings,
   type WeightMacs,
 } from "../model.ts";
-import {
-  createLstmLm,
-  createLstmLmState,
-  createLstmLmWorkspace,
-  type LstmLmConfig,
-  lstmLmEvalLoss,
-  lstmLmParamSpecs,
-  lstmLmStep,
-  releaseLstmLmWorkspace,
-  resetLstmLmState,
-  writeLstmLmBatch,
-} from "./lstm_lm.ts";
+import { createLstmLm, type LstmLmConfig, lstmLmParamSpecs } from "./lstm_lm.ts";
+import { gatedStackSession } from "../parts/gated_stack.ts";
 
 /**
  * Forward multiply-adds per token of each weight of the stacked LSTM: every `rnn.weight_*`
@@ -94,33 +82,6 @@ function config(s: ModelSettings): LstmLmConfig {
   };
 }
 
-function session(
-  gpu: Gpu,
-  model: ReturnType<typeof createLstmLm>,
-  opts: { maxT: number; B: number; training: boolean },
-): ModelSession {
-  const ws = createLstmLmWorkspace(gpu, model, opts);
-  const state = createLstmLmState(gpu, model, opts.B);
-  return {
-    B: opts.B,
-    maxT: opts.maxT,
-    writeBatch: (w) => writeLstmLmBatch(gpu, ws, w),
-    step: (batch, ctx) => lstmLmStep(gpu, model, ws, state, batch, ctx),
-    evalLoss: (batch, o) => lstmLmEvalLoss(gpu, model, ws, state, batch, o),
-    resetState: () => resetLstmLmState(gpu, state),
-    stateTensors: () => {
-      const out: Record<string, (typeof state.h)[number]> = {};
-      state.h.forEach((t, l) => (out[`state.h${l}`] = t));
-      state.c.forEach((t, l) => (out[`state.c${l}`] = t));
-      return out;
-    },
-    release: () => {
-      releaseLstmLmWorkspace(gpu, ws);
-      for (const t of [...state.h, ...state.c]) gpu.release(t);
-    },
-  };
-}
-
 /** Presets of the stacked LSTM (flag names, as in a `--config` file). */
 const PRESETS: Readonly<Record<string, Readonly<Record<string, FlagValue>>>> = {
   // the paper's Selfish-RNN command (spec §2.1); --method dense gives the dense baseline
@@ -139,6 +100,8 @@ const PRESETS: Readonly<Record<string, Readonly<Record<string, FlagValue>>>> = {
     bptt: 35,
     wdecay: 1.2e-6,
     optimizer: "ntasgd",
+    // main.py's evaluation batch, for validation and test alike (spec §1)
+    "eval-batch-size": 20,
   },
   "ptb-lstm-medium": {
     emsize: 650,
@@ -197,7 +160,7 @@ export const lstmFamily: ModelFamily<LstmLmConfig> = {
     "lstm_backward",
     "embedding_backward",
   ],
-  windows: "fixed",
+  evalNormalisation: "targets",
   benchPreset: "ptb-lstm-small",
   config,
   paramSpecs: lstmLmParamSpecs,
@@ -211,7 +174,7 @@ export const lstmFamily: ModelFamily<LstmLmConfig> = {
       family: "lstm",
       config: model.config,
       params: model.params,
-      session: (opts) => session(gpu, model, opts),
+      session: (opts) => gatedStackSession(gpu, model, opts),
     };
   },
 };

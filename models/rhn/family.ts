@@ -137,6 +137,8 @@ const PRESETS: Readonly<Record<string, Readonly<Record<string, FlagValue>>>> = {
     seed: 42,
     nonmono: 5,
     epochs: 500,
+    // main.py's evaluation batch, for validation and test alike (spec §1)
+    "eval-batch-size": 20,
   },
   // spec §14.5: ~2.4M MACs per token, ~15-19 min per PTB epoch on a 2-core CPU
   "ptb-rhn-small": {
@@ -191,7 +193,7 @@ export const rhnFamily: ModelFamily<RhnConfig> = {
     "rhn_backward",
     "embedding_backward",
   ],
-  windows: "fixed",
+  evalNormalisation: "targets",
   benchPreset: "ptb-rhn-small",
   config,
   paramSpecs: rhnParamSpecs,

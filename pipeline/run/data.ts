@@ -100,6 +100,6 @@ export function runData(config: TrainConfig, data: TrainingData): RunData {
     maxWindow: config.variableBptt ? cap : config.bptt,
     valid,
     validFull,
-    test: batchify(corpus.test, config.evalBatchSize, "test"),
+    test: batchify(corpus.test, config.testBatchSize ?? config.evalBatchSize, "test"),
   };
 }

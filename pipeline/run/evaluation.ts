@@ -8,15 +8,17 @@
 
 import type { Gpu } from "../../kernels/runtime/runtime.ts";
 import { reduce } from "../../kernels/dense/reduce.ts";
-import type { ModelSession } from "../../models/model.ts";
+import type { EvalNormalisation, ModelSession } from "../../models/model.ts";
 import { bpttWindows, type TokenMatrix, windowTokens } from "../data/batches.ts";
 import { swapAveraged } from "../optimizer.ts";
 import { inMaskedForm } from "./storage_switch.ts";
 import type { RunContext, RunState } from "./types.ts";
 
 /**
- * Mean cross-entropy (nats per token) of `session` over `matrix`, the state carried across
- * windows of `bptt` steps. Reads back once.
+ * Cross-entropy (nats per token) of `session` over `matrix`, the state carried across windows
+ * of `bptt` steps: the sum over every target divided by the targets' count (`"targets"`, the
+ * stacked LSTM's and RHN's `main.py`: rows − 1 per column) or by the matrix's rows·columns
+ * (`"rows"`, the ON-LSTM script's `total_loss / len(data_source)`; spec §1). Reads back once.
  *
  * @example
  * ```ts ignore
@@ -28,6 +30,7 @@ export async function evaluate(
   session: ModelSession,
   matrix: TokenMatrix,
   bptt: number,
+  per: EvalNormalisation = "targets",
 ): Promise<number> {
   session.resetState();
   const windows = bpttWindows(matrix, bptt);
@@ -43,7 +46,8 @@ export async function evaluate(
   gpu.release(sums);
   let total = 0;
   for (let i = 0; i < windows.length; i++) total += host[i];
-  return total / Math.max(1, tokens);
+  const count = per === "rows" ? matrix.rows * matrix.cols : tokens;
+  return total / Math.max(1, count);
 }
 
 /**
@@ -64,7 +68,8 @@ export async function validate(
 ): Promise<{ state: RunState; loss: number }> {
   const { gpu, model } = ctx;
   swapAveraged(gpu, model.params, state.opt);
-  const v = await evaluate(gpu, ctx.evaluation, ctx.rd.valid, ctx.config.bptt);
+  const per = ctx.family.evalNormalisation;
+  const v = await evaluate(gpu, ctx.evaluation, ctx.rd.valid, ctx.config.bptt, per);
   const allowed = ctx.method.mayBeBest?.(state.sparsity.tensors, ctx.settings) ?? true;
   const improved = v < state.meta.bestVal && (force || allowed);
   let next = state;

@@ -29,6 +29,7 @@ export async function finishRun(
   const { gpu, model, config } = ctx;
   let s = state;
   let testLoss = NaN, valLoss = s.meta.bestVal;
+  const per = ctx.family.evalNormalisation;
   // The last epoch end validated the final weights, so a best exists unless every loss was
   // NaN or no model qualified; then the final weights are tested.
   if (!stopReason && s.meta.bestVal === Infinity) {
@@ -45,9 +46,9 @@ export async function finishRun(
       if (p.mask && m) gpu.copy(m, p.mask);
     });
     if (ctx.rd.valid !== ctx.rd.validFull) {
-      valLoss = await evaluate(gpu, ctx.evaluation, ctx.rd.validFull, config.bptt);
+      valLoss = await evaluate(gpu, ctx.evaluation, ctx.rd.validFull, config.bptt, per);
     }
-    testLoss = await evaluate(gpu, ctx.evaluation, ctx.rd.test, config.bptt);
+    testLoss = await evaluate(gpu, ctx.testing, ctx.rd.test, config.bptt, per);
   }
   // the topology figures describe the model the test measured (the best one's masks)
   const perBlock = await gateDensities(gpu, s.sparsity, model.params);

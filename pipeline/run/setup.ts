@@ -106,6 +106,10 @@ export function createRun(
   const maxT = rd.maxWindow;
   const train = model.session({ maxT, B: config.batchSize, training: true });
   const evaluation = model.session({ maxT, B: config.evalBatchSize, training: false });
+  const testB = config.testBatchSize ?? config.evalBatchSize;
+  const testing = testB === config.evalBatchSize
+    ? evaluation
+    : model.session({ maxT, B: testB, training: false });
   const opt = createOptimizer(gpu, model.params, optimizerSettings(config));
   const best = {
     values: model.params.map((p) => gpu.tensor(p.value.shape)),
@@ -152,6 +156,7 @@ export function createRun(
     model,
     train,
     evaluation,
+    testing,
     settings,
     method,
     csr: config.storage === "csr",

@@ -29,9 +29,10 @@ export interface RunContext {
   plan: RunPlan;
   family: AnyModelFamily;
   model: Model;
-  /** Sessions for training windows and for evaluation passes. */
+  /** Sessions for training windows, validation passes and the test pass (may be `evaluation`). */
   train: ModelSession;
   evaluation: ModelSession;
+  testing: ModelSession;
   settings: SparsitySettings;
   method: SparsityMethod;
   /** `--storage csr`: steps run sparse, the events switch to masked form and back. */
