@@ -69,7 +69,7 @@ export interface TrainBenchSetup {
 /**
  * The benchmark's setup for `--model model`: the family's `benchPreset` (or `preset`), every
  * dropout 0 (fixed work per step), SGD at lr 20 with clip 0.25 (the optimizer does not change
- * the timing much), PTB's 10,000-word vocabulary; `args` are further train flags.
+ * the timing much), the family's data's vocabulary (PTB's 10,000 words unless it says otherwise); `args` are further train flags.
  *
  * @example
  * ```ts ignore
@@ -91,7 +91,7 @@ export async function trainBenchSetup(
     ...["--optimizer", "sgd", "--lr", "20", "--clip", "0.25"],
     ...args,
   ]);
-  return { config, vocab: 10000 };
+  return { config, vocab: family.benchVocab ?? 10000 };
 }
 
 /** FLOPs of one training step and one evaluation pass of the same window. */
@@ -216,7 +216,9 @@ export async function benchTrain(
   const model = family.create(gpu, modelConfig, 1111);
   const parameters = model.params.reduce((n, p) => n + p.value.size, 0);
   const flops = trainStepFlops(family.weightMacs(modelConfig), parameters, N);
+  const heldBefore = gpu.memory().live;
   const session = model.session({ maxT: T, B, training: true });
+  const sessionBytes = gpu.memory().live - heldBefore;
   const evalSession = model.session({ maxT: T, B, training: false });
   // The captured step gets its own session so the timed steps never overwrite its batch.
   const capSession = model.session({ maxT: T, B, training: true });
@@ -305,9 +307,22 @@ export async function benchTrain(
     for (const r of replays) r.ms.push(await replayMs(r));
     whole.ms.push(await replayMs(whole));
   }
+  // tensor memory: everything held during one more step, and the training session's share
+  gpu.resetPeakBytes();
+  await trainMs();
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  const memory = `peak tensor memory during a step ${mb(gpu.memory().peak)} (the training ` +
+    `session's buffers ${mb(sessionBytes)}; from the allocations)`;
+  opts.log(memory);
   const rounds = `median of ${opts.reps} interleaved rounds after ${warmup} warm-up steps`;
   const synced = `timing: recorded then awaited with gpu.sync(), batch upload not timed; ${rounds}`;
-  row("train_step", median(stepMs), flops.step, true, `session.step + optimizerStep; ${synced}`);
+  row(
+    "train_step",
+    median(stepMs),
+    flops.step,
+    true,
+    `session.step + optimizerStep; ${synced}; ${memory}`,
+  );
   row("eval_forward", median(evalMsList), flops.eval, true, `session.evalLoss; ${synced}`);
   let sum = 0;
   for (const r of replays) {

@@ -9,12 +9,14 @@ import type { AnyModelFamily } from "./model.ts";
 import { lstmFamily } from "./lstm/family.ts";
 import { rhnFamily } from "./rhn/family.ts";
 import { onLstmFamily } from "./onlstm/family.ts";
+import { mosFamily } from "./mos/family.ts";
 
 /** Every model family by `--model` name. */
 export const MODEL_FAMILIES: Readonly<Record<string, AnyModelFamily>> = {
   lstm: lstmFamily as AnyModelFamily,
   rhn: rhnFamily as AnyModelFamily,
   onlstm: onLstmFamily as AnyModelFamily,
+  "awd-mos": mosFamily as AnyModelFamily,
 };
 
 /**

@@ -157,6 +157,8 @@ export interface ModelFamily<C = unknown> {
   phases: readonly string[];
   /** What an evaluation's summed cross-entropy is divided by (`pipeline/run/evaluation.ts`). */
   evalNormalisation: EvalNormalisation;
+  /** The vocabulary size the bench's synthetic ids use (default PTB's 10,000). */
+  benchVocab?: number;
   /** The preset `deno task bench train` times (a size that runs on a CPU). */
   benchPreset: string;
   /** The family's config from run settings; throws {@linkcode ModelConfigError}. */

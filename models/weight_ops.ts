@@ -232,8 +232,10 @@ export function weightBackwardData(
 }
 
 /**
- * `param.grad = dyᵀ·x` (overwritten): dense at every position (∂loss/∂(W⊙M), what gradient-based
- * growth reads), or at the active entries only for a sparse weight.
+ * `param.grad = dyᵀ·x` (overwritten), or `param.grad += dyᵀ·x` with `accumulate` (a weight used
+ * several times in a step, as the MoS decoder by every expert): dense at every position
+ * (∂loss/∂(W⊙M), what gradient-based growth reads), or at the active entries only for a sparse
+ * weight.
  *
  * @example
  * ```ts ignore
@@ -243,24 +245,25 @@ export function weightBackwardData(
 export function weightBackwardWeight(
   gpu: Gpu,
   param: Param,
-  args: { dy: Tensor; x: Tensor; route?: SparseRoute },
+  args: { dy: Tensor; x: Tensor; route?: SparseRoute; accumulate?: boolean },
 ): void {
   const { dy, x, route = DEFAULT_SPARSE_ROUTE } = args;
+  const beta = args.accumulate ? 1 : 0;
   const w = param.csr;
   const out = f32(param.grad);
   if (!w) {
-    matmul(gpu, { a: dy, b: x, c: param.grad, transA: true });
+    matmul(gpu, { a: dy, b: x, c: param.grad, transA: true, beta });
   } else if (gpu.variant !== "regblock") {
-    sddmm(gpu, { dy: f32(dy), x: f32(x), w, out });
+    sddmm(gpu, { dy: f32(dy), x: f32(x), w, out, beta });
   } else if (dy.shape[0] >= route.minRows && density(w) > route.weightAbove) {
     const dense = gpu.tensor([w.rows, w.cols]);
     matmul(gpu, { a: dy, b: x, c: dense, transA: true });
-    sampleDense(gpu, { dense, w, out });
+    sampleDense(gpu, { dense, w, out, beta });
     gpu.release(dense);
   } else {
     const dyT = transposed(gpu, dy);
     const xT = transposed(gpu, x);
-    sddmm(gpu, { dy: dyT, x: xT, transposed: true, w, out });
+    sddmm(gpu, { dy: dyT, x: xT, transposed: true, w, out, beta });
     gpu.release(dyT);
     gpu.release(xT);
   }

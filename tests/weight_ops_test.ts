@@ -101,11 +101,20 @@ Deno.test({
               tol,
               `${label} data`,
             );
+            const once = sddmmRef({ dy, x, csr, m });
             assertClose(
               (await gpu.read(param.grad)).subarray(0, w.nnz),
-              sddmmRef({ dy, x, csr, m }),
+              once,
               tol,
               `${label} weight`,
+            );
+            // accumulated (the MoS decoder, once per expert): the same gradient added again
+            weightBackwardWeight(gpu, param, { dy: tdy, x: tx, route, accumulate: true });
+            assertClose(
+              (await gpu.read(param.grad)).subarray(0, w.nnz),
+              once.map((g) => 2 * g),
+              sumTolerance(2 * (Math.max(m, n, k) + 2)),
+              `${label} weight accumulated`,
             );
             for (const t of [tx, tdy, ty, tdx, tb, param.grad]) gpu.release(t);
             releaseSparse(gpu, w);

@@ -73,6 +73,10 @@ class GpuState {
   lostPromise: Promise<never>;
   uncaptured: string | null = null;
   dispatchCount = 0;
+  /** Bytes of tensor buffers held by callers now, their most since the last reset, and created. */
+  liveBytes = 0;
+  peakBytes = 0;
+  createdBytes = 0;
 
   constructor(readonly device: GPUDevice, report: AdapterReport) {
     this.ringAlign = Math.max(16, report.limits.minUniformBufferOffsetAlignment);
@@ -121,6 +125,26 @@ export class Gpu {
   }
 
   /** Dispatches recorded since creation (all views); benchmarks and tests use it to count work. */
+  /**
+   * Tensor memory: bytes of the buffers callers hold now (`live`), the most they held at once
+   * since the last {@linkcode Gpu.resetPeakBytes} (`peak`), and every buffer created (`created`:
+   * the pool keeps released buffers, so this is what the device holds).
+   *
+   * @example
+   * ```ts ignore
+   * gpu.resetPeakBytes(); session.step(batch, ctx); gpu.memory().peak;
+   * ```
+   */
+  memory(): { live: number; peak: number; created: number } {
+    const s = this.#s;
+    return { live: s.liveBytes, peak: s.peakBytes, created: s.createdBytes };
+  }
+
+  /** Starts a new peak at the bytes held now. */
+  resetPeakBytes(): void {
+    this.#s.peakBytes = this.#s.liveBytes;
+  }
+
   get dispatchCount(): number {
     return this.#s.dispatchCount;
   }
@@ -176,8 +200,12 @@ export class Gpu {
           `of ${limit} bytes (maxStorageBufferBindingSize ${maxStorageBufferBindingSize})`,
       );
     }
-    const free = this.#s.pool.get(size);
+    const s = this.#s;
+    s.liveBytes += size;
+    s.peakBytes = Math.max(s.peakBytes, s.liveBytes);
+    const free = s.pool.get(size);
     if (free?.length) return free.pop()!;
+    s.createdBytes += size;
     return this.device.createBuffer({ size, usage: STORAGE_USAGE });
   }
 
@@ -236,6 +264,7 @@ export class Gpu {
   /** Returns the tensor's buffer to the pool. The tensor and all its views become invalid. */
   release(t: Tensor): void {
     if (t.offset !== 0) throw new ShapeError(`release: ${t} is a view; release its base tensor`);
+    this.#s.liveBytes -= t.buffer.size;
     const list = this.#s.pool.get(t.buffer.size) ?? [];
     list.push(t.buffer);
     this.#s.pool.set(t.buffer.size, list);

@@ -54,9 +54,10 @@
 import type { Gpu } from "../../kernels/runtime/runtime.ts";
 import type { Tensor } from "../../kernels/runtime/tensor.ts";
 import { lstmCellBackward, lstmCellForward } from "../../kernels/cells/lstm_cell.ts";
-import { createParams, type ParamSpec } from "../params.ts";
+import { createParams, type Param, type ParamSpec } from "../params.ts";
 import { equalBlocks } from "../model.ts";
 import type { SparseRoute } from "../weight_ops.ts";
+import { decoderStackHead } from "../parts/stack_head.ts";
 import type { GatedCell, GatedLayer } from "../parts/gated_layer.ts";
 import {
   type AwdDevices,
@@ -112,6 +113,10 @@ export type LstmLayerParams = GatedLayer;
 /** A stacked-LSTM LM on the GPU: the gated stack of LSTM cells, and its config. */
 export interface LstmLm extends GatedStack {
   config: LstmLmConfig;
+  /** `decoder.weight`; the very same record as `encoder` when tied. */
+  decoderWeight: Param;
+  /** `decoder.bias`: `[V]`. */
+  decoderBias: Param;
 }
 
 /** The LSTM cell as the gated layer runs it: 4H pre-activations, blocks i, f, g, o. */
@@ -213,6 +218,8 @@ export function createLstmLm(gpu: Gpu, config: LstmLmConfig, seed: number): Lstm
     bHh: by.get(`rnn.bias_hh_l${l}`)!,
   }));
   const encoder = by.get("encoder.weight")!;
+  const decoderWeight = config.tied ? encoder : by.get("decoder.weight")!;
+  const decoderBias = by.get("decoder.bias")!;
   return {
     config: { ...config },
     vocab: config.vocab,
@@ -227,8 +234,9 @@ export function createLstmLm(gpu: Gpu, config: LstmLmConfig, seed: number): Lstm
     params,
     encoder,
     layers,
-    decoderWeight: config.tied ? encoder : by.get("decoder.weight")!,
-    decoderBias: by.get("decoder.bias")!,
+    decoderWeight,
+    decoderBias,
+    head: decoderStackHead({ weight: decoderWeight, bias: decoderBias }),
   };
 }
 

@@ -36,7 +36,7 @@ export type LstmLmRefResult = GatedStackRefResult;
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
 /** The LSTM cell per row in f64: gate blocks i, f, g, o of the 4H pre-activations. */
-const LSTM_CELL_REF: GatedCellRef = {
+export const LSTM_CELL_REF: GatedCellRef = {
   width: (H) => 4 * H,
   forward(z, cPrev, H) {
     const act = new Float64Array(4 * H), c = new Float64Array(H), h = new Float64Array(H);

@@ -26,7 +26,8 @@ import {
   onLstmCellBackward,
   onLstmCellForward,
 } from "../../kernels/cells/onlstm_cell.ts";
-import { createParams, type ParamSpec } from "../params.ts";
+import { createParams, type Param, type ParamSpec } from "../params.ts";
+import { decoderStackHead } from "../parts/stack_head.ts";
 import type { GatedCell } from "../parts/gated_layer.ts";
 import { type AwdDevices, checkStackSettings, type GatedStack } from "../parts/gated_stack.ts";
 import type { WeightDropConvention } from "../parts/weight_drop.ts";
@@ -236,6 +237,10 @@ export function onLstmParamSpecs(config: OnLstmConfig): ParamSpec[] {
 /** An ON-LSTM LM on the GPU: the gated stack of ON-LSTM cells, and its config. */
 export interface OnLstmLm extends GatedStack {
   config: OnLstmConfig;
+  /** `decoder.weight`; the very same record as `encoder` when tied. */
+  decoderWeight: Param;
+  /** `decoder.bias`: `[V]`. */
+  decoderBias: Param;
 }
 
 /**
@@ -255,6 +260,8 @@ export function createOnLstm(gpu: Gpu, config: OnLstmConfig, seed: number): OnLs
     return { wIh: by.get(n.ih)!, bIh: by.get(n.bih)!, wHh: by.get(n.hh)!, bHh: by.get(n.bhh)! };
   });
   const encoder = by.get("encoder.weight")!;
+  const decoderWeight = config.tied ? encoder : by.get("decoder.weight")!;
+  const decoderBias = by.get("decoder.bias")!;
   return {
     config: { ...config },
     vocab: config.vocab,
@@ -269,7 +276,8 @@ export function createOnLstm(gpu: Gpu, config: OnLstmConfig, seed: number): OnLs
     params,
     encoder,
     layers,
-    decoderWeight: config.tied ? encoder : by.get("decoder.weight")!,
-    decoderBias: by.get("decoder.bias")!,
+    decoderWeight,
+    decoderBias,
+    head: decoderStackHead({ weight: decoderWeight, bias: decoderBias }),
   };
 }

@@ -64,7 +64,7 @@ import {
   embeddingInputForward,
   type InputDrops,
 } from "./embedding_input.ts";
-import { type DecoderHead, decoderHeadBackward, decoderHeadForward } from "./decoder_head.ts";
+import type { HeadBuffers, HeadDrops, StackHead } from "./stack_head.ts";
 import { droppedWeight, evalWeight, type WeightDrop, weightDropMask } from "./weight_drop.ts";
 import {
   type GatedCell,
@@ -117,10 +117,8 @@ export interface GatedStack {
   /** `[V, E]`. */
   encoder: Param;
   layers: GatedLayer[];
-  /** `[V, H_{L−1}]`; the very same record as `encoder` when tied. */
-  decoderWeight: Param;
-  /** `[V]`. */
-  decoderBias: Param;
+  /** The output head (`stack_head.ts`); with `tied`, its decoder weight is `encoder`. */
+  head: StackHead;
 }
 
 /**
@@ -142,6 +140,8 @@ export function checkStackSettings(
     tied: boolean;
     awd?: AwdDevices;
   },
+  /** Width the tied decoder reads (default the last hidden size; MoS: its latent, E). */
+  decoderInput = s.hidden[s.hidden.length - 1],
 ): void {
   const sizes = [s.vocab, s.embed, ...s.hidden];
   if (s.hidden.length < 1 || !sizes.every((v) => Number.isInteger(v) && v >= 1)) {
@@ -153,10 +153,10 @@ export function checkStackSettings(
   if (!(s.dropout >= 0 && s.dropout < 1)) {
     throw new RangeError(`${what}.dropout must be in [0, 1), got ${s.dropout}`);
   }
-  const top = s.hidden[s.hidden.length - 1];
-  if (s.tied && s.embed !== top) {
+  if (s.tied && s.embed !== decoderInput) {
     throw new RangeError(
-      `${what}: tied weights need embed == the last hidden size, got ${s.embed} and ${top}`,
+      `${what}: tied weights need embed == the decoder's input size, got ${s.embed} and ` +
+        `${decoderInput}`,
     );
   }
   const awd = s.awd;
@@ -174,9 +174,9 @@ export function checkStackSettings(
   }
 }
 
-/** Dropout sites per training step (see the module doc). */
-function dropoutSites(layers: number, awd: boolean): number {
-  return awd ? 2 * layers + 2 : layers + 1;
+/** Dropout sites per training step (see the module doc), the head's last. */
+function dropoutSites(layers: number, awd: boolean, headSites = 0): number {
+  return (awd ? 2 * layers + 2 : layers + 1) + headSites;
 }
 
 /**
@@ -191,12 +191,12 @@ function dropoutSites(layers: number, awd: boolean): number {
  * ```
  */
 export function gatedStackDropoutOffset(
-  s: { layers: number; awd: boolean },
+  s: { layers: number; awd: boolean; headSites?: number },
   step: number,
   site: number,
   what = "gatedStackDropoutOffset",
 ): number {
-  const sites = dropoutSites(s.layers, s.awd);
+  const sites = dropoutSites(s.layers, s.awd, s.headSites);
   if (!Number.isInteger(step) || step < 0 || !Number.isInteger(site) || site < 0 || site >= sites) {
     throw new RangeError(
       `${what}: need integer step >= 0 and site in [0, ${sites}), got ${step}, ${site}`,
@@ -276,7 +276,7 @@ interface StackShape {
  *   (training only).
  * - `hs[l], cs[l]: [maxT + 1, B, H_l]`: slot 0 = carried state, slot t + 1 = output of step t.
  * - `gates[l]: [N, width_l]`: pre-activations, overwritten by the cell's activations.
- * - `logits: [N, V]` (overwritten in place by dLogits in training), `loss: [N]` per-row loss.
+ * - `head`: the head's buffers (the decoder's logits `[N, V]` and loss rows, or the MoS's).
  * - training: `dH[l]: [N, H_l]` gradient w.r.t. layer l's outputs, `dEmb: [N, E]`,
  *   `dGates: [N, max width]`, `dc: [B, max H]`, `ones: [1, N]` (bias gradients as `1ᵀ·dY`).
  */
@@ -293,8 +293,7 @@ export interface GatedStackWorkspace {
   hs: Tensor[];
   cs: Tensor[];
   gates: Tensor[];
-  logits: Tensor;
-  loss: Tensor;
+  head: HeadBuffers;
   dH: Tensor[];
   dEmb: Tensor | null;
   dGates: Tensor | null;
@@ -349,8 +348,7 @@ export function createGatedStackWorkspace(
     hs: perLayer((l) => gpu.tensor([maxT + 1, B, hidden[l]])),
     cs: perLayer((l) => gpu.tensor([maxT + 1, B, hidden[l]])),
     gates: perLayer((l) => gpu.tensor([N, widths[l]])),
-    logits: gpu.tensor([N, V]),
-    loss: gpu.tensor([N]),
+    head: model.head.buffers(gpu, N, training),
     dH: training ? perLayer((l) => gpu.tensor([N, hidden[l]])) : [],
     dEmb: training ? gpu.tensor([N, E]) : null,
     dGates: training ? gpu.tensor([N, Math.max(...widths)]) : null,
@@ -369,6 +367,7 @@ export function createGatedStackWorkspace(
  */
 export function releaseGatedStackWorkspace(gpu: Gpu, ws: GatedStackWorkspace): void {
   releaseTokenBuffers(gpu, ws.tokens);
+  ws.head.release();
   const all: (Tensor | null)[] = [
     ws.emb,
     ws.embMask,
@@ -377,8 +376,6 @@ export function releaseGatedStackWorkspace(gpu: Gpu, ws: GatedStackWorkspace): v
     ...ws.hs,
     ...ws.cs,
     ...ws.gates,
-    ws.logits,
-    ws.loss,
     ...ws.dH,
     ws.dEmb,
     ws.dGates,
@@ -436,12 +433,13 @@ interface Drops {
   out: ActivationDrop | null;
   /** `hh[l]`: WeightDrop of layer l's recurrent weight. */
   hh: (WeightDropMask | null)[];
+  head: HeadDrops;
 }
 
 function dropsOf(model: GatedStack, seed: number, step: number): Drops {
   const { awd } = model;
   const L = model.hidden.length;
-  const at = { layers: L, awd: !!awd };
+  const at = { layers: L, awd: !!awd, headSites: model.head.sites };
   const kind = awd?.locked ? "locked" as const : "standard" as const;
   const site = (k: number, p: number): ActivationDrop | null =>
     p > 0 ? { kind, p, seed, offset: gatedStackDropoutOffset(at, step, k) } : null;
@@ -461,6 +459,10 @@ function dropsOf(model: GatedStack, seed: number, step: number): Drops {
           ? weightDropMask(awd.wdrop, seed, gatedStackDropoutOffset(at, step, L + 2 + l))
           : null,
     ),
+    head: {
+      seed,
+      offset: (k) => gatedStackDropoutOffset(at, step, dropoutSites(L, !!awd) + k),
+    },
   };
 }
 
@@ -512,18 +514,12 @@ function validate(
   for (const p of model.params) checkParamMask(p);
 }
 
-/** The decoder's tensors as the shared head takes them. */
-function head(model: GatedStack): DecoderHead {
-  return { weight: model.decoderWeight, bias: model.decoderBias };
-}
-
 /** Tensors the backward pass needs from the forward pass. */
 interface ForwardTrace {
   /** Input of each layer as the layer saw it (after dropout): `[N, in_l]`. */
   xs: Tensor[];
-  /** Input of the decoder (after dropout): `[N, H_{L−1}]`. */
+  /** Input of the head (after dropout): `[N, H_{L−1}]`. */
   top: Tensor;
-  logits: Tensor;
   loss: Tensor;
   /**
    * Each layer's recurrent weight as this pass's products read it (dropped in training,
@@ -563,7 +559,7 @@ function forward(
   onPhase?: (phase: string) => void,
   route?: SparseRoute,
 ): ForwardTrace {
-  const { vocab: V, embed: E, hidden } = model;
+  const { embed: E, hidden } = model;
   const L = hidden.length;
   const { T, B } = batch;
   const N = T * B;
@@ -600,17 +596,14 @@ function forward(
       : dropped(out, ws.yDrop?.view(0, [N, H]), drop?.out ?? null);
   }
   onPhase?.("decoder_forward");
-  const logits = ws.logits.view(0, [N, V]);
-  const loss = ws.loss.view(0, [N]);
-  decoderHeadForward(gpu, head(model), {
+  const loss = ws.head.forward({
     x,
-    logits,
-    loss,
     target: batch.target,
-    training: drop !== null,
+    B,
+    drops: drop?.head ?? null,
     route,
   });
-  return { xs, top: x, logits, loss, hh };
+  return { xs, top: x, loss, hh };
 }
 
 /**
@@ -640,7 +633,8 @@ export function gatedStackStep(
   const { embed: E, hidden, awd } = model;
   const L = hidden.length;
   // Fail on a bad step/seed before recording anything.
-  gatedStackDropoutOffset({ layers: L, awd: !!awd }, opts.step, dropoutSites(L, !!awd) - 1, "step");
+  const at = { layers: L, awd: !!awd, headSites: model.head.sites };
+  gatedStackDropoutOffset(at, opts.step, dropoutSites(L, !!awd, model.head.sites) - 1, "step");
   if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffffffff) {
     throw new RangeError(`step: seed must be a u32, got ${opts.seed}`);
   }
@@ -657,13 +651,7 @@ export function gatedStackStep(
 
   opts.onPhase?.("decoder_backward");
   let dOut = ws.dH[L - 1].view(0, [N, Htop]);
-  decoderHeadBackward(gpu, head(model), {
-    x: trace.top,
-    dLogits: trace.logits,
-    dx: dOut,
-    ones,
-    route,
-  });
+  ws.head.backward({ x: trace.top, dx: dOut, B, ones, drops: drop.head, route });
   const raw = ws.hs[L - 1].view(B * Htop, [N, Htop]);
   if (awd?.alpha && model.arOn === "dropped") {
     activationRegGrad(gpu, { y: trace.top, g: dOut, B, alpha: awd.alpha, beta: 0 });

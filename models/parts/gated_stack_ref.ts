@@ -43,6 +43,65 @@ export interface GatedCellRef {
   ): { dz: ArrayLike<number>; dcPrev: ArrayLike<number> };
 }
 
+/** What a head's reference is given: the dropped top output and the model's tensors. */
+export interface HeadRefArgs {
+  /** `[N, D]` the stack's dropped output. */
+  top: Float64Array;
+  D: number;
+  N: number;
+  B: number;
+  target: ArrayLike<number>;
+  /** Effective weights (`W ⊙ M`) by name. */
+  W: Readonly<Record<string, Float64Array>>;
+  /** Gradients by name to add the head's into; null = no gradients wanted. */
+  G: Record<string, Float64Array> | null;
+  tied: boolean;
+  /** Dropout multipliers (keep·scale) of `n` elements at the head's site k, period `period`. */
+  keep(n: number, k: number, p: number, period: number): Float64Array;
+}
+
+/** A head's reference: per-row losses and, with `G`, the mean loss's gradient w.r.t. `top`. */
+export interface HeadRef {
+  sites: number;
+  run(a: HeadRefArgs): { rowLoss: Float64Array; dTop: Float64Array | null };
+}
+
+/** The plain decoder: logits `top·Decᵀ + b`, softmax cross-entropy. */
+export const DECODER_HEAD_REF: HeadRef = {
+  sites: 0,
+  run({ top, D, N, target, W, G, tied }) {
+    const decName = tied ? "encoder.weight" : "decoder.weight";
+    const dec = W[decName], decB = W["decoder.bias"];
+    const V = decB.length;
+    const rowLoss = new Float64Array(N);
+    const dTop = G ? new Float64Array(N * D) : null;
+    for (let n = 0; n < N; n++) {
+      const z = new Float64Array(V);
+      for (let v = 0; v < V; v++) {
+        let s = decB[v];
+        for (let k = 0; k < D; k++) s += top[n * D + k] * dec[v * D + k];
+        z[v] = s;
+      }
+      const m = Math.max(...z);
+      let se = 0;
+      for (let v = 0; v < V; v++) se += Math.exp(z[v] - m);
+      const lse = m + Math.log(se);
+      rowLoss[n] = lse - z[target[n]];
+      if (!G || !dTop) continue;
+      const gDec = G[decName], gDecB = G["decoder.bias"];
+      for (let v = 0; v < V; v++) {
+        const g = (Math.exp(z[v] - lse) - (v === target[n] ? 1 : 0)) / N;
+        gDecB[v] += g;
+        for (let k = 0; k < D; k++) {
+          gDec[v * D + k] += g * top[n * D + k];
+          dTop[n * D + k] += g * dec[v * D + k];
+        }
+      }
+    }
+    return { rowLoss, dTop };
+  },
+};
+
 /** The stack as the reference reads it: sizes, regularisers, cell and tensor names. */
 export interface GatedStackRefModel {
   vocab: number;
@@ -53,6 +112,8 @@ export interface GatedStackRefModel {
   awd?: AwdDevices;
   arOn: "dropped" | "raw";
   cell: GatedCellRef;
+  /** The output head; default the plain decoder (`decoder.weight` or the tied embedding). */
+  head?: HeadRef;
   /** Names of layer l's input and recurrent weights and biases. */
   names(l: number): { ih: string; hh: string; bih: string; bhh: string };
 }
@@ -120,8 +181,9 @@ export function gatedStackRef(args: GatedStackRefArgs): GatedStackRefResult {
     const m = args.masks?.[name];
     W[name] = Float64Array.from(w, (v, i) => (m ? v * m[i] : v));
   }
-  const decName = tied ? "encoder.weight" : "decoder.weight";
-  const sites = awd ? 2 * L + 2 : L + 1;
+  const head = stack.head ?? DECODER_HEAD_REF;
+  const stackSites = awd ? 2 * L + 2 : L + 1;
+  const sites = stackSites + head.sites;
   /** Multipliers keep·scale of `n` elements at `site`; locked: a `[B, D]` mask over time. */
   const keepOf = (n: number, site: number, p: number, period = n): Float64Array => {
     if (!on || p === 0) return new Float64Array(n).fill(1);
@@ -241,29 +303,24 @@ export function gatedStackRef(args: GatedStackRefArgs): GatedStackRefResult {
       }
     }
   }
-  const dec = W[decName], decB = W["decoder.bias"];
-  const rowLoss = new Float64Array(N);
-  const dLogits = new Float64Array(N * V);
-  let lossSum = 0;
-  for (let n = 0; n < N; n++) {
-    const z = new Float64Array(V);
-    for (let v = 0; v < V; v++) {
-      let s = decB[v];
-      for (let k = 0; k < Htop; k++) s += top[n * Htop + k] * dec[v * Htop + k];
-      z[v] = s;
-    }
-    const m = Math.max(...z);
-    let se = 0;
-    for (let v = 0; v < V; v++) se += Math.exp(z[v] - m);
-    const lse = m + Math.log(se);
-    rowLoss[n] = lse - z[target[n]];
-    lossSum += rowLoss[n];
-    for (let v = 0; v < V; v++) {
-      dLogits[n * V + v] = (Math.exp(z[v] - lse) - (v === target[n] ? 1 : 0)) / N;
-    }
+  const G_: Record<string, Float64Array> = {};
+  if (wantGrad) {
+    for (const [name, w] of Object.entries(args.weights)) G_[name] = new Float64Array(w.length);
   }
+  const out = head.run({
+    top,
+    D: Htop,
+    N,
+    B,
+    target,
+    W,
+    G: wantGrad ? G_ : null,
+    tied,
+    keep: (n, k, p, period) => keepOf(n, stackSites + k, p, period),
+  });
+  const rowLoss = out.rowLoss;
   const result: GatedStackRefResult = {
-    loss: lossSum / N + reg,
+    loss: rowLoss.reduce((a, v) => a + v, 0) / N + reg,
     rowLoss,
     grads: {},
     h: hsAll.map((hs) => hs[T]),
@@ -272,20 +329,7 @@ export function gatedStackRef(args: GatedStackRefArgs): GatedStackRefResult {
   if (!wantGrad) return result;
 
   // ---- backward
-  const G_: Record<string, Float64Array> = {};
-  for (const [name, w] of Object.entries(args.weights)) G_[name] = new Float64Array(w.length);
-  const gDec = G_[decName], gDecB = G_["decoder.bias"];
-  let dx = Float64Array.from(dTopReg); // gradient w.r.t. the dropped top output
-  for (let n = 0; n < N; n++) {
-    for (let v = 0; v < V; v++) {
-      const g = dLogits[n * V + v];
-      gDecB[v] += g;
-      for (let k = 0; k < Htop; k++) {
-        gDec[v * Htop + k] += g * top[n * Htop + k];
-        dx[n * Htop + k] += g * dec[v * Htop + k];
-      }
-    }
-  }
+  let dx = Float64Array.from(dTopReg, (v, i) => v + out.dTop![i]); // w.r.t. the dropped top
   for (let l = L - 1; l >= 0; l--) {
     const H = Hs[l], G = cell.width(H);
     const inSize = l === 0 ? E : Hs[l - 1];
