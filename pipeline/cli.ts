@@ -50,7 +50,7 @@ Sparsity:  --method dense|small-dense|static-uniform|static-er|gmp|set|dsr|snfs|
            --redistribution uniform|none|magnitude|momentum  --prune-start F --prune-end F
            --storage masked|csr (csr: true sparse weights, O(density) memory)
            --inactive-state auto|clear|accumulate|keep (optimizer state of inactive weights)
-Eval/logs: --eval-batch-size N --test-batch-size N --valid-tokens N (epoch ends validate on a prefix)
+Eval/logs: --eval-batch-size N --test-batch-size N --small-batch-size N (gradient accumulation) --valid-tokens N (epoch ends validate on a prefix)
            --log-interval N --log FILE.csv --summary FILE.json
 Runs:      --save FILE --resume FILE --stop-after N (stop after step N and save; resume
            continues on the same plan; Ctrl-C does the same)

@@ -82,6 +82,13 @@ export interface TrainConfig {
   asgdRestarts: number[];
   /** Batch size of the validation passes (and of the test, unless `testBatchSize` is set). */
   evalBatchSize: number;
+  /**
+   * Gradient accumulation (`--small-batch-size`, AWD-LSTM-MoS's `small_batch_size`): each batch
+   * runs as `batchSize / smallBatchSize` column slices, each with its own carried state and
+   * dropout masks, their gradients summed (each slice's mean loss scaled by its share) before
+   * one clip and one optimizer step. `null` = the whole batch at once.
+   */
+  smallBatchSize: number | null;
   /** Batch size of the test pass (`--test-batch-size`; the ON-LSTM script's 1); `null` = eval's. */
   testBatchSize: number | null;
   /**
@@ -191,6 +198,7 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   asgdRestarts: [],
   evalBatchSize: 32,
   testBatchSize: null,
+  smallBatchSize: null,
   maxSteps: null,
   epochSteps: null,
   stopAfter: null,
@@ -284,6 +292,7 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "asgd-restarts": ["asgdRestarts", "epochs"],
   "eval-batch-size": ["evalBatchSize", "posint"],
   "test-batch-size": ["testBatchSize", "posint"],
+  "small-batch-size": ["smallBatchSize", "posint"],
   "max-steps": ["maxSteps", "posint"],
   "epoch-steps": ["epochSteps", "posint"],
   "stop-after": ["stopAfter", "posint"],
@@ -636,6 +645,11 @@ function checkConfig(out: TrainConfig): void {
     throw new ConfigError(
       `--asgd-restarts ${out.asgdRestarts.join(",")} needs --optimizer ntasgd (got ` +
         `${out.optimizer})`,
+    );
+  }
+  if (out.smallBatchSize !== null && out.batchSize % out.smallBatchSize !== 0) {
+    throw new ConfigError(
+      `--small-batch-size ${out.smallBatchSize} must divide --batch-size ${out.batchSize}`,
     );
   }
   if (out.updateEvery < 0) {

@@ -156,3 +156,71 @@ Deno.test("train mos: presets and defaults fill in; MoS flags are its own", () =
     }
   }
 });
+
+Deno.test({
+  name: "train mos: column slices accumulate the whole batch's gradient; resume keeps their states",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const data = tinyData();
+    // nothing random: two slices of 2 columns must give the 4-column batch's steps
+    const plain: TrainConfig = {
+      ...MOS,
+      dropout: 0,
+      dropouth: 0,
+      dropouti: 0,
+      dropoute: 0,
+      wdrop: 0,
+      modelFlags: { ...MOS.modelFlags, dropoutl: 0 },
+      optimizer: "sgd",
+      lr: 1,
+      clip: 0.25,
+      maxSteps: 12,
+      epochSteps: 6,
+      epochs: 2,
+    };
+    const whole = new LossRecorder(), sliced = new LossRecorder();
+    const a = await train(gpu, plain, data, whole);
+    const b = await train(gpu, { ...plain, smallBatchSize: 2 }, data, sliced);
+    for (let i = 0; i < whole.losses.length; i++) {
+      const d = Math.abs(whole.losses[i] - sliced.losses[i]);
+      if (!(d <= 1e-4 * whole.losses[i])) {
+        throw new Error(`step ${i + 1}: ${sliced.losses[i]} sliced vs ${whole.losses[i]} whole`);
+      }
+    }
+    if (Math.abs(a.testPpl - b.testPpl) > 1e-3 * a.testPpl) throw new Error("test ppl differs");
+    // with every device on, stopped and resumed: bit-identical, the slices' states included
+    const cfg: TrainConfig = { ...MOS, smallBatchSize: 2, maxSteps: 14, epochSteps: 7, epochs: 2 };
+    const straight = new LossRecorder();
+    const c = await train(gpu, cfg, data, straight);
+    const dir = await Deno.makeTempDir();
+    const ckpt = `${dir}/sliced.ckpt`;
+    const first = new LossRecorder(), second = new LossRecorder();
+    await train(gpu, { ...cfg, stopAfter: 9, save: ckpt }, data, first);
+    const d = await train(gpu, { ...cfg, resume: ckpt }, data, second);
+    const resumed = [...first.losses, ...second.losses];
+    for (let i = 0; i < straight.losses.length; i++) {
+      if (resumed[i] !== straight.losses[i]) {
+        throw new Error(`step ${i + 1}: resumed ${resumed[i]} != straight ${straight.losses[i]}`);
+      }
+    }
+    if (c.testPpl !== d.testPpl) throw new Error(`${c.testPpl} vs ${d.testPpl}`);
+    // the slices' own masks: the sliced run is not the whole-batch run
+    const unsliced = await train(gpu, { ...cfg, smallBatchSize: null }, data, new LossRecorder());
+    if (unsliced.testPpl === c.testPpl) throw new Error("slices drew the whole batch's masks");
+    // a checkpoint of the sliced run does not resume unsliced
+    try {
+      await train(gpu, { ...cfg, smallBatchSize: null, resume: ckpt }, data, new LossRecorder());
+      throw new Error("resumed with another --small-batch-size");
+    } catch (e) {
+      if (!(e as Error).message.includes("--small-batch-size")) throw e;
+    }
+    await Deno.remove(dir, { recursive: true });
+    try {
+      trainConfig({ model: "awd-mos", "batch-size": 6, "small-batch-size": 4 });
+      throw new Error("accepted a slice that does not divide the batch");
+    } catch (e) {
+      if (!(e as Error).message.includes("must divide --batch-size 6")) throw e;
+    }
+  },
+});

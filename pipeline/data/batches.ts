@@ -193,3 +193,32 @@ export function windowTokens(
     target: matrix.data.subarray((start + 1) * B, (start + 1 + length) * B),
   };
 }
+
+/**
+ * Columns `[start, start + width)` of a window's ids `[T, cols]` (row-major), as `[T, width]`:
+ * a column slice of the batch (gradient accumulation, `--small-batch-size`).
+ *
+ * @example
+ * ```ts
+ * import { sliceColumns } from "./batches.ts";
+ * sliceColumns(Uint32Array.of(1, 2, 3, 4, 5, 6), 3, 1, 2); // [2, 3, 5, 6]
+ * ```
+ */
+export function sliceColumns(
+  ids: Uint32Array,
+  cols: number,
+  start: number,
+  width: number,
+): Uint32Array {
+  if (ids.length % cols !== 0 || start < 0 || width < 1 || start + width > cols) {
+    throw new RangeError(
+      `sliceColumns: columns ${start}..${start + width} of ${ids.length} ids in ${cols} columns`,
+    );
+  }
+  const T = ids.length / cols;
+  const out = new Uint32Array(T * width);
+  for (let t = 0; t < T; t++) {
+    out.set(ids.subarray(t * cols + start, t * cols + start + width), t * width);
+  }
+  return out;
+}

@@ -39,7 +39,10 @@ function runTensors(ctx: RunContext, opt: OptimizerState): Record<string, Tensor
     for (const k of STATE_KEYS) if (s[k]) out[`${p.name}#${k}`] = s[k]!;
     out[`${p.name}#best`] = ctx.best.values[i];
   });
-  Object.assign(out, ctx.train.stateTensors());
+  if (!ctx.slices) Object.assign(out, ctx.train.stateTensors());
+  ctx.slices?.states.forEach((s, k) => {
+    for (const [name, t] of Object.entries(s)) out[`slice${k}.${name}`] = t;
+  });
   return out;
 }
 
@@ -142,7 +145,10 @@ export async function resumeRun(
     const src = ckpt.tensors[name];
     if (!src || src.data.length !== t.size || src.dtype !== t.dtype) {
       throw new CheckpointError(
-        `checkpoint ${path}: tensor ${name} is missing or has the wrong shape`,
+        `checkpoint ${path}: tensor ${name} is missing or has the wrong shape` +
+          (/^(slice\d+\.)?state\./.test(name)
+            ? " (resume with the saved run's --small-batch-size)"
+            : ""),
       );
     }
     gpu.write(t, src.data);

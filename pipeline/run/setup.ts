@@ -104,7 +104,15 @@ export function createRun(
   const sparsity = initSparsity(gpu, model.params, settings, config.denseTensors);
   const weights = family.weightMacs(trained);
   const maxT = rd.maxWindow;
-  const train = model.session({ maxT, B: config.batchSize, training: true });
+  const sliceWidth = config.smallBatchSize ?? config.batchSize;
+  const train = model.session({ maxT, B: sliceWidth, training: true });
+  const slices = sliceWidth === config.batchSize ? null : {
+    width: sliceWidth,
+    states: Array.from({ length: config.batchSize / sliceWidth }, () => {
+      const live = train.stateTensors();
+      return Object.fromEntries(Object.entries(live).map(([k, t]) => [k, gpu.zeros(t.shape)]));
+    }),
+  };
   const evaluation = model.session({ maxT, B: config.evalBatchSize, training: false });
   const testB = config.testBatchSize ?? config.evalBatchSize;
   const testing = testB === config.evalBatchSize
@@ -157,6 +165,7 @@ export function createRun(
     train,
     evaluation,
     testing,
+    slices,
     settings,
     method,
     csr: config.storage === "csr",

@@ -33,6 +33,12 @@ export interface RunContext {
   train: ModelSession;
   evaluation: ModelSession;
   testing: ModelSession;
+  /**
+   * Gradient accumulation over column slices (`--small-batch-size`): the slices' width, and
+   * each slice's carried state by the session's names (the session's own state is scratch).
+   * `null`: one slice, the session's state carried.
+   */
+  slices: { width: number; states: Record<string, Tensor>[] } | null;
   settings: SparsitySettings;
   method: SparsityMethod;
   /** `--storage csr`: steps run sparse, the events switch to masked form and back. */
