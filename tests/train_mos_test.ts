@@ -129,6 +129,7 @@ Deno.test("train mos: presets and defaults fill in; MoS flags are its own", () =
     nhid: 1150,
     emsize: 300,
     batchSize: 15,
+    smallBatchSize: 5,
     bpttCap: 90,
     evalBatchSize: 10,
     testBatchSize: 1,
