@@ -3,8 +3,9 @@
  * Suites: `kernels` (matmul and softmax-CE kernels; `--filter` selects rows), `train` (a model
  * family's training step, evaluation and per-phase breakdown, `bench/train.ts`; `--model`,
  * `--preset`; `--reps` = timed steps)
- * and `sparse` (SpMM / SDDMM against dense, top-k, sparse vs masked-dense training steps,
- * `bench/sparse.ts`; `--filter` selects rows).
+ * `sparse` (SpMM / SDDMM against dense, top-k, sparse vs masked-dense training steps,
+ * `bench/sparse.ts`; `--filter` selects rows) and `memory` (a preset's training-step tensor
+ * memory, `bench/memory.ts`; `--model`, `--preset`).
  * Prints a markdown table with the adapter and writes CSV with `--out`.
  *
  * @module
@@ -17,8 +18,9 @@ import { benchKernels, KERNEL_COLUMNS } from "./kernels.ts";
 import { benchTrain, TRAIN_COLUMNS, trainBenchSetup } from "./train.ts";
 import { ConfigError } from "../pipeline/config.ts";
 import { benchSparse, SPARSE_COLUMNS } from "./sparse.ts";
+import { benchMemory, MEMORY_COLUMNS } from "./memory.ts";
 
-const SUITES = ["kernels", "train", "sparse"] as const;
+const SUITES = ["kernels", "train", "sparse", "memory"] as const;
 
 function markdown(
   columns: readonly string[],
@@ -53,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || positionals.length === 0) {
     console.log(
       `usage: deno task bench <${SUITES.join("|")}> [--out FILE.csv] [--reps N] ` +
-        `[--filter TEXT (kernels, sparse)] [--model NAME --preset NAME (train)] ${GPU_FLAG_USAGE}`,
+        `[--filter TEXT (kernels, sparse)] [--model NAME --preset NAME (train, memory)] ${GPU_FLAG_USAGE}`,
     );
     return values.help ? 0 : 2;
   }
@@ -67,12 +69,13 @@ async function main(argv: string[]): Promise<number> {
     console.error(`bench: --reps must be an integer >= 5, got "${values.reps}"`);
     return 2;
   }
-  if (suite === "train" && values.filter !== undefined) {
+  const modelSuite = suite === "train" || suite === "memory";
+  if (modelSuite && values.filter !== undefined) {
     console.error("bench: --filter applies to the kernels and sparse suites only");
     return 2;
   }
-  if (suite !== "train" && (values.model !== undefined || values.preset !== undefined)) {
-    console.error("bench: --model and --preset apply to the train suite only");
+  if (!modelSuite && (values.model !== undefined || values.preset !== undefined)) {
+    console.error("bench: --model and --preset apply to the train and memory suites only");
     return 2;
   }
   let setup;
@@ -88,6 +91,11 @@ async function main(argv: string[]): Promise<number> {
   const opts = { reps, filter: values.filter, log: console.log };
   const [columns, rows] = suite === "train"
     ? [TRAIN_COLUMNS, await benchTrain(gpu, { ...opts, setup })]
+    : suite === "memory"
+    ? [
+      MEMORY_COLUMNS,
+      await benchMemory(gpu, { ...opts, model: values.model, preset: values.preset }),
+    ]
     : suite === "sparse"
     ? [SPARSE_COLUMNS, await benchSparse(gpu, opts)]
     : [KERNEL_COLUMNS, await benchKernels(gpu, opts)];

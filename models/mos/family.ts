@@ -176,13 +176,15 @@ const PRESETS: Readonly<Record<string, Readonly<Record<string, FlagValue>>>> = {
 export const mosFamily: ModelFamily<MosConfig> = {
   name: "awd-mos",
   summary: "AWD-LSTM with a mixture of softmaxes (Yang et al. 2018), spec §2.4",
-  // a run with no preset: a small MoS on the synthetic corpus
+  // a run with no preset: a small MoS on the synthetic corpus, no dropout (as the other
+  // families' defaults; the latent's flag default is the paper's 0.29)
   defaults: {
-    emsize: 32,
+    emsize: 64,
     nhid: 64,
-    nhidlast: 32,
+    nhidlast: 64,
     nlayers: 2,
     experts: 3,
+    dropoutl: 0,
     tied: true,
     epochs: 3,
   },
