@@ -34,7 +34,7 @@ const USAGE = `usage: deno task train [--model NAME] [--preset NAME] [--config F
 
 Data:      --data DIR (train.txt/valid.txt/test.txt; default: synthetic corpus) --unk
 Model:     --model ${Object.keys(MODEL_FAMILIES).join("|")} --emsize N --nhid N --nlayers N
-           --dropout P --dropouth P --dropouti P --dropoute P --tied
+           --dropout P --dropouth P --dropouti P --dropoute P --tied (--no-tied, and --no-X for every switch)
            --alpha X --beta X (AR and TAR weights) --wdrop P (DropConnect on recurrent weights)
            --wdrop-convention inverted|eval-scaled
 Training:  --lr X --clip X --epochs N --batch-size N --bptt N --seed N --wdecay X

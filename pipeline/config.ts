@@ -495,7 +495,16 @@ export async function parseTrainArgs(argv: readonly string[]): Promise<TrainConf
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+    // `--no-tied` and the like turn off a boolean a preset or family default turned on
+    parsed = parseArgs(
+      {
+        args: [...argv],
+        options,
+        strict: true,
+        allowPositionals: false,
+        allowNegative: true,
+      } as Parameters<typeof parseArgs>[0],
+    );
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }

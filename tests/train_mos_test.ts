@@ -1,4 +1,4 @@
-import { type TrainConfig, trainConfig } from "../pipeline/config.ts";
+import { parseTrainArgs, type TrainConfig, trainConfig } from "../pipeline/config.ts";
 import { train } from "../pipeline/train.ts";
 import { LossRecorder, tinyData } from "./_train_util.ts";
 import { parameterTable } from "../pipeline/dry_run.ts";
@@ -115,13 +115,16 @@ Deno.test({
   },
 });
 
-Deno.test("train mos: presets and defaults fill in; MoS flags are its own", () => {
+Deno.test("train mos: presets and defaults fill in; MoS flags are its own", async () => {
   const c = trainConfig({ model: "awd-mos" });
   if (
-    c.modelFlags.experts !== 3 || c.modelFlags.nhidlast !== 32 || c.wdropConvention !== "inverted"
+    c.modelFlags.experts !== 3 || c.modelFlags.nhidlast !== 64 || c.wdropConvention !== "inverted"
   ) {
     throw new Error(JSON.stringify(c));
   }
+  // a switch a preset turned on is turned off by --no-<flag>
+  const untied = await parseTrainArgs(["--preset", "wt2-mos", "--no-tied"]);
+  if (untied.tied || !(await parseTrainArgs(["--preset", "wt2-mos"])).tied) throw new Error("tied");
   const paper = trainConfig({ preset: "wt2-mos" });
   const want = {
     model: "awd-mos",
