@@ -129,6 +129,8 @@ export interface ExperimentOptions {
   variant: string | null;
   /** Subset of the experiment's methods; `null` = all. */
   methods: readonly MethodName[] | null;
+  /** Subset of the experiment's optimizers; `null` = all. */
+  optimizers: readonly OptimizerName[] | null;
   /** Steps between connectivity updates; 0 = once per epoch, after its validation. */
   updateEvery: number;
   /** Overrides every optimizer's learning rate. */
@@ -162,6 +164,7 @@ export const EXPERIMENT_DEFAULTS: Readonly<ExperimentOptions> = {
   adapter: null,
   variant: null,
   methods: null,
+  optimizers: null,
   updateEvery: 0,
   lr: null,
   batchSize: 20,
@@ -201,6 +204,23 @@ export function experimentPlan(options: ExperimentOptions, epochWindows: number)
   });
 }
 
+/** The experiment's own entries that `chosen` keeps, in the experiment's order; throws on strays. */
+function chosenSubset<T extends string>(
+  flag: string,
+  chosen: readonly T[] | null,
+  all: readonly T[],
+  experiment: string,
+): T[] {
+  if (chosen === null) return [...all];
+  const stray = chosen.filter((m) => !all.includes(m));
+  if (stray.length) {
+    throw new ExperimentError(
+      `--${flag}: ${stray.join(", ")} not part of ${experiment} (its ${flag}: ${all.join(", ")})`,
+    );
+  }
+  return all.filter((m) => chosen.includes(m));
+}
+
 /**
  * The runs of `def` under `options`, in table order (methods outer, optimizers inner). Pure.
  * `epochWindows` is the number of training windows in one pass over the data.
@@ -217,19 +237,12 @@ export function planExperiment(
   options: ExperimentOptions,
   epochWindows: number,
 ): PlannedRun[] {
-  const methods = options.methods ?? def.methods;
-  const stray = methods.filter((m) => !def.methods.includes(m));
-  if (stray.length) {
-    throw new ExperimentError(
-      `--methods: ${stray.join(", ")} not part of ${def.name} (its methods: ${
-        def.methods.join(", ")
-      })`,
-    );
-  }
+  const methods = chosenSubset("methods", options.methods, def.methods, def.name);
+  const optimizers = chosenSubset("optimizers", options.optimizers, def.optimizers, def.name);
   const plan = experimentPlan(options, epochWindows);
   const runs: PlannedRun[] = [];
-  for (const method of def.methods.filter((m) => methods.includes(m))) {
-    for (const optimizer of def.optimizers) {
+  for (const method of methods) {
+    for (const optimizer of optimizers) {
       const o = OPTIMIZER_SETTINGS[optimizer];
       runs.push({
         method,

@@ -11,13 +11,13 @@
 import { parseArgs } from "node:util";
 import { GPU_FLAG_OPTIONS, GPU_FLAG_USAGE, openGpuFromFlags } from "./gpu_flags.ts";
 import { DataError } from "./data/errors.ts";
-import { DEFAULTS } from "./config.ts";
+import { DEFAULTS, type OptimizerName } from "./config.ts";
 import { describeAdapter } from "../kernels/runtime/device.ts";
 import { loadTrainingData } from "./train.ts";
 import { modelFamily } from "../models/families.ts";
 import { runModelConfig } from "./run/setup.ts";
 import { METHODS } from "./sparsity/methods/mod.ts";
-import { METHOD_NAMES, type MethodName } from "./sparsity/method.ts";
+import { METHOD_NAMES } from "./sparsity/method.ts";
 import {
   EXPERIMENT_DEFAULTS,
   ExperimentError,
@@ -48,6 +48,7 @@ Flags:
   --valid-tokens N   epoch-end validations on the first N tokens (default ${d.validTokens};
                      0 = all); the best weights are validated on all of them at the end
   --methods a,b,...  run only these methods of the experiment
+  --optimizers a,b,...  run only these optimizers of the experiment
   --nhid N --emsize N --nlayers N   model (default ${d.nhid}/${d.emsize}/${d.nlayers}; emsize follows nhid)
   --batch-size N --bptt N           (default ${d.batchSize}, ${d.bptt})
   --density D        density of the sparse models (default ${d.density})
@@ -86,6 +87,24 @@ function number(
   return v;
 }
 
+/** A comma-separated `--flag` of names from `known`; `null` when the flag is absent. */
+function nameList<T extends string>(
+  flag: string,
+  raw: string | undefined,
+  known: readonly T[],
+): T[] | null {
+  if (raw === undefined) return null;
+  const names = raw.split(",").map((m) => m.trim()).filter((m) => m) as T[];
+  const bad = names.filter((m) => !known.includes(m));
+  if (bad.length || names.length === 0) {
+    const what = flag.replace(/s$/, "");
+    throw new ExperimentError(
+      `--${flag}: unknown ${what} ${JSON.stringify(bad[0] ?? raw)} (known: ${known.join(", ")})`,
+    );
+  }
+  return names;
+}
+
 /** Parsed command line: the experiment, its options and the output choices. */
 export interface ExperimentArgs {
   name: string;
@@ -116,6 +135,7 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
         nonmono: { type: "string" },
         "valid-tokens": { type: "string" },
         methods: { type: "string" },
+        optimizers: { type: "string" },
         nhid: { type: "string" },
         emsize: { type: "string" },
         nlayers: { type: "string" },
@@ -149,18 +169,12 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
   if (!(name in EXPERIMENTS)) {
     throw new ExperimentError(`unknown experiment ${JSON.stringify(name)} (known: ${known})`);
   }
-  let methods: MethodName[] | null = null;
-  if (v.methods !== undefined) {
-    methods = v.methods.split(",").map((m) => m.trim()).filter((m) => m) as MethodName[];
-    const bad = methods.filter((m) => !METHOD_NAMES.includes(m));
-    if (bad.length || methods.length === 0) {
-      throw new ExperimentError(
-        `--methods: unknown method ${JSON.stringify(bad[0] ?? v.methods)} (known: ${
-          METHOD_NAMES.join(", ")
-        })`,
-      );
-    }
-  }
+  const methods = nameList("methods", v.methods, METHOD_NAMES);
+  const optimizers = nameList(
+    "optimizers",
+    v.optimizers,
+    Object.keys(OPTIMIZER_SETTINGS) as OptimizerName[],
+  );
   const steps = positiveInt("steps", v.steps);
   const epochs = positiveInt("epochs", v.epochs);
   const int0 = (flag: string, raw: string | undefined) =>
@@ -188,6 +202,7 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
     adapter: v.adapter ?? null,
     variant: v.variant ?? null,
     methods,
+    optimizers,
     updateEvery: int0("update-every", v["update-every"]) ?? d.updateEvery,
     lr: number("lr", v.lr, (x) => x > 0, "a number > 0"),
   };
@@ -249,11 +264,13 @@ export async function main(argv: string[]): Promise<number> {
         : "storage: masked-dense (dense tensors with 0/1 masks, dense gradients)",
       `connectivity updates: ${planned.updates}`,
       `optimizers: ${
-        def.optimizers.map((k) => {
+        [...new Set(runs.map((r) => r.optimizer))].map((k) => {
           const s = OPTIMIZER_SETTINGS[k];
           return `${k} lr ${o.lr ?? s.lr}${s.clip ? ` clip ${s.clip}` : ""}`;
         }).join("; ")
-      }` + (def.optimizers.includes("ntasgd")
+      }` + (runs.some((r) =>
+          r.optimizer === "ntasgd"
+        )
         ? ` (ntasgd on a sparse model is SNT-ASGD: mask-aware averaging; nonmono ${c.nonmono} ` +
           "epochs; the note says where a run switched to averaging)"
         : ""),

@@ -376,6 +376,8 @@ Deno.test("experiment CLI: parser rejects bad input with one clear message", () 
     [["table2-small", "--lr", "-1"], /--lr/],
     [["table2-small", "--methods", "dense,bogus"], /--methods: unknown method "bogus"/],
     [["table3-small", "--methods", "gmp"], /not part of table3-small/],
+    [["table3-small", "--optimizers", "adam,rmsprop"], /--optimizers: unknown optimizer "rmsprop"/],
+    [["table2-small", "--optimizers", "momentum"], /--optimizers: momentum not part of table2/],
     [["table2-small", "--bogus"], /bogus/],
   ];
   for (const [args, re] of bad) {
@@ -390,6 +392,14 @@ Deno.test("experiment CLI: parser rejects bad input with one clear message", () 
   assert.deepEqual(ok.options.epochs, 2);
   const pass = parseExperimentArgs(["table2-small", "--epoch-steps", "0", "--valid-tokens", "0"]);
   assert.deepEqual([pass.options.epochSteps, pass.options.validTokens], [null, null]);
+  // --optimizers narrows the grid, kept in the experiment's order
+  const t3 = parseExperimentArgs(["table3-small", "--optimizers", "ntasgd,momentum"]);
+  const runs = planExperiment(EXPERIMENTS["table3-small"], t3.options, 300);
+  assert.deepEqual(
+    runs.filter((r) => r.method === "set").map((r) => r.optimizer),
+    ["momentum", "ntasgd"],
+  );
+  assert.deepEqual(runs.length, 10);
 });
 
 async function runCli(args: string[]): Promise<{ code: number; out: string }> {
