@@ -165,6 +165,8 @@ export interface ModelFamily<C = unknown> {
   config(settings: ModelSettings): C;
   paramSpecs(config: C): ParamSpec[];
   weightMacs(config: C): WeightMacs[];
+  /** Shapes of the output head's buffers for up to `rows` rows (the dry run reports their bytes). */
+  headBuffers(config: C, rows: number, training: boolean): Record<string, number[]>;
   /** The width small-dense shrinks, and the config at another width. */
   width(config: C): number;
   withWidth(config: C, width: number): C;

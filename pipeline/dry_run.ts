@@ -40,6 +40,17 @@ export interface ParameterTable {
   /** Forward multiply-adds per token, dense and at the densities in force. */
   macs: number;
   activeMacs: number;
+  /** The output head's f32 buffers for one training step's rows (a slice's, longest window). */
+  head: HeadMemory;
+}
+
+/** The output head's buffers of a training step (`ModelFamily.headBuffers`). */
+export interface HeadMemory {
+  /** Sequences (the `--small-batch-size` slice when given) and the longest window. */
+  B: number;
+  T: number;
+  buffers: { name: string; shape: number[]; bytes: number }[];
+  bytes: number;
 }
 
 /**
@@ -77,6 +88,10 @@ export function parameterTable(config: TrainConfig, vocab: number): ParameterTab
       macs: macs.get(s.name) ?? 0,
     };
   });
+  const B = config.smallBatchSize ?? config.batchSize;
+  const T = config.variableBptt ? (config.bpttCap ?? config.bptt + 40) : config.bptt;
+  const buffers = Object.entries(family.headBuffers(trained, B * T, true))
+    .map(([name, shape]) => ({ name, shape, bytes: 4 * numel(shape) }));
   return {
     family: family.name,
     config: trained,
@@ -87,10 +102,12 @@ export function parameterTable(config: TrainConfig, vocab: number): ParameterTab
     activeSparseParameters: rows.reduce((n, r) => n + (r.sparse ? r.active : 0), 0),
     macs: rows.reduce((n, r) => n + r.macs, 0),
     activeMacs: rows.reduce((n, r) => n + r.macs * r.density, 0),
+    head: { B, T, buffers, bytes: buffers.reduce((n, b) => n + b.bytes, 0) },
   };
 }
 
 const int = (n: number) => Math.round(n).toLocaleString("en-US");
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /**
  * The table as text (markdown), for the terminal.
@@ -124,6 +141,9 @@ export function parameterTableText(t: ParameterTable): string {
         : ""
     }); forward MACs per token ` +
     `${int(t.macs)} dense, ${int(t.activeMacs)} at these densities`,
+    `head buffers of a training step (${t.head.B} × ${t.head.T} rows): ${mib(t.head.bytes)} (${
+      t.head.buffers.map((b) => `${b.name} [${b.shape.join(", ")}] ${mib(b.bytes)}`).join(", ")
+    }); \`deno task bench memory\` measures the whole step`,
   ];
   return lines.join("\n");
 }
@@ -146,6 +166,11 @@ export function parameterTableJson(t: ParameterTable): Record<string, unknown> {
     "active_sparse_parameters": t.activeSparseParameters,
     "forward_macs_per_token": t.macs,
     "active_forward_macs_per_token": t.activeMacs,
+    "head_buffers": {
+      rows: [t.head.T, t.head.B],
+      bytes: t.head.bytes,
+      buffers: t.head.buffers,
+    },
     "tensors": t.rows.map((r) => ({
       name: r.name,
       shape: r.shape,

@@ -159,3 +159,23 @@ Deno.test("dry run: the paper's ON-LSTM has 25,232,180 parameters, 11.3M sparse 
     throw new Error(`small dense ${small.parameters} vs ${t.activeParameters}`);
   }
 });
+
+Deno.test("dry run: the paper's MoS has 34,909,528 parameters, 15.7M active; one [N, V] logits buffer", async () => {
+  const c = await parseTrainArgs(["--preset", "wt2-mos"]);
+  const t = parameterTable(c, 33278);
+  if (t.family !== "awd-mos" || t.parameters !== 34_909_528) throw new Error(`${t.parameters}`);
+  if (Math.abs(t.activeSparseParameters - 0.45 * 34_848_150) > 20) {
+    throw new Error(`${t.activeSparseParameters} active sparse`);
+  }
+  // the step's rows are one --small-batch-size slice of the longest window
+  const N = c.smallBatchSize! * (c.bpttCap ?? c.bptt + 40);
+  const logits = t.head.buffers.find((b) => b.name === "logits")!;
+  if (logits.shape.join() !== `${N},33278` || logits.bytes !== 4 * N * 33278) {
+    throw new Error(JSON.stringify(logits));
+  }
+  // whatever the number of experts, the head holds one expert's logits at a time
+  const sum = t.head.buffers.reduce((n, b) => n + b.bytes, 0);
+  if (sum !== t.head.bytes || sum > 2 * logits.bytes) throw new Error(`${sum} head bytes`);
+  const text = parameterTableText(t);
+  if (!text.includes(`logits [${N}, 33278]`)) throw new Error(text);
+});

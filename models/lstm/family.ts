@@ -6,6 +6,7 @@
  * @module
  */
 
+import { decoderHeadBufferShapes } from "../parts/stack_head.ts";
 import {
   type FlagValue,
   type Model,
@@ -165,6 +166,7 @@ export const lstmFamily: ModelFamily<LstmLmConfig> = {
   config,
   paramSpecs: lstmLmParamSpecs,
   weightMacs: lstmWeightMacs,
+  headBuffers: (c, rows) => decoderHeadBufferShapes(c.vocab, rows),
   width: (c) => c.hidden,
   // the embedding follows the hidden size when they are equal (tied or the paper's 1500/1500)
   withWidth: (c, w) => ({ ...c, hidden: w, embed: c.embed === c.hidden ? w : c.embed }),

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { mosHeadBufferShapes } from "../parts/mos_head.ts";
 import {
   type FlagValue,
   type Model,
@@ -212,6 +213,8 @@ export const mosFamily: ModelFamily<MosConfig> = {
   config,
   paramSpecs: mosParamSpecs,
   weightMacs: mosWeightMacs,
+  headBuffers: (c, rows, training) =>
+    mosHeadBufferShapes({ K: c.experts, E: c.embed, V: c.vocab }, rows, training),
   width: (c) => c.hidden,
   withWidth: (c, w) => ({
     ...c,

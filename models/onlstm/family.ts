@@ -6,6 +6,7 @@
  * @module
  */
 
+import { decoderHeadBufferShapes } from "../parts/stack_head.ts";
 import { onLstmActWidth } from "../../kernels/cells/onlstm_cell.ts";
 import {
   type FlagValue,
@@ -210,6 +211,7 @@ export const onLstmFamily: ModelFamily<OnLstmConfig> = {
   config,
   paramSpecs: onLstmParamSpecs,
   weightMacs: onLstmWeightMacs,
+  headBuffers: (c, rows) => decoderHeadBufferShapes(c.vocab, rows),
   // the width is counted in chunks, so every width small-dense tries is a valid model
   width: (c) => c.hidden / c.chunkSize,
   withWidth: (c, w) => {

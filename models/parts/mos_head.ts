@@ -50,6 +50,35 @@ export interface MosHeadParams {
 }
 
 /**
+ * The shapes of the head's buffers for up to `maxN` rows (the dry run reports their bytes): one
+ * `[maxN, V]` logits buffer whatever K, as the experts take turns in it.
+ *
+ * @example
+ * ```ts
+ * import { mosHeadBufferShapes } from "./mos_head.ts";
+ * mosHeadBufferShapes({ K: 15, E: 300, V: 33278 }, 550, true).logits; // [550, 33278]
+ * ```
+ */
+export function mosHeadBufferShapes(
+  dims: { K: number; E: number; V: number },
+  maxN: number,
+  training: boolean,
+): Record<string, number[]> {
+  const { K, E, V } = dims;
+  return {
+    u: [maxN, K],
+    latent: [maxN, K * E],
+    dropped: [maxN, K * E],
+    experts: [K, maxN, E],
+    logits: [maxN, V],
+    nll: [K, maxN],
+    loss: [maxN],
+    scratch: [maxN],
+    ...(training ? { w: [K, maxN], dPrior: [maxN, K] } : {}),
+  };
+}
+
+/**
  * The MoS head over `p`'s tensors (one dropout site: the latent's).
  *
  * @example
@@ -69,17 +98,19 @@ export function mosStackHead(p: MosHeadParams): StackHead {
     inputWidth: D,
     sites: 1,
     buffers(gpu, maxN, training) {
+      const shapes = mosHeadBufferShapes({ K, E, V }, maxN, training);
+      const alloc = (name: string) => shapes[name] ? gpu.tensor(shapes[name]) : null;
       const all = {
-        u: gpu.tensor([maxN, K]),
-        latent: gpu.tensor([maxN, KE]),
-        dropped: gpu.tensor([maxN, KE]),
-        experts: gpu.tensor([K, maxN, E]),
-        logits: gpu.tensor([maxN, V]),
-        nll: gpu.tensor([K, maxN]),
-        loss: gpu.tensor([maxN]),
-        scratch: gpu.tensor([maxN]),
-        w: training ? gpu.tensor([K, maxN]) : null,
-        dPrior: training ? gpu.tensor([maxN, K]) : null,
+        u: alloc("u")!,
+        latent: alloc("latent")!,
+        dropped: alloc("dropped")!,
+        experts: alloc("experts")!,
+        logits: alloc("logits")!,
+        nll: alloc("nll")!,
+        loss: alloc("loss")!,
+        scratch: alloc("scratch")!,
+        w: alloc("w"),
+        dPrior: alloc("dPrior"),
       };
       const views = (N: number) => ({
         u: all.u.view(0, [N, K]),

@@ -55,6 +55,19 @@ export interface StackHead {
 }
 
 /**
+ * The shapes of the decoder head's buffers for up to `maxN` rows over `V` words.
+ *
+ * @example
+ * ```ts
+ * import { decoderHeadBufferShapes } from "./stack_head.ts";
+ * decoderHeadBufferShapes(10000, 700).logits; // [700, 10000]
+ * ```
+ */
+export function decoderHeadBufferShapes(V: number, maxN: number): Record<string, number[]> {
+  return { logits: [maxN, V], loss: [maxN] };
+}
+
+/**
  * The plain decoder head (`decoder_head.ts`): logits `x·Wᵀ + b` and the fused softmax-CE, whose
  * gradient overwrites the logits in place.
  *
@@ -69,7 +82,8 @@ export function decoderStackHead(decoder: DecoderHead): StackHead {
     inputWidth: D,
     sites: 0,
     buffers(gpu, maxN) {
-      const logitsAll = gpu.tensor([maxN, V]), lossAll = gpu.tensor([maxN]);
+      const shapes = decoderHeadBufferShapes(V, maxN);
+      const logitsAll = gpu.tensor(shapes.logits), lossAll = gpu.tensor(shapes.loss);
       let logits = logitsAll;
       return {
         forward({ x, target, drops, route }) {

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { decoderHeadBufferShapes } from "../parts/stack_head.ts";
 import type { Gpu } from "../../kernels/runtime/runtime.ts";
 import {
   type FlagValue,
@@ -198,6 +199,7 @@ export const rhnFamily: ModelFamily<RhnConfig> = {
   config,
   paramSpecs: rhnParamSpecs,
   weightMacs: rhnWeightMacs,
+  headBuffers: (c, rows) => decoderHeadBufferShapes(c.vocab, rows),
   width: (c) => c.hidden,
   withWidth: (c, w) => ({ ...c, hidden: w, embed: c.embed === c.hidden ? w : c.embed }),
   create(gpu, c, seed): Model<RhnConfig> {

@@ -33,6 +33,7 @@
  * @module
  */
 
+import { decoderHeadBufferShapes } from "../parts/stack_head.ts";
 import type { Gpu } from "../../kernels/runtime/runtime.ts";
 import { expectShape, ShapeError, type Tensor } from "../../kernels/runtime/tensor.ts";
 import { matmul } from "../../kernels/dense/matmul.ts";
@@ -272,6 +273,7 @@ export function createRhnWorkspace(
   }
   const { vocab: V, embed: E, hidden: H, depth: L } = model.config;
   const N = maxT * B;
+  const head = decoderHeadBufferShapes(V, N);
   const perLayer = (cols: number) => Array.from({ length: L }, () => gpu.tensor([N, cols]));
   const ones = training ? gpu.tensor([1, N]) : null;
   if (ones) gpu.fill(ones, 1);
@@ -289,8 +291,8 @@ export function createRhnWorkspace(
     smLast: gpu.tensor([B, H]),
     y: gpu.tensor([N, H]),
     yDrop: training ? gpu.tensor([N, H]) : null,
-    logits: gpu.tensor([N, V]),
-    loss: gpu.tensor([N]),
+    logits: gpu.tensor(head.logits),
+    loss: gpu.tensor(head.loss),
     hiddenMask: training ? gpu.tensor([B, H]) : null,
     dpre: training ? perLayer(2 * H) : [],
     dY: training ? gpu.tensor([N, H]) : null,
