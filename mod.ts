@@ -83,3 +83,6 @@ export * from "./pipeline/config.ts";
 export * from "./pipeline/api.ts";
 export * from "./pipeline/plan.ts";
 export * from "./pipeline/dry_run.ts";
+export * from "./pipeline/model_file/safetensors.ts";
+export * from "./pipeline/model_file/model_file.ts";
+export * from "./pipeline/saved_model.ts";

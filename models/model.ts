@@ -141,6 +141,32 @@ export interface Model<C = unknown> {
  */
 export type EvalNormalisation = "targets" | "rows";
 
+/** One key of a PyTorch state dict and the parameter (by this project's name) it holds. */
+export interface StateDictEntry {
+  key: string;
+  param: string;
+}
+
+/**
+ * The state dict of `specs` under their own names (`rename` applied), plus `aliases` (a tied
+ * decoder's key on the embedding).
+ *
+ * @example
+ * ```ts
+ * import { namedStateDict } from "./model.ts";
+ * const tied = { key: "decoder.weight", param: "encoder.weight" };
+ * namedStateDict([{ name: "encoder.weight" }], [tied]).map((e) => e.key);
+ * // ["encoder.weight", "decoder.weight"]
+ * ```
+ */
+export function namedStateDict(
+  specs: readonly { name: string }[],
+  aliases: readonly StateDictEntry[] = [],
+  rename: (name: string) => string = (n) => n,
+): StateDictEntry[] {
+  return [...specs.map((s) => ({ key: rename(s.name), param: s.name })), ...aliases];
+}
+
 /** One model family. */
 export interface ModelFamily<C = unknown> {
   /** `--model` value. */
@@ -165,6 +191,11 @@ export interface ModelFamily<C = unknown> {
   config(settings: ModelSettings): C;
   paramSpecs(config: C): ParamSpec[];
   weightMacs(config: C): WeightMacs[];
+  /**
+   * The reference implementation's state-dict keys for `config` (spec §2, §14) and the parameter
+   * each holds: every parameter once, a tied decoder once more under its own key.
+   */
+  stateDict(config: C): StateDictEntry[];
   /** Shapes of the output head's buffers for up to `rows` rows (the dry run reports their bytes). */
   headBuffers(config: C, rows: number, training: boolean): Record<string, number[]>;
   /** The width small-dense shrinks, and the config at another width. */

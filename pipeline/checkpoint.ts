@@ -20,6 +20,8 @@
  * @module
  */
 
+import { writeAtomicBytes } from "./atomic.ts";
+
 /** Bumped whenever the layout or the meaning of the header changes. */
 export const CHECKPOINT_VERSION = 1;
 
@@ -184,19 +186,9 @@ export function decodeCheckpoint(bytes: Uint8Array, path: string): CheckpointCon
  */
 export async function writeCheckpoint(path: string, contents: CheckpointContents): Promise<void> {
   const bytes = encodeCheckpoint(contents);
-  const tmp = `${path}.tmp-${Deno.pid}`;
   try {
-    const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-    try {
-      let written = 0;
-      while (written < bytes.length) written += await file.write(bytes.subarray(written));
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(tmp, path);
+    await writeAtomicBytes(path, bytes);
   } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
     throw new CheckpointError(`checkpoint ${path}: write failed: ${(e as Error).message}`);
   }
 }

@@ -53,7 +53,8 @@ Sparsity:  --method dense|small-dense|static-uniform|static-er|gmp|set|dsr|snfs|
 Eval/logs: --eval-batch-size N --test-batch-size N --small-batch-size N (gradient accumulation) --valid-tokens N (epoch ends validate on a prefix)
            --log-interval N --log FILE.csv --summary FILE.json
 Runs:      --save FILE --resume FILE --stop-after N (stop after step N and save; resume
-           continues on the same plan; Ctrl-C does the same)
+           continues on the same plan; Ctrl-C does the same) --init-from FILE.safetensors
+           (start from a model file's weights and masks, e.g. one \`deno task export\` wrote)
 GPU:       --adapter auto|hardware|software --variant auto|regblock|tiled
 Families:
 ${FAMILY_USAGE}`;

@@ -100,7 +100,8 @@ export interface TrainConfig {
   epochSteps: number | null;
   /**
    * Stop after this many steps, save, and return; a resume continues on the same plan. It
-   * interrupts the run without changing it (unlike `maxSteps`). `null` = run to the end.
+   * interrupts the run without changing it (unlike `maxSteps`); 0 saves the initial state.
+   * `null` = run to the end.
    */
   stopAfter: number | null;
   /**
@@ -114,6 +115,11 @@ export interface TrainConfig {
   summary: string | null;
   save: string | null;
   resume: string | null;
+  /**
+   * Start from the weights (and masks) of a model file (`--init-from`, safetensors as
+   * `deno task export` writes them or with the same keys), instead of the seed's initialisation.
+   */
+  initFrom: string | null;
   adapter: string | null;
   variant: string | null;
   /** Sparse-training method (spec §4, §7); `dense` trains the dense model. */
@@ -208,6 +214,7 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   summary: null,
   save: null,
   resume: null,
+  initFrom: null,
   adapter: null,
   variant: null,
   method: "dense",
@@ -295,13 +302,14 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "small-batch-size": ["smallBatchSize", "posint"],
   "max-steps": ["maxSteps", "posint"],
   "epoch-steps": ["epochSteps", "posint"],
-  "stop-after": ["stopAfter", "posint"],
+  "stop-after": ["stopAfter", "int"],
   "valid-tokens": ["validTokens", "posint"],
   "log-interval": ["logInterval", "posint"],
   "log": ["log", "string"],
   "summary": ["summary", "string"],
   "save": ["save", "string"],
   "resume": ["resume", "string"],
+  "init-from": ["initFrom", "string"],
   "adapter": ["adapter", "string"],
   "variant": ["variant", "string"],
   "method": ["method", "method"],
@@ -623,6 +631,14 @@ export function trainConfig(settings: Readonly<Record<string, unknown>> = {}): T
 
 /** The cross-setting checks of a resolved config. */
 function checkConfig(out: TrainConfig): void {
+  if (out.stopAfter !== null && out.stopAfter < 0) {
+    throw new ConfigError(`--stop-after: expected an integer >= 0, got ${out.stopAfter}`);
+  }
+  if (out.initFrom !== null && out.resume !== null) {
+    throw new ConfigError(
+      "--init-from and --resume: a resumed run continues from its checkpoint's weights",
+    );
+  }
   if (out.bpttCap !== null && out.bpttCap < out.bptt) {
     throw new ConfigError(`--bptt-cap (${out.bpttCap}) must be at least --bptt (${out.bptt})`);
   }

@@ -31,6 +31,7 @@ import { CsvLog, ProgressPrinter } from "./progress.ts";
 import { sparsityDue } from "./sparsity/stage.ts";
 import { toCsrStorage } from "./sparsity/storage.ts";
 import { createRun } from "./run/setup.ts";
+import { readInitWeights } from "./run/init_from.ts";
 import { resumeRun, saveRun } from "./run/checkpoint_stage.ts";
 import { trainStep } from "./run/step.ts";
 import { flushLoss, trainSeconds } from "./run/log_stage.ts";
@@ -84,7 +85,8 @@ export async function train(
   data: TrainingData,
   printer: ProgressPrinter = new ProgressPrinter(),
 ): Promise<TrainSummary> {
-  let { ctx, state } = createRun(gpu, config, data, printer, null);
+  const init = config.initFrom ? await readInitWeights(config.initFrom) : null;
+  let { ctx, state } = createRun(gpu, config, data, printer, null, init);
   if (config.resume) state = await resumeRun(ctx, state, config.resume);
   // opened once the run is known to start: a refused resume writes nothing
   ctx.log = config.log ? await CsvLog.open(config.log) : null;

@@ -55,7 +55,12 @@ Deno.test("parseTrainArgs: unknown flags and bad values are errors naming the fl
   await expectConfigError(["--preset", "huge"], "unknown preset");
   await expectConfigError(["--tied", "--emsize", "10", "--nhid", "20"], "--tied");
   await expectConfigError(["positional"], "positional");
-  await expectConfigError(["--stop-after", "0"], "--stop-after: expected an integer > 0");
+  await expectConfigError(["--stop-after=-1"], "--stop-after: expected an integer >= 0");
+  await expectConfigError(["--stop-after", "1.5"], "--stop-after");
+  await expectConfigError(
+    ["--init-from", "m.safetensors", "--resume", "run.ckpt"],
+    "--init-from and --resume",
+  );
   await expectConfigError(["--epoch-steps", "1.5"], "--epoch-steps");
   await expectConfigError(["--valid-tokens", "x"], "--valid-tokens");
   await expectConfigError(["--inactive-state", "dense"], "--inactive-state: expected one of auto");

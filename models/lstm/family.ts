@@ -13,6 +13,7 @@ import {
   ModelConfigError,
   type ModelFamily,
   type ModelSettings,
+  namedStateDict,
   type WeightMacs,
 } from "../model.ts";
 import { createLstmLm, type LstmLmConfig, lstmLmParamSpecs } from "./lstm_lm.ts";
@@ -165,6 +166,11 @@ export const lstmFamily: ModelFamily<LstmLmConfig> = {
   benchPreset: "ptb-lstm-small",
   config,
   paramSpecs: lstmLmParamSpecs,
+  stateDict: (c) =>
+    namedStateDict(
+      lstmLmParamSpecs(c),
+      c.tied ? [{ key: "decoder.weight", param: "encoder.weight" }] : [],
+    ),
   weightMacs: lstmWeightMacs,
   headBuffers: (c, rows) => decoderHeadBufferShapes(c.vocab, rows),
   width: (c) => c.hidden,

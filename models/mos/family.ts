@@ -13,6 +13,7 @@ import {
   ModelConfigError,
   type ModelFamily,
   type ModelSettings,
+  namedStateDict,
   type WeightMacs,
 } from "../model.ts";
 import { gatedStackSession } from "../parts/gated_stack.ts";
@@ -178,10 +179,9 @@ export const mosFamily: ModelFamily<MosConfig> = {
   name: "awd-mos",
   summary: "AWD-LSTM with a mixture of softmaxes (Yang et al. 2018), spec §2.4",
   // a run with no preset: a small MoS on the synthetic corpus, no dropout (as the other
-  // families' defaults; the latent's flag default is the paper's 0.29). Measured: tied, the
-  // tanh latent feeding the embedding matrix learns this corpus slowly (2 layers, 3 epochs:
-  // 1.18x the optimal perplexity tied, 1.66x with 32-wide embeddings); untied and one layer,
-  // 1.145x after 3 epochs
+  // families' defaults; the latent's flag default is the paper's 0.29). Tied, the tanh latent
+  // feeding the embedding matrix learns this corpus slowly; untied with one layer it comes
+  // within 15% of the optimal perplexity in 4 epochs (`bench/results/mos-runs.md`)
   defaults: {
     emsize: 64,
     nhid: 64,
@@ -212,6 +212,19 @@ export const mosFamily: ModelFamily<MosConfig> = {
   benchVocab: 33278,
   config,
   paramSpecs: mosParamSpecs,
+  // WeightDrop (awd-lstm-lm) wraps each LSTM as `.module` and keeps its raw recurrent weight
+  stateDict: (c) =>
+    namedStateDict(
+      mosParamSpecs(c),
+      c.tied ? [{ key: "decoder.weight", param: "encoder.weight" }] : [],
+      c.wdrop > 0
+        ? (n) =>
+          n.replace(/^rnns\.(\d+)\./, "rnns.$1.module.").replace(
+            /weight_hh_l0$/,
+            "weight_hh_l0_raw",
+          )
+        : undefined,
+    ),
   weightMacs: mosWeightMacs,
   headBuffers: (c, rows, training) =>
     mosHeadBufferShapes({ K: c.experts, E: c.embed, V: c.vocab }, rows, training),

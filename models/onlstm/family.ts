@@ -14,6 +14,7 @@ import {
   ModelConfigError,
   type ModelFamily,
   type ModelSettings,
+  namedStateDict,
   type WeightMacs,
 } from "../model.ts";
 import { gatedStackSession } from "../parts/gated_stack.ts";
@@ -210,6 +211,11 @@ export const onLstmFamily: ModelFamily<OnLstmConfig> = {
   benchPreset: "ptb-onlstm-small",
   config,
   paramSpecs: onLstmParamSpecs,
+  stateDict: (c) =>
+    namedStateDict(
+      onLstmParamSpecs(c),
+      c.tied ? [{ key: "decoder.weight", param: "encoder.weight" }] : [],
+    ),
   weightMacs: onLstmWeightMacs,
   headBuffers: (c, rows) => decoderHeadBufferShapes(c.vocab, rows),
   // the width is counted in chunks, so every width small-dense tries is a valid model

@@ -15,6 +15,7 @@ import {
   type ModelFamily,
   type ModelSession,
   type ModelSettings,
+  namedStateDict,
   type WeightMacs,
 } from "../model.ts";
 import type { TokenBatch } from "../parts/token_batch.ts";
@@ -198,6 +199,11 @@ export const rhnFamily: ModelFamily<RhnConfig> = {
   benchPreset: "ptb-rhn-small",
   config,
   paramSpecs: rhnParamSpecs,
+  stateDict: (c) =>
+    namedStateDict(
+      rhnParamSpecs(c),
+      c.tied ? [{ key: "fc1.weight", param: "embedding.weight" }] : [],
+    ),
   weightMacs: rhnWeightMacs,
   headBuffers: (c, rows) => decoderHeadBufferShapes(c.vocab, rows),
   width: (c) => c.hidden,

@@ -154,7 +154,12 @@ export async function resumeRun(
     gpu.write(t, src.data);
   }
   // JSON has no Infinity: a run saved before its first validation stored bestVal as null
-  const meta: RunMeta = { ...m, bestVal: typeof m.bestVal === "number" ? m.bestVal : Infinity };
+  // the evaluation settings are this process's: its test is the one the run reports
+  const meta: RunMeta = {
+    ...m,
+    bestVal: typeof m.bestVal === "number" ? m.bestVal : Infinity,
+    evaluation: state.meta.evaluation,
+  };
   ctx.printer.say(
     `resumed from ${path} at step ${meta.step} (epoch ${meta.epoch + 1}, window ${meta.window})`,
   );

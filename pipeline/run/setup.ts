@@ -22,6 +22,7 @@ import {
   sparsityPlanProblem,
 } from "../sparsity/stage.ts";
 import { runData, type TrainingData } from "./data.ts";
+import { applyInitWeights, type InitWeights } from "./init_from.ts";
 import { optimizerSettings, sparsitySettings } from "./settings.ts";
 import type { RunContext, RunMeta, RunState } from "./types.ts";
 
@@ -78,6 +79,7 @@ export function runModelConfig(config: TrainConfig, vocab: number) {
  * @example
  * ```ts ignore
  * let { ctx, state } = createRun(gpu, config, data, printer, log);
+ * // --init-from: the file's weights replace the seed's initialisation (`init_from.ts`)
  * ```
  */
 export function createRun(
@@ -86,6 +88,7 @@ export function createRun(
   data: TrainingData,
   printer: ProgressPrinter,
   log: CsvLog | null,
+  init: InitWeights | null = null,
 ): { ctx: RunContext; state: RunState } {
   const rd = runData(config, data);
   const plan = planRun({
@@ -102,6 +105,7 @@ export function createRun(
   const { family, trained, full } = runModelConfig(config, data.corpus.vocab.size);
   const model = family.create(gpu, trained, config.seed);
   const sparsity = initSparsity(gpu, model.params, settings, config.denseTensors);
+  if (init) printer.say(applyInitWeights(gpu, model, family, trained, sparsity, init));
   const weights = family.weightMacs(trained);
   const maxT = rd.maxWindow;
   const sliceWidth = config.smallBatchSize ?? config.batchSize;
@@ -153,6 +157,12 @@ export function createRun(
     trainSeconds: 0,
     sparsity,
     flops: { tokens: 0, train: 0, denseTrain: 0 },
+    evaluation: {
+      bptt: config.bptt,
+      evalBatchSize: config.evalBatchSize,
+      testBatchSize: testB,
+      unk: config.unk,
+    },
   };
   const ctx: RunContext = {
     gpu,

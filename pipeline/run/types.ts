@@ -19,6 +19,7 @@ import type { FlopsTotals } from "../sparsity/flops.ts";
 import type { SparsityMethod, SparsitySettings } from "../sparsity/method.ts";
 import type { SparsityState, UpdateRecord } from "../sparsity/stage.ts";
 import type { RunData, TrainingData } from "./data.ts";
+import type { EvaluationSettings } from "../model_file/model_file.ts";
 
 /** What a run holds fixed: configuration, data, model, sessions and scratch. */
 export interface RunContext {
@@ -82,6 +83,8 @@ export interface RunMeta {
   trainSeconds: number;
   sparsity: SparsityState;
   flops: FlopsTotals;
+  /** How the run evaluates, for `deno task eval` (absent in checkpoints written before it). */
+  evaluation?: EvaluationSettings;
 }
 
 /** What the stages take and return. */
