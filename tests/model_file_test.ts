@@ -13,7 +13,9 @@ import {
   type ModelWeights,
   modelWeightsFromFile,
 } from "../pipeline/model_file/model_file.ts";
-import { modelFamily } from "../models/families.ts";
+import { MODEL_FAMILIES, modelFamily } from "../models/families.ts";
+import { parseTrainArgs } from "../pipeline/config.ts";
+import { runModelConfig } from "../pipeline/run/setup.ts";
 import { badSafetensorsFiles, f32Bytes, handMadeFile } from "./_safetensors_util.ts";
 import { numel } from "../kernels/runtime/tensor.ts";
 
@@ -227,4 +229,32 @@ Deno.test("model file: tensors that do not fit the model are refused by name", (
     SafetensorsError,
     "x.st: metadata format",
   );
+});
+
+Deno.test("model file: every family's state dict names each parameter once, tied decoders twice", async () => {
+  for (const name of Object.keys(MODEL_FAMILIES)) {
+    for (const tied of [false, true]) {
+      const c = await parseTrainArgs(["--model", name, ...(tied ? ["--tied"] : ["--no-tied"])]);
+      const { family, trained } = runModelConfig(c, 50);
+      const entries = family.stateDict(trained);
+      const keys = entries.map((e) => e.key);
+      assertEquals(new Set(keys).size, keys.length, `${name}: keys unique`);
+      const specs = family.paramSpecs(trained).map((s) => s.name);
+      assertEquals([...new Set(entries.map((e) => e.param))].sort(), [...specs].sort(), name);
+      assertEquals(keys.length, specs.length + (tied ? 1 : 0), `${name} tied ${tied}`);
+      // the weights survive the file whatever the family
+      const weights: ModelWeights = { values: new Map(), masks: new Map() };
+      family.paramSpecs(trained).forEach((s, k) => {
+        weights.values.set(s.name, Float32Array.from({ length: numel(s.shape) }, (_, i) => i + k));
+      });
+      const meta = { ...META, family: name, config: trained };
+      const back = modelWeightsFromFile(
+        modelFileContents(family, meta, weights),
+        family,
+        trained,
+        "m",
+      );
+      for (const [p, v] of weights.values) assertEquals(back.values.get(p), v, `${name} ${p}`);
+    }
+  }
 });
