@@ -141,6 +141,19 @@ export interface Model<C = unknown> {
  */
 export type EvalNormalisation = "targets" | "rows";
 
+/**
+ * One layer of hidden units, as structured pruning (ISS, spec §7.7) sees it: unit k's group is
+ * row k of every gate block of the `rows` tensors (row r belongs to unit `r mod units`) and
+ * column k of the `cols` tensors (the weights that read unit k's output); the `biases` follow
+ * the rows (entry r to unit `r mod units`) but are not part of the group.
+ */
+export interface UnitLayer {
+  units: number;
+  rows: string[];
+  cols: string[];
+  biases: string[];
+}
+
 /** One key of a PyTorch state dict and the parameter (by this project's name) it holds. */
 export interface StateDictEntry {
   key: string;
@@ -196,6 +209,13 @@ export interface ModelFamily<C = unknown> {
    * each holds: every parameter once, a tied decoder once more under its own key.
    */
   stateDict(config: C): StateDictEntry[];
+  /** The hidden units structured pruning (ISS) removes, by layer; absent where not defined. */
+  hiddenUnits?(config: C): UnitLayer[];
+  /**
+   * The config of the same model with `sizes[l]` units in layer l (the smaller dense model ISS
+   * leaves), or `null` when the family cannot hold those sizes; with `hiddenUnits`.
+   */
+  withHiddenSizes?(config: C, sizes: readonly number[]): C | null;
   /** Shapes of the output head's buffers for up to `rows` rows (the dry run reports their bytes). */
   headBuffers(config: C, rows: number, training: boolean): Record<string, number[]>;
   /** The width small-dense shrinks, and the config at another width. */

@@ -44,10 +44,12 @@ Training:  --lr X --clip X --epochs N --batch-size N --bptt N --seed N --wdecay 
            --asgd-eta per-step|lagging (averaged step size under per-step lrs; lagging = released code)
 Plan:      --max-steps N (the run's length when shorter than its epochs; every schedule
            spans it) --epoch-steps N (an epoch of N steps instead of one pass over the data)
-Sparsity:  --method dense|small-dense|static-uniform|static-er|gmp|set|dsr|snfs|rigl|selfish
+Sparsity:  --method dense|small-dense|static-uniform|static-er|gmp|iss|set|dsr|snfs|rigl|selfish
            --density D | --sparsity S  --sparse-init uniform|er  --death-rate P0
            --death-rate-min P  --update-every N (0 = per epoch)  --dense-tensors NAME,...
            --redistribution uniform|none|magnitude|momentum  --prune-start F --prune-end F
+           --iss-lambda X (ISS's group Lasso) --iss-threshold F (remove a unit below F x its
+           layer's median group norm, at each update)
            --storage masked|csr (csr: true sparse weights, O(density) memory)
            --inactive-state auto|clear|accumulate|keep (optimizer state of inactive weights)
 Eval/logs: --eval-batch-size N --test-batch-size N --small-batch-size N (gradient accumulation) --valid-tokens N (epoch ends validate on a prefix)
@@ -106,7 +108,8 @@ export async function main(argv: string[]): Promise<number> {
     console.log(
       `valid ppl ${summary.valPpl.toFixed(2)}, test ppl ${summary.testPpl.toFixed(2)}${optimal}; ` +
         `${summary.steps} steps, ${Math.round(summary.tokensPerSec)} tokens/s, ` +
-        `${summary.activeParameters} of ${summary.parameters} parameters active (${summary.method})`,
+        `${summary.activeParameters} of ${summary.parameters} parameters active (${summary.method})` +
+        (summary.hiddenSizes ? `; hidden sizes ${summary.hiddenSizes.join("/")}` : ""),
     );
     if (config.summary) {
       await writeAtomic(config.summary, JSON.stringify(summaryJson(summary), null, 2) + "\n");

@@ -12,14 +12,21 @@ import { ConfigError } from "./config.ts";
 import { DataError } from "./data/errors.ts";
 import { SafetensorsError } from "./model_file/safetensors.ts";
 import { ModelConfigError } from "../models/model.ts";
+import { ShrinkError } from "./model_file/shrink.ts";
 
 /** A bad command line; the message names the flag or argument. */
 export class UsageError extends Error {
   override name = "UsageError";
 }
 
-/** String flags by name (booleans are not needed by these commands). */
-export type StringFlags = Record<string, { type: "string" }>;
+/** Flags by name: valued (`--out FILE`) or switches (`--shrink`). */
+export type CommandFlags = Record<string, { type: "string" | "boolean" }>;
+
+/** Parsed flags: a valued flag's string (or undefined), whether a switch was given. */
+export interface FlagValues {
+  str(name: string): string | undefined;
+  on(name: string): boolean;
+}
 
 /**
  * Parses `argv` against `options` and runs `body`; returns its exit code, 0 after `--help`, or
@@ -34,8 +41,8 @@ export async function runCommand(
   name: string,
   usage: string,
   argv: string[],
-  options: StringFlags,
-  body: (values: Record<string, string | undefined>, positionals: string[]) => Promise<number>,
+  options: CommandFlags,
+  body: (values: FlagValues, positionals: string[]) => Promise<number>,
 ): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
     console.log(usage);
@@ -48,11 +55,17 @@ export async function runCommand(
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    return await body(parsed.values as Record<string, string | undefined>, parsed.positionals);
+    const values = parsed.values as Record<string, string | boolean | undefined>;
+    const flags: FlagValues = {
+      str: (name) => (typeof values[name] === "string" ? values[name] as string : undefined),
+      on: (name) => values[name] === true,
+    };
+    return await body(flags, parsed.positionals);
   } catch (e) {
     if (
       e instanceof UsageError || e instanceof CheckpointError || e instanceof DataError ||
-      e instanceof SafetensorsError || e instanceof ModelConfigError || e instanceof ConfigError
+      e instanceof SafetensorsError || e instanceof ModelConfigError || e instanceof ConfigError ||
+      e instanceof ShrinkError
     ) {
       console.error(`${name}: ${e.message}`);
       return 2;

@@ -139,6 +139,9 @@ export interface TrainConfig {
   /** Gradual-pruning window, fractions of training (spec §7.8). */
   pruneStart: number;
   pruneEnd: number;
+  /** ISS's group-Lasso strength λ and its removal threshold (relative; spec §7.7). */
+  issLambda: number;
+  issThreshold: number;
   /** Parameters kept dense although sparse by default (names, e.g. `encoder.weight`). */
   denseTensors: string[];
   /** Sparse weights as masked-dense tensors or true sparse CSR (`pipeline/sparsity/storage.ts`). */
@@ -226,6 +229,8 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   redistribution: "uniform",
   pruneStart: 0.1,
   pruneEnd: 0.75,
+  issLambda: 0.002,
+  issThreshold: 0.1,
   denseTensors: [],
   storage: "masked",
   inactiveState: "auto",
@@ -322,6 +327,8 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "redistribution": ["redistribution", "redistribution"],
   "prune-start": ["pruneStart", "unit"],
   "prune-end": ["pruneEnd", "unit"],
+  "iss-lambda": ["issLambda", "number"],
+  "iss-threshold": ["issThreshold", "unit"],
   "dense-tensors": ["denseTensors", "list"],
   "storage": ["storage", "storage"],
   "inactive-state": ["inactiveState", "inactive"],

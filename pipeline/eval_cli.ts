@@ -52,7 +52,7 @@ export function main(argv: string[]): Promise<number> {
         `expected one model file (.ckpt or .safetensors), got ${positionals.length}`,
       );
     }
-    const split = v.split ?? "test";
+    const split = v.str("split") ?? "test";
     if (split !== "valid" && split !== "test") {
       throw new UsageError(`--split: expected valid or test, got ${JSON.stringify(split)}`);
     }
@@ -60,12 +60,15 @@ export function main(argv: string[]): Promise<number> {
     const loaded = await loadModelFile(path);
     if (loaded.note) console.log(`note: ${loaded.note}`);
     const run = loaded.meta.evaluation;
-    const B = positiveInt("batch-size", v["batch-size"]) ??
+    const B = positiveInt("batch-size", v.str("batch-size")) ??
       (split === "test" ? run?.testBatchSize : run?.evalBatchSize) ?? DEFAULTS.evalBatchSize;
-    const bptt = positiveInt("bptt", v.bptt) ?? run?.bptt ?? DEFAULTS.bptt;
-    const data = await modelData(loaded.meta, v.data ?? null, path);
+    const bptt = positiveInt("bptt", v.str("bptt")) ?? run?.bptt ?? DEFAULTS.bptt;
+    const data = await modelData(loaded.meta, v.str("data") ?? null, path);
     const matrix = batchify(data.corpus[split], B, split);
-    const gpu = await openGpuFromFlags("eval", { adapter: v.adapter, variant: v.variant });
+    const gpu = await openGpuFromFlags("eval", {
+      adapter: v.str("adapter"),
+      variant: v.str("variant"),
+    });
     if (typeof gpu === "number") return gpu;
     const { family, meta } = loaded;
     const model = family.create(gpu, meta.config, 0);
@@ -77,7 +80,7 @@ export function main(argv: string[]): Promise<number> {
       `${split} ppl ${ppl.toFixed(2)} (loss ${loss.toFixed(4)}) on ${data.description}: ` +
         `${family.name}, ${meta.method}, batch ${B}, bptt ${bptt}`,
     );
-    if (v.summary) {
+    if (v.str("summary")) {
       const summary = {
         file: path,
         source: loaded.source,
@@ -91,7 +94,7 @@ export function main(argv: string[]): Promise<number> {
         ppl,
         adapter: gpu.report.description,
       };
-      await writeAtomic(v.summary, JSON.stringify(summary, null, 2) + "\n");
+      await writeAtomic(v.str("summary")!, JSON.stringify(summary, null, 2) + "\n");
     }
     return 0;
   });

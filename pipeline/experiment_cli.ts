@@ -59,7 +59,7 @@ Flags:
 })
   --update-every N   steps between connectivity updates (default 0: once per epoch)
   --storage masked|csr  sparse weights as masked-dense (default) or true sparse CSR (methods
-                     that need dense gradients or momentum, RigL and SNFS, stay masked)
+                     that need dense gradients or momentum, RigL and SNFS, and ISS stay masked)
   --out DIR          output directory (default experiments/NAME-TIMESTAMP)
   --quiet            no per-step progress lines, one line per run
   ${GPU_FLAG_USAGE}`;
@@ -259,7 +259,7 @@ export async function main(argv: string[]): Promise<number> {
       }; batch ${c.batchSize}, bptt ${c.bptt}`,
       `density: ${c.density} (uniform over tensors; static-er uses Erdős–Rényi)`,
       o.storage === "csr"
-        ? "storage: csr (true sparse) for every method but rigl, snfs and the dense ones " +
+        ? "storage: csr (true sparse) for every method but rigl, snfs, iss and the dense ones " +
           "(masked; they need dense gradients or momentum)"
         : "storage: masked-dense (dense tensors with 0/1 masks, dense gradients)",
       `connectivity updates: ${planned.updates}`,

@@ -13,11 +13,12 @@ import { writeAtomic, writeAtomicBytes } from "./atomic.ts";
 import { readCheckpoint } from "./checkpoint.ts";
 import { runCommand, UsageError } from "./command.ts";
 import { modelFileContents, vocabularyHash } from "./model_file/model_file.ts";
+import { shrinkModel } from "./model_file/shrink.ts";
 import { encodeSafetensors, SafetensorsError } from "./model_file/safetensors.ts";
 import { modelData, modelFromCheckpoint } from "./saved_model.ts";
 
 const USAGE =
-  `usage: deno task export RUN.ckpt --out FILE.safetensors [--vocab-out FILE] [--data DIR]
+  `usage: deno task export RUN.ckpt --out FILE.safetensors [--vocab-out FILE] [--data DIR] [--shrink]
 
 Writes the run's tested (best) weights as safetensors under the reference PyTorch names (the
 README lists them per model): sparse tensors dense with zeros at inactive positions, each mask
@@ -25,7 +26,9 @@ as <key>.mask (U8), metadata with the model family, config, method, densities an
 
   --out FILE        the safetensors file (written atomically)
   --vocab-out FILE  also write the vocabulary, one word a line in id order
-  --data DIR        the run's data directory, when it is no longer where the run named it`;
+  --data DIR        the run's data directory, when it is no longer where the run named it
+  --shrink          write a structured-sparse (ISS) model as the smaller dense model it is: the
+                    removed hidden units cut out (smaller layers padded with zero units)`;
 
 /** Runs the CLI; returns the process exit code. */
 export function main(argv: string[]): Promise<number> {
@@ -33,21 +36,34 @@ export function main(argv: string[]): Promise<number> {
     out: { type: "string" },
     "vocab-out": { type: "string" },
     data: { type: "string" },
+    shrink: { type: "boolean" },
   } as const;
   return runCommand("export", USAGE, argv, flags, async (v, positionals) => {
     if (positionals.length !== 1) {
       throw new UsageError(`expected one checkpoint file, got ${positionals.length}`);
     }
-    if (!v.out) throw new UsageError("--out FILE.safetensors is required");
+    const out = v.str("out"), vocabOut = v.str("vocab-out");
+    if (!out) throw new UsageError("--out FILE.safetensors is required");
     const path = positionals[0];
     const loaded = modelFromCheckpoint(await readCheckpoint(path), path);
     if (loaded.note) console.log(`note: ${loaded.note}`);
-    const words = (await modelData(loaded.meta, v.data ?? null, path)).corpus.vocab.words;
-    const meta = {
+    const words = (await modelData(loaded.meta, v.str("data") ?? null, path)).corpus.vocab.words;
+    let meta = {
       ...loaded.meta,
       vocab: { size: words.length, sha256: await vocabularyHash(words) },
     };
-    const bytes = encodeSafetensors(modelFileContents(loaded.family, meta, loaded.weights));
+    let weights = loaded.weights;
+    if (v.on("shrink")) {
+      const shrunk = shrinkModel(loaded.family, meta.config, weights);
+      meta = { ...meta, config: shrunk.config, densities: {} };
+      weights = shrunk.weights;
+      console.log(
+        `shrunk: hidden sizes ${shrunk.sizes.join("/")} of ${
+          loaded.family.hiddenUnits!(loaded.meta.config).map((u) => u.units).join("/")
+        } (${JSON.stringify(shrunk.config)})`,
+      );
+    }
+    const bytes = encodeSafetensors(modelFileContents(loaded.family, meta, weights));
     const write = async (file: string, what: () => Promise<void>) => {
       try {
         await what();
@@ -55,13 +71,12 @@ export function main(argv: string[]): Promise<number> {
         throw new SafetensorsError(`${file}: write failed: ${(e as Error).message}`);
       }
     };
-    await write(v.out, () => writeAtomicBytes(v.out!, bytes));
-    const vocabOut = v["vocab-out"];
+    await write(out, () => writeAtomicBytes(out, bytes));
     if (vocabOut) await write(vocabOut, () => writeAtomic(vocabOut, words.join("\n") + "\n"));
     console.log(
-      `wrote ${v.out}: ${loaded.family.name} (${meta.method}, step ${meta.step}), ` +
-        `${loaded.weights.values.size} tensors, ${loaded.weights.masks.size} masks, ` +
-        `${bytes.length} bytes` + (v["vocab-out"] ? `; vocabulary ${v["vocab-out"]}` : ""),
+      `wrote ${out}: ${loaded.family.name} (${meta.method}, step ${meta.step}), ` +
+        `${weights.values.size} tensors, ${weights.masks.size} masks, ${bytes.length} bytes` +
+        (vocabOut ? `; vocabulary ${vocabOut}` : ""),
     );
     return 0;
   });

@@ -50,6 +50,7 @@ Deno.test("experiments: table2-small holds every method of Table 2, in the paper
     "static-er",
     "static-uniform",
     "gmp",
+    "iss",
     "set",
     "dsr",
     "snfs",
@@ -323,6 +324,7 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
       activeParameters: c.method === "dense" ? 100 : 33,
       densities: {},
       gateDensities: {},
+      hiddenSizes: null,
       trainFlops: c.method === "dense" ? 50 : 20,
       denseTrainFlops: 50,
       inferenceFlops: 4,
@@ -488,7 +490,7 @@ Deno.test({
   },
 });
 
-Deno.test("experiments: --storage csr runs supported methods truly sparse, RigL/SNFS/dense masked", () => {
+Deno.test("experiments: --storage csr runs supported methods truly sparse, RigL/SNFS/ISS/dense masked", () => {
   const runs = planExperiment(
     EXPERIMENTS["table2-small"],
     { ...EXPERIMENT_DEFAULTS, storage: "csr" },
@@ -501,6 +503,7 @@ Deno.test("experiments: --storage csr runs supported methods truly sparse, RigL/
     "static-er": "csr",
     "static-uniform": "csr",
     gmp: "csr",
+    iss: "masked",
     set: "csr",
     dsr: "csr",
     snfs: "masked",

@@ -204,3 +204,72 @@ Deno.test("export/eval/init-from: every malformed file exits 2 naming it, nothin
   deepEqual(files(d), ["bad.safetensors"]);
   await Deno.remove(d, { recursive: true });
 });
+
+Deno.test("export --shrink: an ISS model as the smaller dense LSTM it is evaluates the same", async () => {
+  const d = await Deno.makeTempDir();
+  await Deno.mkdir(`${d}/data`);
+  await writeCorpus(`${d}/data`);
+  const args = [
+    "--data",
+    `${d}/data`,
+    "--method",
+    "iss",
+    "--iss-lambda",
+    "0.2",
+    "--iss-threshold",
+    "0.95",
+    "--lr",
+    "0.02",
+    "--emsize",
+    "12",
+    "--nhid",
+    "12",
+    "--nlayers",
+    "2",
+    "--epochs",
+    "3",
+    "--epoch-steps",
+    "6",
+    "--batch-size",
+    "4",
+    "--bptt",
+    "8",
+    "--eval-batch-size",
+    "4",
+  ];
+  await ok0("cli.ts", [...args, "--save", `${d}/run.ckpt`, "--summary", `${d}/run.json`]);
+  const summary = await json(`${d}/run.json`);
+  const [h0, h1] = summary.hidden_sizes;
+  ok(h0 < 12 && h1 < 12, `hidden sizes ${summary.hidden_sizes}`);
+  await ok0("export_cli.ts", [`${d}/run.ckpt`, "--out", `${d}/masked.safetensors`]);
+  const out = await ok0("export_cli.ts", [
+    `${d}/run.ckpt`,
+    "--out",
+    `${d}/small.safetensors`,
+    "--shrink",
+  ]);
+  ok(out.includes(`hidden sizes ${h0}/${h1} of 12/12`), out);
+  const small = decodeSafetensors(await Deno.readFile(`${d}/small.safetensors`), "small");
+  const H = Math.max(h0, h1);
+  deepEqual(small.tensors.get("rnn.weight_hh_l0")!.shape, [4 * H, H]);
+  deepEqual(small.tensors.get("decoder.weight")!.shape[1], H);
+  ok(![...small.tensors.keys()].some((k) => k.endsWith(".mask")), "a dense model");
+  for (const [file, out] of [["masked", "m.json"], ["small", "s.json"]]) {
+    await ok0("eval_cli.ts", [`${d}/${file}.safetensors`, "--summary", `${d}/${out}`]);
+  }
+  const masked = await json(`${d}/m.json`), shrunk = await json(`${d}/s.json`);
+  ok(Math.abs(masked.ppl / summary.test_ppl - 1) < 1e-6, `${masked.ppl} vs ${summary.test_ppl}`);
+  ok(Math.abs(shrunk.ppl / masked.ppl - 1) < 1e-5, `shrunk ${shrunk.ppl} vs ${masked.ppl}`);
+  // a tied decoder would have to shrink the embedding too: refused, nothing written
+  await ok0("cli.ts", [...args, "--tied", "--max-steps", "2", "--save", `${d}/tied.ckpt`]);
+  const tied = await run("export_cli.ts", [
+    `${d}/tied.ckpt`,
+    "--out",
+    `${d}/tied.safetensors`,
+    "--shrink",
+  ]);
+  equal(tied.code, 2, tied.out);
+  ok(tied.out.includes("cannot hold hidden sizes"), tied.out);
+  ok(!files(d).includes("tied.safetensors"));
+  await Deno.remove(d, { recursive: true });
+});

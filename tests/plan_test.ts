@@ -1,4 +1,5 @@
 import { deepStrictEqual as equal, ok, throws } from "node:assert/strict";
+import { iss } from "../pipeline/sparsity/methods/iss.ts";
 import {
   epochLengthText,
   evenPlan,
@@ -130,5 +131,9 @@ Deno.test("gmp: its window is a fraction of the planned length, not of where the
   ok(why !== null && /--prune-end/.test(why), String(why));
   // only models at the final density may become the run's best
   const at = (d: number) => [{ nnz: Math.round(d * 1000), numel: 1000 }];
-  ok(gmp.mayBeBest!(at(0.33), GMP) && !gmp.mayBeBest!(at(0.5), GMP));
+  const when = { step: 200, lastUpdate: 100 };
+  ok(gmp.mayBeBest!(at(0.33), GMP, when) && !gmp.mayBeBest!(at(0.5), GMP, when));
+  // ISS's structure is final only after its last update (validation precedes an update)
+  ok(!iss.mayBeBest!(at(1), GMP, { step: 100, lastUpdate: 100 }));
+  ok(iss.mayBeBest!(at(1), GMP, { step: 101, lastUpdate: 100 }));
 });

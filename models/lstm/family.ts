@@ -172,6 +172,21 @@ export const lstmFamily: ModelFamily<LstmLmConfig> = {
       c.tied ? [{ key: "decoder.weight", param: "encoder.weight" }] : [],
     ),
   weightMacs: lstmWeightMacs,
+  // unit k of layer l: its gate rows in W_ih_l and W_hh_l, and the columns reading h_l[k] (W_hh_l,
+  // then W_ih_{l+1} or the decoder: with a tied decoder, the embedding's columns)
+  hiddenUnits: (c) =>
+    Array.from({ length: c.layers }, (_, l) => ({
+      units: c.hidden,
+      rows: [`rnn.weight_ih_l${l}`, `rnn.weight_hh_l${l}`],
+      biases: [`rnn.bias_ih_l${l}`, `rnn.bias_hh_l${l}`],
+      cols: [
+        `rnn.weight_hh_l${l}`,
+        l + 1 < c.layers ? `rnn.weight_ih_l${l + 1}` : c.tied ? "encoder.weight" : "decoder.weight",
+      ],
+    })),
+  // one hidden size for every layer: the largest, the others padded with all-zero units (which
+  // output exactly 0); a tied decoder would have to shrink the embedding too
+  withHiddenSizes: (c, sizes) => c.tied ? null : { ...c, hidden: Math.max(...sizes) },
   headBuffers: (c, rows) => decoderHeadBufferShapes(c.vocab, rows),
   width: (c) => c.hidden,
   // the embedding follows the hidden size when they are equal (tied or the paper's 1500/1500)

@@ -36,6 +36,7 @@ export async function connectivityStep(ctx: RunContext, state: RunState): Promis
       optimizer: s.opt,
       step: s.meta.step,
       plan: ctx.plan,
+      units: ctx.units ?? undefined,
     });
     report = u;
     return { ...s, sparsity: u.state };

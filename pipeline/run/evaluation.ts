@@ -6,6 +6,7 @@
  * @module
  */
 
+import { lastUpdateStep } from "../plan.ts";
 import type { Gpu } from "../../kernels/runtime/runtime.ts";
 import { reduce } from "../../kernels/dense/reduce.ts";
 import type { EvalNormalisation, ModelSession } from "../../models/model.ts";
@@ -70,7 +71,8 @@ export async function validate(
   swapAveraged(gpu, model.params, state.opt);
   const per = ctx.family.evalNormalisation;
   const v = await evaluate(gpu, ctx.evaluation, ctx.rd.valid, ctx.config.bptt, per);
-  const allowed = ctx.method.mayBeBest?.(state.sparsity.tensors, ctx.settings) ?? true;
+  const at = { step: state.meta.step, lastUpdate: lastUpdateStep(ctx.plan) };
+  const allowed = ctx.method.mayBeBest?.(state.sparsity.tensors, ctx.settings, at) ?? true;
   const improved = v < state.meta.bestVal && (force || allowed);
   let next = state;
   if (improved) {

@@ -11,6 +11,7 @@ import { toMaskedStorage } from "../sparsity/storage.ts";
 import { gateDensities } from "../sparsity/stage.ts";
 import { forwardFlops } from "../sparsity/flops.ts";
 import { evaluate, validate } from "./evaluation.ts";
+import { issHiddenSizes } from "../sparsity/methods/iss.ts";
 import type { RunContext, RunState, TrainSummary } from "./types.ts";
 
 /**
@@ -65,6 +66,7 @@ export async function finishRun(
       n + (sparseNames.has(p.name) ? Math.round(densities[p.name] * p.value.size) : p.value.size),
     0,
   );
+  const hiddenSizes = ctx.units ? await issHiddenSizes(gpu, model.params, ctx.units) : null;
   const { meta } = s;
   return {
     data: ctx.data.description,
@@ -92,6 +94,7 @@ export async function finishRun(
     activeParameters: active,
     densities,
     gateDensities: perBlock,
+    hiddenSizes,
     trainFlops: meta.flops.train,
     denseTrainFlops: meta.flops.denseTrain,
     inferenceFlops: forwardFlops(ctx.costs.weights, densities),
@@ -141,6 +144,7 @@ export function summaryJson(s: TrainSummary): Record<string, unknown> {
     "active_parameters": s.activeParameters,
     "density_per_tensor": s.densities,
     "density_per_gate": s.gateDensities,
+    "hidden_sizes": s.hiddenSizes,
     "train_flops": s.trainFlops,
     "train_flops_x_dense": s.trainFlops / Math.max(1e-30, s.denseTrainFlops),
     "inference_flops_per_token": s.inferenceFlops,

@@ -28,6 +28,8 @@ export function sparsitySettings(config: TrainConfig): SparsitySettings {
     redistribution: config.redistribution,
     pruneStart: config.pruneStart,
     pruneEnd: config.pruneEnd,
+    issLambda: config.issLambda,
+    issThreshold: config.issThreshold,
     seed: config.seed >>> 0,
   };
 }

@@ -103,6 +103,13 @@ export function createRun(
   const problem = sparsityPlanProblem(settings, plan);
   if (problem) throw new ConfigError(problem);
   const { family, trained, full } = runModelConfig(config, data.corpus.vocab.size);
+  if (method.structured && !family.hiddenUnits) {
+    throw new ConfigError(
+      `--method ${settings.method} removes hidden units, which --model ${family.name} does not ` +
+        "define (ISS runs on --model lstm)",
+    );
+  }
+  const units = method.structured ? family.hiddenUnits!(trained) : null;
   const model = family.create(gpu, trained, config.seed);
   const sparsity = initSparsity(gpu, model.params, settings, config.denseTensors);
   if (init) printer.say(applyInitWeights(gpu, model, family, trained, sparsity, init));
@@ -178,6 +185,7 @@ export function createRun(
     slices,
     settings,
     method,
+    units,
     csr: config.storage === "csr",
     best,
     costs: {

@@ -40,6 +40,9 @@ export function trainStep(ctx: RunContext, state: RunState): RunState {
   } else {
     accumulatedStep(ctx, state, w.length, input, target);
   }
+  if (ctx.method.penalty && ctx.units) {
+    ctx.method.penalty({ gpu, params: ctx.model.params, units: ctx.units, settings: ctx.settings });
+  }
   const opt = optimizerStep(
     gpu,
     ctx.model.params,

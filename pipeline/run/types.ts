@@ -10,7 +10,13 @@
 
 import type { Gpu } from "../../kernels/runtime/runtime.ts";
 import type { Tensor } from "../../kernels/runtime/tensor.ts";
-import type { AnyModelFamily, Model, ModelSession, WeightMacs } from "../../models/model.ts";
+import type {
+  AnyModelFamily,
+  Model,
+  ModelSession,
+  UnitLayer,
+  WeightMacs,
+} from "../../models/model.ts";
 import type { TrainConfig } from "../config.ts";
 import type { AsgdEta, AsgdEtaState, OptimizerState } from "../optimizer.ts";
 import type { RunPlan } from "../plan.ts";
@@ -42,6 +48,8 @@ export interface RunContext {
   slices: { width: number; states: Record<string, Tensor>[] } | null;
   settings: SparsitySettings;
   method: SparsityMethod;
+  /** The model's hidden units by layer, for a structured method (ISS); else `null`. */
+  units: UnitLayer[] | null;
   /** `--storage csr`: steps run sparse, the events switch to masked form and back. */
   csr: boolean;
   /** The best weights so far and their masks (evaluating them under later masks is wrong). */
@@ -137,6 +145,8 @@ export interface TrainSummary {
   /** Density of each sparse tensor and of each of its row blocks, in the tested (best) model. */
   densities: Record<string, number>;
   gateDensities: Record<string, number[]>;
+  /** Hidden units left in each layer (ISS); `null` for unstructured methods. */
+  hiddenSizes: number[] | null;
   /** Training FLOPs of the run (spec §9) and the dense model's for the same tokens. */
   trainFlops: number;
   denseTrainFlops: number;

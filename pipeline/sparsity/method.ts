@@ -10,6 +10,9 @@
 import type { OptimizerState } from "../optimizer.ts";
 import type { OpsContext, SparseTensor } from "./ops.ts";
 import type { RunPlan } from "../plan.ts";
+import type { Gpu } from "../../kernels/runtime/runtime.ts";
+import type { Param } from "../../models/params.ts";
+import type { UnitLayer } from "../../models/model.ts";
 
 /** Every method of the paper's tables (spec §4, §7). */
 export type MethodName =
@@ -22,7 +25,8 @@ export type MethodName =
   | "static-er"
   | "small-dense"
   | "dense"
-  | "gmp";
+  | "gmp"
+  | "iss";
 
 /** All method names, in the order of the paper's Table 2. */
 export const METHOD_NAMES: readonly MethodName[] = [
@@ -31,6 +35,7 @@ export const METHOD_NAMES: readonly MethodName[] = [
   "static-er",
   "static-uniform",
   "gmp",
+  "iss",
   "set",
   "dsr",
   "snfs",
@@ -57,6 +62,13 @@ export interface SparsitySettings {
   /** Gradual pruning window as fractions of training (spec §7.8). */
   pruneStart: number;
   pruneEnd: number;
+  /**
+   * ISS (spec §7.7): the group-Lasso strength λ, and the removal threshold: a unit goes when its
+   * group norm falls below this fraction of the median norm of its layer's live units.
+   * Optional: checkpoints written before ISS lack them.
+   */
+  issLambda?: number;
+  issThreshold?: number;
   /** Seed of the topology randomness (initial masks, random growth). */
   seed: number;
 }
@@ -76,6 +88,16 @@ export interface UpdateInput {
   /** Method scalars carried between updates (DSR's threshold, SNFS's adjustment, ...). */
   scalars: Record<string, number>;
   optimizer: OptimizerState;
+  /** The model's hidden units by layer, for structured methods (ISS); else absent. */
+  units?: readonly UnitLayer[];
+}
+
+/** What a training-objective term sees (ISS's group Lasso): the model and its units. */
+export interface PenaltyInput {
+  gpu: Gpu;
+  params: readonly Param[];
+  units: readonly UnitLayer[];
+  settings: SparsitySettings;
 }
 
 /** What an update did, for logs and tests. */
@@ -110,15 +132,27 @@ export interface SparsityMethod {
   csrUnsupported?: string;
   /** Training FLOPs model of spec §9 (Table 8). */
   flops: "sparse" | "dense" | "snfs" | "rigl" | "pruning";
+  /**
+   * Structured: the method removes whole hidden units, so it needs the family's
+   * `hiddenUnits` (ISS). Checked before training.
+   */
+  structured?: boolean;
+  /**
+   * A term of the training objective: records its gradient into the parameters' gradients
+   * after each step's backward pass, before clipping and the optimizer step (ISS's group Lasso).
+   */
+  penalty?: (input: PenaltyInput) => void;
   /** The update rule; absent for static methods. */
   update?: (input: UpdateInput) => Promise<UpdateReport>;
   /**
-   * May a model whose sparse tensors hold these counts be the run's best (the one tested)?
-   * Absent: always. Gradual pruning passes through denser models than its budget.
+   * May a model whose sparse tensors hold these counts, validated after `at.step` steps, be the
+   * run's best (the one tested)? Absent: always. Gradual pruning passes through denser models
+   * than its budget; ISS only has its final structure after its last update (`at.lastUpdate`).
    */
   mayBeBest?: (
     tensors: readonly { nnz: number; numel: number }[],
     settings: SparsitySettings,
+    at: { step: number; lastUpdate: number },
   ) => boolean;
   /** Why the method cannot follow `plan` (a sentence naming the fix), or `null`. */
   planProblem?: (settings: SparsitySettings, plan: RunPlan) => string | null;

@@ -17,6 +17,7 @@
  * @module
  */
 
+import type { UnitLayer } from "../../models/model.ts";
 import type { Gpu } from "../../kernels/runtime/runtime.ts";
 import { numel } from "../../kernels/runtime/tensor.ts";
 import { randomKeys, selectTopK } from "../../kernels/select/topk.ts";
@@ -220,7 +221,7 @@ export async function sparsityUpdate(
   gpu: Gpu,
   state: SparsityState,
   params: readonly Param[],
-  at: { optimizer: OptimizerState; step: number; plan: RunPlan },
+  at: { optimizer: OptimizerState; step: number; plan: RunPlan; units?: readonly UnitLayer[] },
 ): Promise<{ state: SparsityState; removed: number; grown: number }> {
   const method = sparsityMethod(state.settings.method);
   if (!method.update) return { state, removed: 0, grown: 0 };
@@ -239,6 +240,7 @@ export async function sparsityUpdate(
       update: state.updates,
       scalars: state.scalars,
       optimizer: at.optimizer,
+      units: at.units,
     });
     return {
       state: {

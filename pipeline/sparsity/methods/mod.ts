@@ -12,6 +12,7 @@ import { set } from "./set.ts";
 import { dsr } from "./dsr.ts";
 import { snfs } from "./snfs.ts";
 import { gmp } from "./gmp.ts";
+import { iss } from "./iss.ts";
 
 /** Every method, by `--method` name. */
 export const METHODS: Readonly<Record<MethodName, SparsityMethod>> = {
@@ -20,6 +21,7 @@ export const METHODS: Readonly<Record<MethodName, SparsityMethod>> = {
   "static-uniform": staticUniform,
   "static-er": staticEr,
   gmp,
+  iss,
   set,
   dsr,
   snfs,
