@@ -356,7 +356,7 @@ export interface ExperimentResult {
   lastRemovalRate: number | null;
   /** Validation perplexity at each epoch end. */
   epochValPpl: number[];
-  status: "ok" | "failed" | "skipped";
+  status: "ok" | "failed" | "skipped" | "interrupted";
   /** Error message of a failed run, reason of a skipped one, else empty. */
   note: string;
 }
@@ -584,15 +584,29 @@ export interface RunnerOptions {
   trainFn?: typeof train;
 }
 
-/** File name of a run's summary JSON. */
-export function summaryFileName(method: string, optimizer: string): string {
-  return `${method}-${optimizer}.json`;
+/** A run's directory in the experiment's: its config, log, checkpoint, summary and result. */
+export function runDirName(method: string, optimizer: string): string {
+  return `${method}-${optimizer}`;
+}
+
+async function readIfExists(path: string): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
 }
 
 /**
- * Trains `runs` one after another on `gpu` and `data`, writing `results.csv`, `results.md` and
- * `<method>-<optimizer>.json` to `outDir` after every run. A run that throws is recorded with
- * its error and the next one starts; an unregistered method is recorded as skipped.
+ * Trains `runs` one after another on `gpu` and `data`. Each run has its directory
+ * (`runDirName`) holding `config.json`, `log.csv`, `run.ckpt` (saved at every epoch end),
+ * `summary.json` and `result.json`; `results.csv` and `results.md` are rewritten after every
+ * run. Rerunning the same command continues: a run with a `result.json` of the same config is
+ * taken as done, one with a checkpoint resumes from it, the rest start; a run directory of
+ * another config is refused. A run that throws is recorded with its error and the next one
+ * starts; an interrupted one (Ctrl-C) is saved and ends the sweep; an unregistered method is
+ * recorded as skipped.
  *
  * @example
  * ```ts ignore
@@ -638,22 +652,62 @@ export async function runExperiment(
       await flush();
       continue;
     }
-    log(`${tag}: lr ${run.config.lr}, clip ${run.config.clip}`);
+    const dir = `${options.outDir}/${runDirName(run.method, run.optimizer)}`;
+    await Deno.mkdir(dir, { recursive: true });
+    const config = JSON.stringify(run.config, null, 2) + "\n";
+    const before = await readIfExists(`${dir}/config.json`);
+    if (before !== null && before !== config) {
+      throw new ExperimentError(
+        `${dir} holds a run of another configuration: rerun with the same flags, or another --out`,
+      );
+    }
+    const done = await readIfExists(`${dir}/result.json`);
+    if (done !== null) {
+      const row = JSON.parse(done) as ExperimentResult;
+      rows.push(row);
+      log(`${tag}: done earlier (val ppl ${row.valPpl?.toFixed(2)}), kept`);
+      await flush();
+      continue;
+    }
+    await writeAtomic(`${dir}/config.json`, config);
+    const ckpt = `${dir}/run.ckpt`;
+    const resume = await Deno.stat(ckpt).then(() => ckpt, () => null);
+    log(
+      `${tag}: lr ${run.config.lr}, clip ${run.config.clip}` +
+        (resume ? `; resuming from ${ckpt}` : ""),
+    );
     const t0 = performance.now();
     try {
       const printer = new PrefixedPrinter(name, options.quiet ?? false);
-      const s = await trainFn(gpu, { ...run.config, summary: null }, data, printer);
+      const s = await trainFn(
+        gpu,
+        { ...run.config, summary: null, save: ckpt, log: `${dir}/log.csv`, resume },
+        data,
+        printer,
+      );
       const wall = (performance.now() - t0) / 1000;
+      if (s.interrupted) {
+        rows.push({
+          ...empty(run),
+          elapsedSec: wall,
+          status: "interrupted",
+          note: `at step ${s.steps}`,
+        });
+        log(`${tag}: interrupted at step ${s.steps}, saved; the same command continues it`);
+        await flush();
+        break;
+      }
       const row = resultFromSummary(run.method, run.optimizer, s, wall);
       if (s.averagedAfterEpoch !== null) {
         row.note = `averaged weights from epoch ${s.averagedAfterEpoch + 1}`;
       }
       rows.push(row);
       await writeAtomic(
-        `${options.outDir}/${summaryFileName(run.method, run.optimizer)}`,
+        `${dir}/summary.json`,
         JSON.stringify({ ...summaryJson(s), "wall_sec": wall, config: run.config }, null, 2) +
           "\n",
       );
+      await writeAtomic(`${dir}/result.json`, JSON.stringify(row, null, 2) + "\n");
       log(
         `${tag}: val ppl ${s.valPpl.toFixed(2)}, test ppl ${s.testPpl.toFixed(2)}, ` +
           `${s.activeParameters}/${s.parameters} params, ${wall.toFixed(0)} s`,

@@ -359,7 +359,37 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
   const csv = parseCsv(await Deno.readTextFile(`${dir}/results.csv`));
   assert.deepEqual(csv.length, 5);
   const files = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
-  assert.deepEqual(files, ["dense-adam.json", "results.csv", "results.md", "selfish-adam.json"]);
+  assert.deepEqual(files, ["dense-adam", "results.csv", "results.md", "selfish-adam", "set-adam"]);
+  const runFiles = [...Deno.readDirSync(`${dir}/dense-adam`)].map((e) => e.name).sort();
+  assert.deepEqual(runFiles, ["config.json", "result.json", "summary.json"]);
+  // the same command again: finished runs are kept, the failed one runs, from its checkpoint
+  await Deno.writeTextFile(`${dir}/set-adam/run.ckpt`, "a checkpoint");
+  const again: TrainConfig[] = [];
+  const rerun = await runExperiment({} as Gpu, runs, data, {
+    outDir: dir,
+    available: (m) => m !== "gmp",
+    header,
+    quiet: true,
+    log: (l) => lines.push(l),
+    trainFn: ((g: Gpu, c: TrainConfig) => (again.push(c), fakeTrain(g, c))) as never,
+  });
+  assert.deepEqual(again.map((c) => [c.method, c.resume]), [["set", `${dir}/set-adam/run.ckpt`]]);
+  assert.deepEqual(rerun.map((r) => r.status), ["ok", "skipped", "failed", "ok"]);
+  assert.deepEqual(rerun[3], rows[3]);
+  assert.match(lines.join("\n"), /\[1\/4\] dense\/adam: done earlier \(val ppl 10.00\), kept/);
+  // another configuration in the same directory is refused
+  await assert.rejects(
+    () =>
+      runExperiment({} as Gpu, runs.map((r) => ({ ...r, config: { ...r.config, lr: 9 } })), data, {
+        outDir: dir,
+        available: () => true,
+        header,
+        quiet: true,
+        log: () => {},
+        trainFn: fakeTrain as never,
+      }),
+    (e: Error) => e instanceof ExperimentError && /another configuration/.test(e.message),
+  );
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -480,12 +510,41 @@ Deno.test({
     assert.match(md, /- steps: 4 per run: 2 epochs of 2 steps/);
     assert.match(md, /connectivity updates: 1 per dynamic run, after steps 2 /);
     assert.match(md, /\| selfish \| adam \|/);
-    for (const f of ["dense-adam.json", "selfish-adam.json"]) {
-      const s = JSON.parse(await Deno.readTextFile(`${out}/${f}`));
+    for (const f of ["dense-adam", "selfish-adam"]) {
+      const s = JSON.parse(await Deno.readTextFile(`${out}/${f}/summary.json`));
       assert.deepEqual(s.steps, 4);
       assert.deepEqual(s.config.nhid, 16);
     }
     assert.deepEqual([...Deno.readDirSync(out)].filter((e) => e.name.endsWith(".tmp")).length, 0);
+    const runFiles = [...Deno.readDirSync(`${out}/selfish-adam`)].map((e) => e.name).sort();
+    assert.deepEqual(runFiles, [
+      "config.json",
+      "log.csv",
+      "result.json",
+      "run.ckpt",
+      "summary.json",
+    ]);
+    // the same command again trains nothing
+    const again = await runCli([
+      "table2-small",
+      "--epochs",
+      "2",
+      "--epoch-steps",
+      "2",
+      "--nhid",
+      "16",
+      "--nlayers",
+      "1",
+      "--methods",
+      "dense,selfish",
+      "--quiet",
+      "--out",
+      out,
+    ]);
+    if (again.code !== 0 || (again.out.match(/done earlier/g) ?? []).length !== 2) {
+      throw new Error(`rerun: exit ${again.code}:\n${again.out}`);
+    }
+    assert.deepEqual(parseCsv(await Deno.readTextFile(`${out}/results.csv`)), csv);
     await Deno.remove(dir, { recursive: true });
   },
 });
