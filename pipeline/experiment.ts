@@ -34,6 +34,8 @@ import { epochLengthText, planEpochs, planRun, type RunPlan, updateSteps } from 
 import { removalRateAt, sparsityPlanProblem } from "./sparsity/stage.ts";
 import { summaryJson } from "./run/finish.ts";
 import { writeAtomic } from "./atomic.ts";
+import { runModelConfig } from "./run/setup.ts";
+import { forwardFlops } from "./sparsity/flops.ts";
 export { writeAtomic };
 
 /** Bad experiment name or option; the CLI prints the message and exits with code 2. */
@@ -202,6 +204,41 @@ export function experimentPlan(options: ExperimentOptions, epochWindows: number)
     maxSteps: options.steps,
     updateEvery: options.updateEvery,
   });
+}
+
+/** What an experiment costs under some options: its runs, their steps and training FLOPs. */
+export interface ExperimentCost {
+  runs: number;
+  stepsPerRun: number;
+  /** Dense-equivalent training FLOPs of all runs (3 × forward per token, spec §9): a bound. */
+  trainFlops: number;
+}
+
+/**
+ * The size of `def` under `options` over a vocabulary of `vocab` words and passes of
+ * `epochWindows` windows (PTB's by default). Pure.
+ *
+ * @example
+ * ```ts
+ * import { EXPERIMENT_DEFAULTS, EXPERIMENTS, experimentCost } from "./experiment.ts";
+ * experimentCost(EXPERIMENTS["table3-small"], EXPERIMENT_DEFAULTS).runs; // 15
+ * ```
+ */
+export function experimentCost(
+  def: ExperimentDef,
+  options: ExperimentOptions,
+  vocab = 10000,
+  epochWindows = 1328,
+): ExperimentCost {
+  const runs = planExperiment(def, options, epochWindows);
+  const plan = experimentPlan(options, epochWindows);
+  let trainFlops = 0;
+  for (const r of runs) {
+    const { family, trained } = runModelConfig(r.config, vocab);
+    const tokens = plan.totalSteps * r.config.batchSize * r.config.bptt;
+    trainFlops += 3 * forwardFlops(family.weightMacs(trained)) * tokens;
+  }
+  return { runs: runs.length, stepsPerRun: plan.totalSteps, trainFlops };
 }
 
 /** The experiment's own entries that `chosen` keeps, in the experiment's order; throws on strays. */

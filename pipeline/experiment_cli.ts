@@ -20,6 +20,7 @@ import { METHODS } from "./sparsity/methods/mod.ts";
 import { METHOD_NAMES } from "./sparsity/method.ts";
 import {
   EXPERIMENT_DEFAULTS,
+  experimentCost,
   ExperimentError,
   type ExperimentOptions,
   experimentPlan,
@@ -35,6 +36,7 @@ import {
 
 const d = EXPERIMENT_DEFAULTS;
 const USAGE = `usage: deno task experiment NAME [flags]
+       deno task experiment list      (the experiments, their runs and sizes)
 
 Experiments:
 ${Object.values(EXPERIMENTS).map((e) => `  ${e.name.padEnd(14)} ${e.title}`).join("\n")}
@@ -223,10 +225,36 @@ function timestamp(date: Date): string {
   return date.toISOString().slice(0, 19).replaceAll(":", "-");
 }
 
+/**
+ * `deno task experiment list`: every experiment with its runs and their size at the defaults.
+ *
+ * @example
+ * ```ts
+ * import { experimentList } from "./experiment_cli.ts";
+ * experimentList().includes("table2-small"); // true
+ * ```
+ */
+export function experimentList(): string {
+  const rows = Object.values(EXPERIMENTS).map((e) => {
+    const c = experimentCost(e, EXPERIMENT_DEFAULTS);
+    return `  ${e.name.padEnd(14)} ${String(c.runs).padStart(3)} runs × ${c.stepsPerRun} steps, ` +
+      `≈ ${(c.trainFlops / 1e12).toFixed(1)} TFLOP  ${e.title}`;
+  });
+  return [
+    "experiments (runs × steps at the defaults; training FLOPs dense-equivalent on PTB's " +
+    "vocabulary, an upper bound for the sparse runs):",
+    ...rows,
+  ].join("\n");
+}
+
 /** Runs the CLI; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
     console.log(USAGE);
+    return 0;
+  }
+  if (argv[0] === "list") {
+    console.log(experimentList());
     return 0;
   }
   try {

@@ -15,7 +15,7 @@ import {
   resultsMarkdown,
   runExperiment,
 } from "../pipeline/experiment.ts";
-import { parseExperimentArgs } from "../pipeline/experiment_cli.ts";
+import { experimentList, parseExperimentArgs } from "../pipeline/experiment_cli.ts";
 import { METHOD_NAMES } from "../pipeline/sparsity/method.ts";
 import type { TrainingData, TrainSummary } from "../pipeline/train.ts";
 import type { Gpu } from "../kernels/runtime/runtime.ts";
@@ -424,6 +424,10 @@ Deno.test("experiment CLI: parser rejects bad input with one clear message", () 
   assert.deepEqual(ok.options.epochs, 2);
   const pass = parseExperimentArgs(["table2-small", "--epoch-steps", "0", "--valid-tokens", "0"]);
   assert.deepEqual([pass.options.epochSteps, pass.options.validTokens], [null, null]);
+  // list: every experiment with its grid's size
+  const list = experimentList();
+  assert.match(list, /table2-small +11 runs × 800 steps, ≈ \d+\.\d TFLOP/);
+  assert.match(list, /table3-small +15 runs × 800 steps/);
   // --optimizers narrows the grid, kept in the experiment's order
   const t3 = parseExperimentArgs(["table3-small", "--optimizers", "ntasgd,momentum"]);
   const runs = planExperiment(EXPERIMENTS["table3-small"], t3.options, 300);
