@@ -138,6 +138,7 @@ export function summaryJson(s: TrainSummary): Record<string, unknown> {
       "removal_rate": u.removalRate,
       "removed": u.removed,
       "grown": u.grown,
+      "density_per_gate": u.gateDensities ?? null,
     })),
     "elapsed_sec": s.elapsedSec,
     "method": s.method,

@@ -61,6 +61,11 @@ export interface UpdateRecord {
   removalRate: number;
   removed: number;
   grown: number;
+  /**
+   * Density of each row block of each sparse tensor after the update (the "selfish" effect:
+   * which gates keep more weights); absent in checkpoints written before it.
+   */
+  gateDensities?: Record<string, number[]>;
 }
 
 /** State of the connectivity stage (plain data: stored in checkpoint metadata). */

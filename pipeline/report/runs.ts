@@ -1,0 +1,88 @@
+/**
+ * The runs of an experiment directory, as `report.ts` reads them: one directory per run
+ * (`config.json`, `summary.json` once finished; `runner` in `experiment.ts`), or the flat
+ * `<method>-<optimizer>.json` summaries of earlier versions. A run with a config but no summary
+ * is missing, or failed when `results.csv` says so (with its note).
+ *
+ * @module
+ */
+
+import type { ReportRun } from "./report.ts";
+
+async function readJson(path: string): Promise<Record<string, unknown> | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Failed runs and their notes, from `results.csv` (`method/optimizer` → note). */
+async function failures(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`${dir}/results.csv`);
+  } catch {
+    return out;
+  }
+  const [head, ...lines] = text.trim().split("\n");
+  const cols = head.split(",");
+  const at = (name: string) => cols.indexOf(name);
+  for (const line of lines) {
+    const f = line.match(/("([^"]|"")*"|[^,]*)(,|$)/g)?.map((x) =>
+      x.replace(/,$/, "").replace(/^"|"$/g, "").replaceAll('""', '"')
+    ) ?? [];
+    if (f[at("status")] === "failed") {
+      out.set(`${f[at("method")]}/${f[at("optimizer")]}`, f[at("note")]);
+    }
+  }
+  return out;
+}
+
+/**
+ * Every run found under `dir`, sorted by name.
+ *
+ * @example
+ * ```ts ignore
+ * const runs = await readExperimentRuns("runs/t2");
+ * ```
+ */
+export async function readExperimentRuns(dir: string): Promise<ReportRun[]> {
+  const failed = await failures(dir);
+  const runs: ReportRun[] = [];
+  const entries = [...Deno.readDirSync(dir)].sort((a, b) => a.name.localeCompare(b.name));
+  for (const e of entries) {
+    if (e.isDirectory) {
+      const config = await readJson(`${dir}/${e.name}/config.json`);
+      if (!config) continue;
+      const summary = await readJson(`${dir}/${e.name}/summary.json`);
+      const method = String(config.method), optimizer = String(config.optimizer);
+      const why = failed.get(`${method}/${optimizer}`);
+      runs.push({
+        name: e.name,
+        method,
+        optimizer,
+        seed: Number(config.seed),
+        status: summary ? "ok" : why !== undefined ? "failed" : "missing",
+        summary,
+        note: summary ? "" : why ?? "",
+      });
+    } else if (e.isFile && e.name.endsWith(".json")) {
+      const s = await readJson(`${dir}/${e.name}`);
+      const config = s?.config as Record<string, unknown> | undefined;
+      if (!s || !config || typeof s.val_ppl !== "number") continue;
+      runs.push({
+        name: e.name,
+        method: String(config.method),
+        optimizer: String(config.optimizer),
+        seed: Number(config.seed),
+        status: "ok",
+        summary: s,
+        note: "",
+      });
+    }
+  }
+  return runs;
+}

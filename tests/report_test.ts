@@ -1,0 +1,121 @@
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { reportRows, stat } from "../pipeline/report/report.ts";
+import { readExperimentRuns } from "../pipeline/report/runs.ts";
+
+const CLI = new URL("../pipeline/report_cli.ts", import.meta.url).pathname;
+
+function summary(val: number, test: number, seed: number, gates: boolean) {
+  return {
+    "val_ppl": val,
+    "test_ppl": test,
+    parameters: 1000,
+    "active_parameters": 330,
+    "train_flops_x_dense": 0.4,
+    "inference_flops_x_dense": 0.33,
+    "epoch_val_ppl": [val * 2, val * 1.2, val],
+    "connectivity_updates": gates
+      ? [100, 200].map((step, i) => ({
+        step,
+        "removal_rate": 0.5,
+        removed: 10,
+        grown: 10,
+        "density_per_gate": { "rnn.weight_hh_l0": [0.3 + i / 10, 0.33, 0.36, 0.3 - seed / 100] },
+      }))
+      : [],
+    config: { seed },
+  };
+}
+
+/** An experiment directory as the runner leaves it, with one run missing and one failed. */
+async function fakeExperiment(dir: string): Promise<void> {
+  const runs: [string, string, number, number | null][] = [
+    ["selfish", "adam", 1, 10],
+    ["selfish", "adam", 2, 11],
+    ["static-uniform", "adam", 1, 12],
+    ["static-uniform", "adam", 2, null], // missing: started, never finished
+    ["set", "adam", 1, null], // failed (results.csv)
+  ];
+  for (const [method, optimizer, seed, val] of runs) {
+    const d = `${dir}/${method}-${optimizer}-seed${seed}`;
+    await Deno.mkdir(d, { recursive: true });
+    await Deno.writeTextFile(`${d}/config.json`, JSON.stringify({ method, optimizer, seed }));
+    if (val !== null) {
+      await Deno.writeTextFile(
+        `${d}/summary.json`,
+        JSON.stringify(summary(val, val - 0.5, seed, method === "selfish")),
+      );
+    }
+  }
+  await Deno.writeTextFile(
+    `${dir}/results.csv`,
+    'method,optimizer,status,note\nset,adam,failed,"RangeError: set broke, badly"\n',
+  );
+}
+
+Deno.test("report: rows over seeds with mean ± std, missing and failed runs marked", async () => {
+  const dir = await Deno.makeTempDir();
+  await fakeExperiment(dir);
+  const runs = await readExperimentRuns(dir);
+  deepEqual(
+    runs.map((r) => `${r.name} ${r.status}`),
+    [
+      "selfish-adam-seed1 ok",
+      "selfish-adam-seed2 ok",
+      "set-adam-seed1 failed",
+      "static-uniform-adam-seed1 ok",
+      "static-uniform-adam-seed2 missing",
+    ],
+  );
+  const rows = reportRows(runs);
+  const by = new Map(rows.map((r) => [r.method, r]));
+  deepEqual(by.get("selfish")!.valPpl, stat([10, 11]));
+  equal(by.get("selfish")!.done, 2);
+  equal(by.get("static-uniform")!.done, 1);
+  equal(by.get("static-uniform")!.runs, 2);
+  ok(by.get("static-uniform")!.note.includes("missing seed 2"));
+  ok(by.get("set")!.note.includes("failed seed 1: RangeError: set broke, badly"));
+  equal(by.get("set")!.valPpl, null);
+  deepEqual(stat([1, 3]), { mean: 2, std: Math.SQRT2, n: 2 });
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test({
+  name: "report CLI: markdown, CSV, SVG plots and index.html from an experiment directory",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    await fakeExperiment(dir);
+    const p = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-write", "--allow-env", CLI, dir, "--title", "t2"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(p.stdout) + new TextDecoder().decode(p.stderr);
+    equal(p.code, 0, out);
+    ok(out.includes("3 of 5 runs finished"), out);
+    const md = await Deno.readTextFile(`${dir}/report/report.md`);
+    ok(md.includes("| selfish | adam | 2/2 | 10.50 ± 0.71 | 10.00 ± 0.71 | 330 / 1,000 |"), md);
+    ok(md.includes("| static-uniform | adam | 1/2 | 12.00 |"), md);
+    ok(md.includes("failed seed 1: RangeError: set broke, badly"), md);
+    const csv = await Deno.readTextFile(`${dir}/report/report.csv`);
+    ok(csv.startsWith("method,optimizer,done,runs,seeds,val_ppl_mean"), csv);
+    for (const svg of ["val-ppl-per-epoch", "density-per-gate", "test-ppl-vs-train-flops"]) {
+      const text = await Deno.readTextFile(`${dir}/report/${svg}.svg`);
+      ok(text.startsWith("<svg") && text.includes("</svg>"), svg);
+    }
+    // the gate plot holds one line per gate: its four labels
+    const gates = await Deno.readTextFile(`${dir}/report/density-per-gate.svg`);
+    for (const g of ["block 0", "block 3"]) ok(gates.includes(g), g);
+    const html = await Deno.readTextFile(`${dir}/report/index.html`);
+    ok(html.includes('<img src="val-ppl-per-epoch.svg">') && html.includes("<td>selfish</td>"));
+    // not an experiment directory: exit 2
+    const bad = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-write", "--allow-env", CLI, `${dir}/report`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    equal(bad.code, 2);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
