@@ -126,6 +126,8 @@ export interface ExperimentOptions {
   nlayers: number;
   density: number;
   seed: number;
+  /** Runs per method and optimizer, with seeds `seed`, `seed + 1`, ... */
+  seeds: number;
   data: string | null;
   adapter: string | null;
   variant: string | null;
@@ -162,6 +164,7 @@ export const EXPERIMENT_DEFAULTS: Readonly<ExperimentOptions> = {
   nlayers: 2,
   density: 0.33,
   seed: 1111,
+  seeds: 1,
   data: null,
   adapter: null,
   variant: null,
@@ -278,44 +281,47 @@ export function planExperiment(
   const optimizers = chosenSubset("optimizers", options.optimizers, def.optimizers, def.name);
   const plan = experimentPlan(options, epochWindows);
   const runs: PlannedRun[] = [];
+  const seeds = Array.from({ length: options.seeds }, (_, k) => options.seed + k);
   for (const method of methods) {
     for (const optimizer of optimizers) {
-      const o = OPTIMIZER_SETTINGS[optimizer];
-      runs.push({
-        method,
-        optimizer,
-        config: {
-          ...DEFAULTS,
-          model: def.model,
-          data: options.data,
-          emsize: options.emsize,
-          nhid: options.nhid,
-          nlayers: options.nlayers,
-          batchSize: options.batchSize,
-          evalBatchSize: options.batchSize,
-          bptt: options.bptt,
-          dropout: 0,
-          seed: options.seed,
-          optimizer,
-          lr: options.lr ?? o.lr,
-          clip: o.clip,
-          // the Selfish-RNN code's Table 3 Adam: betas (0, 0.999) (spec §5.5)
-          adamBeta1: 0,
-          epochs: options.epochs,
-          epochSteps: options.epochSteps,
-          maxSteps: options.steps,
-          nonmono: options.nonmono,
-          validTokens: options.validTokens,
-          logInterval: Math.max(1, Math.min(50, Math.floor(plan.epochEnds[0] / 2))),
-          adapter: options.adapter,
-          variant: options.variant,
+      for (const seed of seeds) {
+        const o = OPTIMIZER_SETTINGS[optimizer];
+        runs.push({
           method,
-          density: options.density,
-          updateEvery: options.updateEvery,
-          denseTensors: [...DEFAULTS.denseTensors],
-          storage: options.storage === "csr" && !csrUnsupported(method) ? "csr" : "masked",
-        },
-      });
+          optimizer,
+          config: {
+            ...DEFAULTS,
+            model: def.model,
+            data: options.data,
+            emsize: options.emsize,
+            nhid: options.nhid,
+            nlayers: options.nlayers,
+            batchSize: options.batchSize,
+            evalBatchSize: options.batchSize,
+            bptt: options.bptt,
+            dropout: 0,
+            seed,
+            optimizer,
+            lr: options.lr ?? o.lr,
+            clip: o.clip,
+            // the Selfish-RNN code's Table 3 Adam: betas (0, 0.999) (spec §5.5)
+            adamBeta1: 0,
+            epochs: options.epochs,
+            epochSteps: options.epochSteps,
+            maxSteps: options.steps,
+            nonmono: options.nonmono,
+            validTokens: options.validTokens,
+            logInterval: Math.max(1, Math.min(50, Math.floor(plan.epochEnds[0] / 2))),
+            adapter: options.adapter,
+            variant: options.variant,
+            method,
+            density: options.density,
+            updateEvery: options.updateEvery,
+            denseTensors: [...DEFAULTS.denseTensors],
+            storage: options.storage === "csr" && !csrUnsupported(method) ? "csr" : "masked",
+          },
+        });
+      }
     }
   }
   return runs;
@@ -377,6 +383,7 @@ export function planSummary(
 export interface ExperimentResult {
   method: string;
   optimizer: string;
+  seed: number;
   data: string;
   steps: number | null;
   valPpl: number | null;
@@ -402,6 +409,7 @@ export interface ExperimentResult {
 export const RESULT_COLUMNS = [
   "method",
   "optimizer",
+  "seed",
   "data",
   "steps",
   "val_ppl",
@@ -429,12 +437,14 @@ export const RESULT_COLUMNS = [
 export function resultFromSummary(
   method: string,
   optimizer: string,
+  seed: number,
   s: TrainSummary,
   wallSec: number,
 ): ExperimentResult {
   return {
     method,
     optimizer,
+    seed,
     data: s.data,
     steps: s.steps,
     valPpl: s.valPpl,
@@ -468,6 +478,7 @@ export function resultsCsv(rows: readonly ExperimentResult[]): string {
     rows.map((r): Record<string, CsvValue> => ({
       method: r.method,
       optimizer: r.optimizer,
+      seed: r.seed,
       data: r.data,
       steps: r.steps,
       "val_ppl": r.valPpl,
@@ -492,7 +503,8 @@ export interface ResultsHeader {
   /** Data description (corpus path or synthetic corpus), with the optimal ppl if known. */
   data: string;
   steps: string;
-  seed: number;
+  /** The seed, or the range of seeds (`1111..1113`). */
+  seed: number | string;
   adapter: string;
   /** ISO date-time of the start. */
   date: string;
@@ -528,9 +540,9 @@ export function resultsMarkdown(header: ResultsHeader, rows: readonly Experiment
     `- date: ${header.date}`,
     ...header.settings.map((s) => `- ${s}`),
     "",
-    "| method | optimizer | val ppl | test ppl | active / total params | train FLOPs × dense | " +
-    "inference FLOPs × dense | updates | p_t first → last | time (s) | note |",
-    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+    "| method | optimizer | seed | val ppl | test ppl | active / total params | " +
+    "train FLOPs × dense | inference FLOPs × dense | updates | p_t first → last | time (s) | note |",
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
   ];
   for (const r of rows) {
     const params = r.parameters === null ? "" : `${r.activeParameters ?? "?"} / ${r.parameters}`;
@@ -539,6 +551,7 @@ export function resultsMarkdown(header: ResultsHeader, rows: readonly Experiment
       "| " + [
         r.method,
         r.optimizer,
+        String(r.seed),
         fmt(r.valPpl, 2),
         fmt(r.testPpl, 2),
         params,
@@ -622,8 +635,8 @@ export interface RunnerOptions {
 }
 
 /** A run's directory in the experiment's: its config, log, checkpoint, summary and result. */
-export function runDirName(method: string, optimizer: string): string {
-  return `${method}-${optimizer}`;
+export function runDirName(method: string, optimizer: string, seed: number): string {
+  return `${method}-${optimizer}-seed${seed}`;
 }
 
 async function readIfExists(path: string): Promise<string | null> {
@@ -666,6 +679,7 @@ export async function runExperiment(
   const empty = (run: PlannedRun) => ({
     method: run.method,
     optimizer: run.optimizer,
+    seed: run.config.seed,
     data: data.description,
     steps: null,
     valPpl: null,
@@ -680,7 +694,8 @@ export async function runExperiment(
     epochValPpl: [],
   });
   for (const [i, run] of runs.entries()) {
-    const name = `${run.method}/${run.optimizer}`;
+    const name = `${run.method}/${run.optimizer}` +
+      (runs.some((r) => r.config.seed !== run.config.seed) ? ` seed ${run.config.seed}` : "");
     const tag = `[${i + 1}/${runs.length}] ${name}`;
     if (!options.available(run.method)) {
       const note = `method ${run.method} is not registered in pipeline/sparsity/methods/mod.ts`;
@@ -689,7 +704,7 @@ export async function runExperiment(
       await flush();
       continue;
     }
-    const dir = `${options.outDir}/${runDirName(run.method, run.optimizer)}`;
+    const dir = `${options.outDir}/${runDirName(run.method, run.optimizer, run.config.seed)}`;
     await Deno.mkdir(dir, { recursive: true });
     const config = JSON.stringify(run.config, null, 2) + "\n";
     const before = await readIfExists(`${dir}/config.json`);
@@ -734,7 +749,7 @@ export async function runExperiment(
         await flush();
         break;
       }
-      const row = resultFromSummary(run.method, run.optimizer, s, wall);
+      const row = resultFromSummary(run.method, run.optimizer, run.config.seed, s, wall);
       if (s.averagedAfterEpoch !== null) {
         row.note = `averaged weights from epoch ${s.averagedAfterEpoch + 1}`;
       }

@@ -55,6 +55,7 @@ Flags:
   --batch-size N --bptt N           (default ${d.batchSize}, ${d.bptt})
   --density D        density of the sparse models (default ${d.density})
   --seed N           seed of every run (default ${d.seed})
+  --seeds N          runs per method and optimizer, seeds seed .. seed+N-1 (default 1)
   --data DIR         train.txt/valid.txt/test.txt (default: the synthetic corpus)
   --lr X             learning rate of every run (default per optimizer: ${
   Object.entries(OPTIMIZER_SETTINGS).map(([k, v]) => `${k} ${v.lr}`).join(", ")
@@ -145,6 +146,7 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
         bptt: { type: "string" },
         density: { type: "string" },
         seed: { type: "string" },
+        seeds: { type: "string" },
         data: { type: "string" },
         lr: { type: "string" },
         "update-every": { type: "string" },
@@ -200,6 +202,7 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
     density: number("density", v.density, (x) => x > 0 && x <= 1, "a number in (0, 1]") ??
       d.density,
     seed: seed ?? d.seed,
+    seeds: positiveInt("seeds", v.seeds) ?? d.seeds,
     data: v.data === undefined ? null : v.data,
     adapter: v.adapter ?? null,
     variant: v.variant ?? null,
@@ -311,7 +314,7 @@ export async function main(argv: string[]): Promise<number> {
       data: data.description +
         (data.optimalPerplexity ? ` (optimal ppl ${data.optimalPerplexity.toFixed(2)})` : ""),
       steps: planned.steps,
-      seed: o.seed,
+      seed: o.seeds > 1 ? `${o.seed}..${o.seed + o.seeds - 1}` : o.seed,
       adapter: describeAdapter(gpu.report),
       date: start.toISOString(),
       settings,

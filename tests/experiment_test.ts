@@ -143,6 +143,7 @@ const ROWS: ExperimentResult[] = [
   {
     method: "dense",
     optimizer: "adam",
+    seed: 1111,
     data: "synthetic, corpus",
     steps: 10,
     valPpl: 12.3456,
@@ -162,6 +163,7 @@ const ROWS: ExperimentResult[] = [
   {
     method: "set",
     optimizer: "adam",
+    seed: 1111,
     data: "synthetic, corpus",
     steps: null,
     valPpl: null,
@@ -181,6 +183,7 @@ const ROWS: ExperimentResult[] = [
   {
     method: "gmp",
     optimizer: "adam",
+    seed: 1111,
     data: "synthetic, corpus",
     steps: null,
     valPpl: null,
@@ -205,6 +208,7 @@ Deno.test("experiments: results.csv quotes commas, quotes and newlines and parse
   assert.deepEqual(rows[0], [
     "method",
     "optimizer",
+    "seed",
     "data",
     "steps",
     "val_ppl",
@@ -224,6 +228,7 @@ Deno.test("experiments: results.csv quotes commas, quotes and newlines and parse
   assert.deepEqual(rows[1], [
     "dense",
     "adam",
+    "1111",
     "synthetic, corpus",
     "10",
     "12.3456",
@@ -239,9 +244,9 @@ Deno.test("experiments: results.csv quotes commas, quotes and newlines and parse
     "20.50 12.35",
     "",
   ]);
-  assert.deepEqual(rows[2][15], 'failed: RangeError: bad "k", see\nline | two');
-  assert.deepEqual(rows[2].slice(3, 10), ["", "", "", "", "", "", ""]);
-  assert.deepEqual(rows[3][15], "skipped: method gmp is not registered");
+  assert.deepEqual(rows[2][16], 'failed: RangeError: bad "k", see\nline | two');
+  assert.deepEqual(rows[2].slice(4, 11), ["", "", "", "", "", "", ""]);
+  assert.deepEqual(rows[3][16], "skipped: method gmp is not registered");
   // the raw text doubles the quotes inside the quoted field
   assert.match(csv, /"failed: RangeError: bad ""k"", see\nline \| two"/);
 });
@@ -265,9 +270,9 @@ Deno.test("experiments: results.md has the header, one row per run and the paper
       "- adapter: llvmpipe",
       "- date: 2025-01-01",
       "- model: tiny",
-      "| dense | adam | 12.35 | 13.50 | 1000 / 1000 | 1.000 | 1.000 | 3 | 0.4500 → 0.0050 | 12 |  |",
+      "| dense | adam | 1111 | 12.35 | 13.50 | 1000 / 1000 | 1.000 | 1.000 | 3 | 0.4500 → 0.0050 | 12 |  |",
       // a pipe or newline in a note must not break the table
-      '| set | adam |  |  |  |  |  |  |  | 3 | failed: RangeError: bad "k", see line \\| two |',
+      '| set | adam | 1111 |  |  |  |  |  |  |  | 3 | failed: RangeError: bad "k", see line \\| two |',
       // the per-epoch validation curve of each finished run
       "| method | optimizer | 1 | 2 |",
       "| dense | adam | 20.50 | 12.35 |",
@@ -283,7 +288,7 @@ Deno.test("experiments: results.md has the header, one row per run and the paper
     l.startsWith("| ") && !l.startsWith("| method")
   );
   assert.deepEqual(tableRows.length, 3);
-  for (const l of tableRows) assert.deepEqual(l.split(/(?<!\\)\|/).length, 13);
+  for (const l of tableRows) assert.deepEqual(l.split(/(?<!\\)\|/).length, 14);
 });
 
 Deno.test("experiments: the runner records failures and skips and keeps going", async () => {
@@ -359,11 +364,17 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
   const csv = parseCsv(await Deno.readTextFile(`${dir}/results.csv`));
   assert.deepEqual(csv.length, 5);
   const files = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
-  assert.deepEqual(files, ["dense-adam", "results.csv", "results.md", "selfish-adam", "set-adam"]);
-  const runFiles = [...Deno.readDirSync(`${dir}/dense-adam`)].map((e) => e.name).sort();
+  assert.deepEqual(files, [
+    "dense-adam-seed1111",
+    "results.csv",
+    "results.md",
+    "selfish-adam-seed1111",
+    "set-adam-seed1111",
+  ]);
+  const runFiles = [...Deno.readDirSync(`${dir}/dense-adam-seed1111`)].map((e) => e.name).sort();
   assert.deepEqual(runFiles, ["config.json", "result.json", "summary.json"]);
   // the same command again: finished runs are kept, the failed one runs, from its checkpoint
-  await Deno.writeTextFile(`${dir}/set-adam/run.ckpt`, "a checkpoint");
+  await Deno.writeTextFile(`${dir}/set-adam-seed1111/run.ckpt`, "a checkpoint");
   const again: TrainConfig[] = [];
   const rerun = await runExperiment({} as Gpu, runs, data, {
     outDir: dir,
@@ -373,7 +384,10 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
     log: (l) => lines.push(l),
     trainFn: ((g: Gpu, c: TrainConfig) => (again.push(c), fakeTrain(g, c))) as never,
   });
-  assert.deepEqual(again.map((c) => [c.method, c.resume]), [["set", `${dir}/set-adam/run.ckpt`]]);
+  assert.deepEqual(again.map((c) => [c.method, c.resume]), [[
+    "set",
+    `${dir}/set-adam-seed1111/run.ckpt`,
+  ]]);
   assert.deepEqual(rerun.map((r) => r.status), ["ok", "skipped", "failed", "ok"]);
   assert.deepEqual(rerun[3], rows[3]);
   assert.match(lines.join("\n"), /\[1\/4\] dense\/adam: done earlier \(val ppl 10.00\), kept/);
@@ -436,6 +450,16 @@ Deno.test("experiment CLI: parser rejects bad input with one clear message", () 
     ["momentum", "ntasgd"],
   );
   assert.deepEqual(runs.length, 10);
+  // --seeds N: N runs per method and optimizer, seeds seed .. seed + N - 1
+  const seeded = parseExperimentArgs(["table2-small", "--seeds", "3", "--seed", "5"]);
+  const grid = planExperiment(EXPERIMENTS["table2-small"], seeded.options, 300);
+  assert.deepEqual(grid.length, 33);
+  assert.deepEqual(grid.slice(0, 3).map((r) => [r.method, r.config.seed]), [
+    ["dense", 5],
+    ["dense", 6],
+    ["dense", 7],
+  ]);
+  assert.throws(() => parseExperimentArgs(["table2-small", "--seeds", "0"]), /--seeds/);
 });
 
 async function runCli(args: string[]): Promise<{ code: number; out: string }> {
@@ -514,13 +538,14 @@ Deno.test({
     assert.match(md, /- steps: 4 per run: 2 epochs of 2 steps/);
     assert.match(md, /connectivity updates: 1 per dynamic run, after steps 2 /);
     assert.match(md, /\| selfish \| adam \|/);
-    for (const f of ["dense-adam", "selfish-adam"]) {
+    for (const f of ["dense-adam-seed1111", "selfish-adam-seed1111"]) {
       const s = JSON.parse(await Deno.readTextFile(`${out}/${f}/summary.json`));
       assert.deepEqual(s.steps, 4);
       assert.deepEqual(s.config.nhid, 16);
     }
     assert.deepEqual([...Deno.readDirSync(out)].filter((e) => e.name.endsWith(".tmp")).length, 0);
-    const runFiles = [...Deno.readDirSync(`${out}/selfish-adam`)].map((e) => e.name).sort();
+    const runFiles = [...Deno.readDirSync(`${out}/selfish-adam-seed1111`)].map((e) => e.name)
+      .sort();
     assert.deepEqual(runFiles, [
       "config.json",
       "log.csv",
