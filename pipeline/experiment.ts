@@ -400,7 +400,7 @@ export interface ExperimentResult {
   lastRemovalRate: number | null;
   /** Validation perplexity at each epoch end. */
   epochValPpl: number[];
-  status: "ok" | "failed" | "skipped" | "interrupted";
+  status: "ok" | "failed" | "skipped" | "interrupted" | "missing";
   /** Error message of a failed run, reason of a skipped one, else empty. */
   note: string;
 }
@@ -632,6 +632,11 @@ export interface RunnerOptions {
   log?: (line: string) => void;
   /** Injectable trainer (tests); defaults to {@linkcode train}. */
   trainFn?: typeof train;
+  /**
+   * Write `results.csv` and `results.md` (default); an executor's worker, which runs one of
+   * many runs, writes only its run's directory.
+   */
+  tables?: boolean;
 }
 
 /** A run's directory in the experiment's: its config, log, checkpoint, summary and result. */
@@ -646,6 +651,65 @@ async function readIfExists(path: string): Promise<string | null> {
     if (e instanceof Deno.errors.NotFound) return null;
     throw e;
   }
+}
+
+/** The row of a run that has no figures (yet): its names and nothing measured. */
+function emptyResult(run: PlannedRun, data: string) {
+  return {
+    method: run.method,
+    optimizer: run.optimizer,
+    seed: run.config.seed,
+    data,
+    steps: null,
+    valPpl: null,
+    testPpl: null,
+    parameters: null,
+    activeParameters: null,
+    trainFlopsXDense: null,
+    inferenceFlopsXDense: null,
+    updates: null,
+    firstRemovalRate: null,
+    lastRemovalRate: null,
+    epochValPpl: [],
+  };
+}
+
+/** Writes `results.csv` and `results.md` of `rows` into `outDir`. */
+export async function writeResultTables(
+  outDir: string,
+  header: ResultsHeader,
+  rows: readonly ExperimentResult[],
+): Promise<void> {
+  await writeAtomic(`${outDir}/results.csv`, resultsCsv(rows));
+  await writeAtomic(`${outDir}/results.md`, resultsMarkdown(header, rows));
+}
+
+/**
+ * The rows of `runs` as their directories hold them (an executor's workers wrote them): a
+ * finished run's `result.json`, a failed one's note, else `missing`.
+ *
+ * @example
+ * ```ts ignore
+ * await writeResultTables(outDir, header, await collectResults(runs, outDir, data.description));
+ * ```
+ */
+export async function collectResults(
+  runs: readonly PlannedRun[],
+  outDir: string,
+  data: string,
+): Promise<ExperimentResult[]> {
+  return await Promise.all(runs.map(async (run) => {
+    const dir = `${outDir}/${runDirName(run.method, run.optimizer, run.config.seed)}`;
+    const done = await readIfExists(`${dir}/result.json`);
+    if (done !== null) return JSON.parse(done) as ExperimentResult;
+    const failed = await readIfExists(`${dir}/failed.json`);
+    return {
+      ...emptyResult(run, data),
+      elapsedSec: null,
+      status: failed !== null ? "failed" : "missing",
+      note: failed !== null ? (JSON.parse(failed) as { note: string }).note : "not run yet",
+    } satisfies ExperimentResult;
+  }));
 }
 
 /**
@@ -673,26 +737,10 @@ export async function runExperiment(
   const trainFn = options.trainFn ?? train;
   const rows: ExperimentResult[] = [];
   const flush = async () => {
-    await writeAtomic(`${options.outDir}/results.csv`, resultsCsv(rows));
-    await writeAtomic(`${options.outDir}/results.md`, resultsMarkdown(options.header, rows));
+    if (options.tables === false) return;
+    await writeResultTables(options.outDir, options.header, rows);
   };
-  const empty = (run: PlannedRun) => ({
-    method: run.method,
-    optimizer: run.optimizer,
-    seed: run.config.seed,
-    data: data.description,
-    steps: null,
-    valPpl: null,
-    testPpl: null,
-    parameters: null,
-    activeParameters: null,
-    trainFlopsXDense: null,
-    inferenceFlopsXDense: null,
-    updates: null,
-    firstRemovalRate: null,
-    lastRemovalRate: null,
-    epochValPpl: [],
-  });
+  const empty = (run: PlannedRun) => emptyResult(run, data.description);
   for (const [i, run] of runs.entries()) {
     const name = `${run.method}/${run.optimizer}` +
       (runs.some((r) => r.config.seed !== run.config.seed) ? ` seed ${run.config.seed}` : "");
@@ -760,6 +808,7 @@ export async function runExperiment(
           "\n",
       );
       await writeAtomic(`${dir}/result.json`, JSON.stringify(row, null, 2) + "\n");
+      await Deno.remove(`${dir}/failed.json`).catch(() => {}); // an earlier attempt's
       log(
         `${tag}: val ppl ${s.valPpl.toFixed(2)}, test ppl ${s.testPpl.toFixed(2)}, ` +
           `${s.activeParameters}/${s.parameters} params, ${wall.toFixed(0)} s`,
@@ -768,6 +817,7 @@ export async function runExperiment(
       const wall = (performance.now() - t0) / 1000;
       const note = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
       rows.push({ ...empty(run), elapsedSec: wall, status: "failed", note });
+      await writeAtomic(`${dir}/failed.json`, JSON.stringify({ note }) + "\n");
       log(`${tag}: FAILED after ${wall.toFixed(0)} s: ${note}`);
     }
     await flush();

@@ -17,21 +17,27 @@ import { loadTrainingData } from "./train.ts";
 import { modelFamily } from "../models/families.ts";
 import { runModelConfig } from "./run/setup.ts";
 import { METHODS } from "./sparsity/methods/mod.ts";
+import { runLocalJobs, slurmScript, submitSlurm, sweepFlags, workerArgs } from "./executor.ts";
+import { writeAtomic } from "./atomic.ts";
 import { METHOD_NAMES } from "./sparsity/method.ts";
 import {
+  collectResults,
   EXPERIMENT_DEFAULTS,
   experimentCost,
   ExperimentError,
   type ExperimentOptions,
   experimentPlan,
+  type ExperimentResult,
   EXPERIMENTS,
   OPTIMIZER_SETTINGS,
   planExperiment,
   planProblems,
   planSummary,
   type ResultsHeader,
+  runDirName,
   runExperiment,
   windowsPerEpoch,
+  writeResultTables,
 } from "./experiment.ts";
 
 const d = EXPERIMENT_DEFAULTS;
@@ -65,6 +71,11 @@ Flags:
                      that need dense gradients or momentum, RigL and SNFS, and ISS stay masked)
   --out DIR          output directory (default experiments/NAME-TIMESTAMP)
   --quiet            no per-step progress lines, one line per run
+  --executor local|slurm  local (default): this process, or --jobs N worker processes at once;
+                     slurm: an sbatch job array, one task per run (--partition P --time T
+                     --gpus-per-task N --sbatch-arg=--mem=16G ...; --dry-run writes the
+                     script into --out without submitting); rerunning continues a sweep
+  --run-index K      run only run K of the grid (what the workers run)
   ${GPU_FLAG_USAGE}`;
 
 function positiveInt(flag: string, raw: string | undefined): number | null {
@@ -114,6 +125,23 @@ export interface ExperimentArgs {
   options: ExperimentOptions;
   out: string | null;
   quiet: boolean;
+  /** Where the runs execute (`executor.ts`). */
+  executor: ExecutorArgs;
+}
+
+/** The executor's flags. */
+export interface ExecutorArgs {
+  kind: "local" | "slurm";
+  /** Concurrent worker processes of the local executor (1: this process, in turn). */
+  jobs: number;
+  /** A worker: run only this run of the grid (`--run-index`). */
+  runIndex: number | null;
+  /** Slurm: write the script without submitting it. */
+  dryRun: boolean;
+  partition: string | null;
+  time: string | null;
+  gpusPerTask: string | null;
+  sbatchArgs: string[];
 }
 
 /**
@@ -153,6 +181,14 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
         storage: { type: "string" },
         out: { type: "string" },
         quiet: { type: "boolean" },
+        executor: { type: "string" },
+        jobs: { type: "string" },
+        "run-index": { type: "string" },
+        "dry-run": { type: "boolean" },
+        partition: { type: "string" },
+        time: { type: "string" },
+        "gpus-per-task": { type: "string" },
+        "sbatch-arg": { type: "string", multiple: true },
       },
       strict: true,
       allowPositionals: true,
@@ -221,7 +257,33 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
   if (v.out === "") throw new ExperimentError("--out: expected a directory");
   // catch --methods outside the experiment's grid before any data or GPU work
   planExperiment(EXPERIMENTS[name], options, 1);
-  return { name, options, out: v.out ?? null, quiet: v.quiet ?? false };
+  const kind = v.executor ?? "local";
+  if (kind !== "local" && kind !== "slurm") {
+    throw new ExperimentError(`--executor: expected local or slurm, got ${JSON.stringify(kind)}`);
+  }
+  const runIndex = number(
+    "run-index",
+    v["run-index"],
+    (x) => Number.isInteger(x) && x >= 0,
+    "an integer >= 0",
+  );
+  const executor: ExecutorArgs = {
+    kind,
+    jobs: positiveInt("jobs", v.jobs) ?? 1,
+    runIndex,
+    dryRun: v["dry-run"] ?? false,
+    partition: v.partition ?? null,
+    time: v.time ?? null,
+    gpusPerTask: v["gpus-per-task"] ?? null,
+    sbatchArgs: v["sbatch-arg"] ?? [],
+  };
+  if (kind === "slurm" && executor.jobs > 1) {
+    throw new ExperimentError("--jobs is the local executor's; Slurm runs one array task per run");
+  }
+  if (kind === "local" && (executor.dryRun || executor.partition || executor.time)) {
+    throw new ExperimentError("--dry-run, --partition and --time are the slurm executor's");
+  }
+  return { name, options, out: v.out ?? null, quiet: v.quiet ?? false, executor };
 }
 
 function timestamp(date: Date): string {
@@ -250,6 +312,64 @@ export function experimentList(): string {
   ].join("\n");
 }
 
+const SCRIPT = new URL(import.meta.url).pathname;
+
+function withoutOut(flags: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < flags.length; i++) {
+    if (flags[i] === "--out") i++;
+    else if (!flags[i].startsWith("--out=")) out.push(flags[i]);
+  }
+  return out;
+}
+
+/** Writes the sweep's sbatch script into `outDir` and submits it (unless `--dry-run`). */
+async function submitSweep(
+  name: string,
+  argv: string[],
+  outDir: string,
+  tasks: number,
+  ex: ExecutorArgs,
+): Promise<number> {
+  await Deno.mkdir(outDir, { recursive: true });
+  const out = outDir.startsWith("/") ? outDir : `${Deno.cwd()}/${outDir}`;
+  const flags = [...withoutOut(sweepFlags(argv)), "--out", out, "--quiet"];
+  const script = `${out}/sbatch.sh`;
+  await writeAtomic(
+    script,
+    slurmScript({
+      jobName: `selfish-${name}`,
+      cwd: Deno.cwd(),
+      command: [
+        Deno.execPath(),
+        ...workerArgs(SCRIPT, flags, 0).slice(0, -1),
+        "$SLURM_ARRAY_TASK_ID",
+      ],
+      tasks,
+      output: `${out}/slurm-%A_%a.out`,
+      partition: ex.partition ?? undefined,
+      time: ex.time ?? undefined,
+      gpusPerTask: ex.gpusPerTask ?? undefined,
+      extra: ex.sbatchArgs,
+    }),
+  );
+  if (ex.dryRun) {
+    console.log(`wrote ${script} (${tasks} array tasks); submit it with: sbatch ${script}`);
+    return 0;
+  }
+  let id: string;
+  try {
+    id = await submitSlurm(script);
+  } catch (e) {
+    throw new ExperimentError((e as Error).message);
+  }
+  console.log(
+    `submitted ${script} as Slurm job ${id} (${tasks} array tasks); when they end: ` +
+      `deno task report ${outDir}`,
+  );
+  return 0;
+}
+
 /** Runs the CLI; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -270,6 +390,14 @@ export async function main(argv: string[]): Promise<number> {
     const plan = experimentPlan(o, perEpoch);
     const problems = planProblems(runs, plan);
     if (problems.length) throw new ExperimentError(problems.join("; "));
+    const ex = args.executor;
+    if (ex.runIndex !== null && ex.runIndex >= runs.length) {
+      throw new ExperimentError(`--run-index ${ex.runIndex}: the grid has ${runs.length} runs`);
+    }
+    if (ex.kind === "slurm" && ex.runIndex === null) {
+      const outDir = args.out ?? `experiments/${def.name}-${timestamp(new Date())}`;
+      return await submitSweep(def.name, argv, outDir, runs.length, ex);
+    }
     const gpu = await openGpuFromFlags("experiment", {
       adapter: o.adapter ?? undefined,
       variant: o.variant ?? undefined,
@@ -324,15 +452,52 @@ export async function main(argv: string[]): Promise<number> {
         `; writing to ${outDir}`,
     );
     for (const s of settings) console.log(`  ${s}`);
-    const rows = await runExperiment(gpu, runs, data, {
-      outDir,
-      available: (m) => METHODS[m] !== undefined,
-      header,
-      quiet: args.quiet,
-    });
+    if (ex.runIndex !== null) {
+      // a worker: its run alone, into its directory
+      const rows = await runExperiment(gpu, [runs[ex.runIndex]], data, {
+        outDir,
+        available: (m) => METHODS[m] !== undefined,
+        header,
+        quiet: args.quiet,
+        tables: false,
+      });
+      return rows.some((r) => r.status === "failed") ? 1 : 0;
+    }
+    let rows: ExperimentResult[];
+    if (ex.jobs > 1) {
+      const flags = [...withoutOut(sweepFlags(argv)), "--out", outDir];
+      const dirOf = (k: number) =>
+        `${outDir}/${runDirName(runs[k].method, runs[k].optimizer, runs[k].config.seed)}`;
+      for (const k of runs.keys()) await Deno.mkdir(dirOf(k), { recursive: true });
+      const logOf = (k: number) => `${dirOf(k)}/worker.log`;
+      console.log(
+        `  local executor: ${ex.jobs} worker processes, each run's output in its worker.log`,
+      );
+      const ended = await runLocalJobs(
+        Deno.execPath(),
+        (k) => workerArgs(SCRIPT, flags, k),
+        runs.map((_, k) => k),
+        ex.jobs,
+        logOf,
+      );
+      for (const w of ended.filter((w) => w.code !== 0)) {
+        console.log(
+          `run ${w.index} failed (exit ${w.code}); the end of ${logOf(w.index)}:\n${w.tail}`,
+        );
+      }
+      rows = await collectResults(runs, outDir, data.description);
+      await writeResultTables(outDir, header, rows);
+    } else {
+      rows = await runExperiment(gpu, runs, data, {
+        outDir,
+        available: (m) => METHODS[m] !== undefined,
+        header,
+        quiet: args.quiet,
+      });
+    }
     console.log(`\n${await Deno.readTextFile(`${outDir}/results.md`)}`);
     console.log(`results: ${outDir}/results.csv, ${outDir}/results.md`);
-    return rows.some((r) => r.status === "failed") ? 1 : 0;
+    return rows.some((r) => r.status === "failed" || r.status === "missing") ? 1 : 0;
   } catch (e) {
     if (e instanceof ExperimentError || e instanceof DataError) {
       console.error(`experiment: ${e.message}`);

@@ -35,3 +35,16 @@ export function tinyData(): TrainingData {
   });
   return { corpus: s, optimalPerplexity: s.optimalPerplexity, description: "tiny synthetic" };
 }
+
+/** A table2-small sweep small enough for the tests: 2 epochs of 2 steps, one 16-unit layer. */
+export const TINY_SWEEP: readonly string[] = [
+  "table2-small",
+  "--epochs",
+  "2",
+  "--epoch-steps",
+  "2",
+  "--nhid",
+  "16",
+  "--nlayers",
+  "1",
+];

@@ -1,4 +1,5 @@
 import { evenPlan } from "../pipeline/plan.ts";
+import { TINY_SWEEP } from "./_train_util.ts";
 import assert from "node:assert/strict";
 import {
   EXPERIMENT_DEFAULTS,
@@ -464,7 +465,7 @@ Deno.test("experiment CLI: parser rejects bad input with one clear message", () 
 
 async function runCli(args: string[]): Promise<{ code: number; out: string }> {
   const p = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", "--allow-env", CLI, ...args],
+    args: ["run", "--allow-read", "--allow-write", "--allow-env", "--allow-run", CLI, ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -498,15 +499,7 @@ Deno.test({
     const dir = await Deno.makeTempDir();
     const out = `${dir}/run`;
     const r = await runCli([
-      "table2-small",
-      "--epochs",
-      "2",
-      "--epoch-steps",
-      "2",
-      "--nhid",
-      "16",
-      "--nlayers",
-      "1",
+      ...TINY_SWEEP,
       "--methods",
       "dense,selfish",
       "--quiet",
@@ -555,15 +548,7 @@ Deno.test({
     ]);
     // the same command again trains nothing
     const again = await runCli([
-      "table2-small",
-      "--epochs",
-      "2",
-      "--epoch-steps",
-      "2",
-      "--nhid",
-      "16",
-      "--nlayers",
-      "1",
+      ...TINY_SWEEP,
       "--methods",
       "dense,selfish",
       "--quiet",
@@ -602,4 +587,75 @@ Deno.test("experiments: --storage csr runs supported methods truly sparse, RigL/
     planExperiment(EXPERIMENTS["table2-small"], EXPERIMENT_DEFAULTS, 286)
       .every((r) => r.config.storage === "masked"),
   );
+});
+
+Deno.test({
+  name: "experiment CLI: a sweep killed midway and rerun with --jobs 2 trains only what is missing",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const out = `${dir}/sweep`;
+    const args = [
+      ...TINY_SWEEP,
+      "--methods",
+      "dense,static-uniform,selfish",
+      "--quiet",
+      "--out",
+      out,
+    ];
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-write", "--allow-env", "--allow-run", CLI, ...args],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const first = `${out}/dense-adam-seed1111/result.json`;
+    for (let t = 0; t < 600; t++) {
+      if (await Deno.stat(first).then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill("SIGKILL");
+    await child.status;
+    const kept = await Deno.readTextFile(first);
+    const again = await runCli([...args, "--jobs", "2"]);
+    if (again.code !== 0) throw new Error(`rerun: exit ${again.code}\n${again.out}`);
+    assert.deepEqual(await Deno.readTextFile(first), kept);
+    const log = await Deno.readTextFile(`${out}/dense-adam-seed1111/worker.log`);
+    assert.match(log, /done earlier/);
+    const csv = parseCsv(await Deno.readTextFile(`${out}/results.csv`));
+    const col = (name: string) => csv[0].indexOf(name);
+    assert.deepEqual(csv.slice(1).map((r) => [r[col("method")], r[col("steps")]]), [
+      ["dense", "4"],
+      ["static-uniform", "4"],
+      ["selfish", "4"],
+    ]);
+    // the Slurm executor's script, written without submitting
+    const slurm = await runCli([
+      ...args,
+      "--executor",
+      "slurm",
+      "--dry-run",
+      "--partition",
+      "gpu",
+      "--time",
+      "02:00:00",
+      "--gpus-per-task",
+      "1",
+      "--sbatch-arg=--mem=16G",
+    ]);
+    if (slurm.code !== 0) throw new Error(`slurm dry run: ${slurm.out}`);
+    const script = await Deno.readTextFile(`${out}/sbatch.sh`);
+    for (
+      const line of [
+        "#SBATCH --array=0-2",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=02:00:00",
+        "#SBATCH --gpus-per-task=1",
+        "#SBATCH --mem=16G",
+        '--run-index "$SLURM_ARRAY_TASK_ID"',
+      ]
+    ) assert.ok(script.includes(line), `${line} in\n${script}`);
+    assert.ok(!script.includes("--dry-run") && !script.includes("--executor"), script);
+    await Deno.remove(dir, { recursive: true });
+  },
 });
