@@ -51,6 +51,17 @@ export interface OptimizerSetting {
 }
 
 /**
+ * Settings of one method in every experiment, over the run's defaults. ISS's group Lasso at the
+ * train default (λ 0.002, sized for the 64-unit default model) shrinks every unit of the
+ * experiments' 2×200 LSTM under Adam alike and none is removed (synthetic table2-small: val
+ * ppl 104.0); λ 2e-4 removed 48 and 2 of the 200 units in 400 steps at val ppl 6.66, 5e-5 none
+ * (6.41) (`bench/results/iss-runs.md`).
+ */
+export const METHOD_SETTINGS: Readonly<Partial<Record<MethodName, Partial<TrainConfig>>>> = {
+  iss: { issLambda: 2e-4 },
+};
+
+/**
  * Per-optimizer settings for the small stacked LSTM (200 units, 2 layers, batch 20, bptt 35),
  * chosen by 120-step runs on the synthetic corpus (optimal ppl 5.46) on llvmpipe:
  * Adam (β1 = 0, as in the Selfish-RNN code) at lr 2e-3 reached val ppl 19.5 (dense) / 47.8
@@ -319,6 +330,7 @@ export function planExperiment(
             updateEvery: options.updateEvery,
             denseTensors: [...DEFAULTS.denseTensors],
             storage: options.storage === "csr" && !csrUnsupported(method) ? "csr" : "masked",
+            ...METHOD_SETTINGS[method],
           },
         });
       }

@@ -20,7 +20,7 @@ import { experimentList, parseExperimentArgs } from "../pipeline/experiment_cli.
 import { METHOD_NAMES } from "../pipeline/sparsity/method.ts";
 import type { TrainingData, TrainSummary } from "../pipeline/train.ts";
 import type { Gpu } from "../kernels/runtime/runtime.ts";
-import type { TrainConfig } from "../pipeline/config.ts";
+import { DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
 
 const CLI = new URL("../pipeline/experiment_cli.ts", import.meta.url).pathname;
 
@@ -61,6 +61,9 @@ Deno.test("experiments: table2-small holds every method of Table 2, in the paper
   assert.deepEqual([...t2.methods].sort(), [...METHOD_NAMES].sort());
   const runs = planExperiment(t2, EXPERIMENT_DEFAULTS, 286);
   assert.deepEqual(runs.map((r) => r.method), [...t2.methods]);
+  // a method's own experiment settings (ISS's λ sized for the 2×200 model), the rest the run's
+  assert.deepEqual(runs.find((r) => r.method === "iss")!.config.issLambda, 2e-4);
+  assert.deepEqual(runs.find((r) => r.method === "gmp")!.config.issLambda, DEFAULTS.issLambda);
   // same seed, plan, size and density everywhere: only the method changes
   for (const r of runs) {
     assert.deepEqual(r.config.seed, EXPERIMENT_DEFAULTS.seed);
