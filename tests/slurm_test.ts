@@ -12,8 +12,11 @@ const EXPERIMENT = new URL("../pipeline/experiment_cli.ts", import.meta.url).pat
 const REPORT = new URL("../pipeline/report_cli.ts", import.meta.url).pathname;
 const DAEMONS = ["/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/bin/sbatch"];
 
-function whyNot(): string | null {
-  if (Deno.uid() !== 0) return "not root";
+/** Why Slurm cannot be started here, or `null` (needs only --allow-read and --allow-run). */
+async function whyNot(): Promise<string | null> {
+  const id = await new Deno.Command("id", { args: ["-u"], stdout: "piped" }).output()
+    .then((o) => new TextDecoder().decode(o.stdout).trim(), () => "");
+  if (id !== "0") return "not root";
   for (const d of DAEMONS) {
     try {
       Deno.statSync(d);
@@ -24,7 +27,7 @@ function whyNot(): string | null {
   return null;
 }
 
-const why = whyNot();
+const why = await whyNot();
 if (why) {
   console.log(`slurm_test: Slurm cannot be started here (${why}); the Slurm test is ignored`);
 }
