@@ -1,4 +1,6 @@
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import { ShrinkError, shrinkModel } from "../pipeline/model_file/shrink.ts";
+import type { ModelWeights } from "../pipeline/model_file/model_file.ts";
 import { DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
 import { train } from "../pipeline/train.ts";
 import { deadUnits, issPenalty, unitGroupSquares } from "../pipeline/sparsity/methods/iss.ts";
@@ -191,4 +193,53 @@ Deno.test({
     deepEqual(resumed.updates.map((u) => u.removed), updates);
     await Deno.remove(dir, { recursive: true });
   },
+});
+
+Deno.test("iss: shrinking cuts a removed unit out of every tensor that holds it (RHN)", () => {
+  const rhn = modelFamily("rhn");
+  const config = {
+    vocab: 5,
+    embed: 3,
+    hidden: 4,
+    depth: 2,
+    tied: false,
+    dropout: 0,
+    dropouth: 0,
+    dropouti: 0,
+    dropoute: 0,
+  };
+  const dead = 2; // unit 2 left the masks: its rows in both blocks, its columns
+  const weights: ModelWeights = { values: new Map(), masks: new Map() };
+  const units = rhn.hiddenUnits!(config)[0];
+  for (const spec of rhn.paramSpecs(config)) {
+    const [R, C = 1] = spec.shape;
+    const v = Float32Array.from({ length: R * C }, (_, i) => i + 1);
+    const rows = units.rows.includes(spec.name) || units.biases.includes(spec.name);
+    const cols = units.cols.includes(spec.name);
+    if (spec.shape.length === 2) {
+      const m = Float32Array.from(
+        { length: R * C },
+        (_, i) => (rows && Math.floor(i / C) % 4 === dead) || (cols && i % C === dead) ? 0 : 1,
+      );
+      weights.masks.set(spec.name, m);
+      v.forEach((_, i) => (v[i] *= m[i]));
+    }
+    weights.values.set(spec.name, v);
+  }
+  const { config: next, weights: small, sizes } = shrinkModel(rhn, config, weights);
+  deepEqual(sizes, [3]);
+  equal((next as typeof config).hidden, 3);
+  const R1 = small.values.get("rnns.0.highways.1.R.weight")!;
+  equal(R1.length, 6 * 3);
+  // row 4 of the new [6, 3] R is block T's unit 1 (old row 4 + 1 = 5); its columns 0, 1, 3
+  const old = weights.values.get("rnns.0.highways.1.R.weight")!;
+  deepEqual([...R1.subarray(4 * 3, 5 * 3)], [old[5 * 4 + 0], old[5 * 4 + 1], old[5 * 4 + 3]]);
+  deepEqual(small.values.get("fc1.weight")!.length, 5 * 3);
+  deepEqual(small.values.get("rnns.0.highways.0.W.weight")!.length, 6 * 3);
+  deepEqual(
+    [...small.values.get("rnns.0.highways.0.W.bias")!],
+    [1, 2, 4, 5, 6, 8].map(Number),
+  );
+  equal(small.masks.size, 0);
+  throws(() => shrinkModel(rhn, { ...config, tied: true, embed: 4 }, weights), ShrinkError);
 });

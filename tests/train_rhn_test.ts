@@ -1,5 +1,4 @@
-import { ConfigError, DEFAULTS, type TrainConfig, trainConfig } from "../pipeline/config.ts";
-import * as assert from "node:assert/strict";
+import { DEFAULTS, type TrainConfig, trainConfig } from "../pipeline/config.ts";
 import { sparsityMethod } from "../pipeline/sparsity/stage.ts";
 import { train } from "../pipeline/train.ts";
 import { LossRecorder, tinyData } from "./_train_util.ts";
@@ -83,11 +82,31 @@ Deno.test({
     const data = tinyData();
     const base: TrainConfig = { ...RHN, density: 0.4, maxSteps: 12, epochSteps: 4, epochs: 3 };
     const runs: TrainConfig[] = [];
-    // ISS removes hidden units, which only the stacked LSTM defines: refused by name
-    await assert.rejects(
-      () => train(gpu, { ...base, method: "iss" }, data, new LossRecorder()),
-      (e: Error) => e instanceof ConfigError && /--method iss removes hidden units/.test(e.message),
+    // ISS on the RHN: its 8 state units across both blocks and every depth, one removal per
+    // epoch end; the masks are the live units' rows × columns
+    const iss = await train(
+      gpu,
+      {
+        ...base,
+        tied: false,
+        method: "iss",
+        issLambda: 0.2,
+        issThreshold: 0.95,
+        lr: 0.02,
+      },
+      data,
+      new LossRecorder(),
     );
+    const [h] = iss.hiddenSizes!;
+    if (!(h > 0 && h < 8) || !Number.isFinite(iss.testPpl)) {
+      throw new Error(`iss on rhn: hidden ${iss.hiddenSizes}, test ${iss.testPpl}`);
+    }
+    const near = (a: number, b: number) => Math.abs(a - b) < 1e-12;
+    if (
+      !near(iss.densities["rnns.0.highways.1.R.weight"], (h * h) / 64) ||
+      !near(iss.densities["rnns.0.highways.0.W.weight"], h / 8) ||
+      !near(iss.densities["fc1.weight"], h / 8)
+    ) throw new Error(`iss on rhn densities ${JSON.stringify(iss.densities)}`);
     for (const method of METHOD_NAMES.filter((m) => !sparsityMethod(m).structured)) {
       runs.push({ ...base, method, updateEvery: 2, pruneStart: 0.1, pruneEnd: 0.5 });
       if (!csrUnsupported(method)) {

@@ -208,6 +208,18 @@ export const rhnFamily: ModelFamily<RhnConfig> = {
   headBuffers: (c, rows) => decoderHeadBufferShapes(c.vocab, rows),
   width: (c) => c.hidden,
   withWidth: (c, w) => ({ ...c, hidden: w, embed: c.embed === c.hidden ? w : c.embed }),
+  // one layer of H state units across all depths: unit k's rows in both blocks (H and T) of W and
+  // every R_d, its columns in every R_d and in the decoder (tied: the embedding's)
+  hiddenUnits: (c) => [{
+    units: c.hidden,
+    rows: Array.from({ length: c.depth }, (_, d) => `rnns.0.highways.${d}.R.weight`)
+      .concat(["rnns.0.highways.0.W.weight"]),
+    cols: Array.from({ length: c.depth }, (_, d) => `rnns.0.highways.${d}.R.weight`)
+      .concat([c.tied ? "embedding.weight" : "fc1.weight"]),
+    biases: Array.from({ length: c.depth }, (_, d) => `rnns.0.highways.${d}.R.bias`)
+      .concat(["rnns.0.highways.0.W.bias"]),
+  }],
+  withHiddenSizes: (c, sizes) => (c.tied ? null : { ...c, hidden: sizes[0] }),
   create(gpu, c, seed): Model<RhnConfig> {
     const model = createRhn(gpu, c, seed);
     return {

@@ -106,7 +106,7 @@ export function createRun(
   if (method.structured && !family.hiddenUnits) {
     throw new ConfigError(
       `--method ${settings.method} removes hidden units, which --model ${family.name} does not ` +
-        "define (ISS runs on --model lstm)",
+        "define (ISS runs on --model lstm and rhn)",
     );
   }
   const units = method.structured ? family.hiddenUnits!(trained) : null;

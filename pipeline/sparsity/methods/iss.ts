@@ -11,7 +11,7 @@
  * a unit whose group norm has fallen below `--iss-threshold` × the median norm of its layer's
  * live units is removed for good: its rows and columns leave the masks, its weights are zeroed
  * and the masked optimizer keeps them at zero; a removed group's norm is 0, so it never
- * returns, and every layer keeps at least one unit. The model left is a smaller dense LSTM.
+ * returns, and every layer keeps at least one unit. The model left is a smaller dense one.
  *
  * The relative threshold is this project's rule (inferred): Wen et al. zero weights below an
  * absolute threshold, which depends on the initialisation's scale; the ratio to the layer's
