@@ -15,6 +15,7 @@ import { modelSettings, parseTrainArgs } from "../pipeline/config.ts";
 import { createOptimizer, optimizerStep } from "../pipeline/optimizer.ts";
 import { initSparsity } from "../pipeline/sparsity/stage.ts";
 import { optimizerSettings, sparsitySettings } from "../pipeline/run/settings.ts";
+import { longestWindow } from "../pipeline/run/data.ts";
 
 /** One row of the memory suite. */
 export interface MemoryRow extends Record<string, string | number> {
@@ -49,7 +50,7 @@ export async function benchMemory(
   const vocab = family.benchVocab ?? 10000;
   const c = family.config(modelSettings(config, vocab));
   const B = config.smallBatchSize ?? config.batchSize;
-  const T = config.variableBptt ? (config.bpttCap ?? config.bptt + 40) : config.bptt;
+  const T = longestWindow(config);
   const text = `${family.name} --preset ${preset} V=${vocab} B=${B} T=${T} ` +
     `${config.method} d=${config.density} ${config.optimizer}`;
   const rows: MemoryRow[] = [];

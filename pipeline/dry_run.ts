@@ -13,6 +13,7 @@ import type { TrainConfig } from "./config.ts";
 import { layerDensities, tensorBudgets } from "./sparsity/budget.ts";
 import { sparsityMethod } from "./sparsity/stage.ts";
 import { runModelConfig } from "./run/setup.ts";
+import { longestWindow } from "./run/data.ts";
 
 /** One row of the parameter table. */
 export interface ParameterRow {
@@ -89,7 +90,7 @@ export function parameterTable(config: TrainConfig, vocab: number): ParameterTab
     };
   });
   const B = config.smallBatchSize ?? config.batchSize;
-  const T = config.variableBptt ? (config.bpttCap ?? config.bptt + 40) : config.bptt;
+  const T = longestWindow(config);
   const buffers = Object.entries(family.headBuffers(trained, B * T, true))
     .map(([name, shape]) => ({ name, shape, bytes: 4 * numel(shape) }));
   return {

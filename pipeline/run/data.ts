@@ -50,6 +50,27 @@ export async function loadTrainingData(config: TrainConfig): Promise<TrainingDat
   };
 }
 
+/** The cap of `config`'s variable windows: `--bptt-cap`, else bptt + 40 (AWD's default). */
+function windowCap(config: Pick<TrainConfig, "bptt" | "bpttCap">): number {
+  return config.bpttCap ?? config.bptt + 40;
+}
+
+/**
+ * The longest training window of `config`: `--bptt`, or with `--variable-bptt` the windows' cap
+ * (what a session's buffers are sized for).
+ *
+ * @example
+ * ```ts
+ * import { longestWindow } from "./data.ts";
+ * longestWindow({ bptt: 70, bpttCap: 90, variableBptt: true }); // 90
+ * ```
+ */
+export function longestWindow(
+  config: Pick<TrainConfig, "bptt" | "bpttCap" | "variableBptt">,
+): number {
+  return config.variableBptt ? windowCap(config) : config.bptt;
+}
+
 /** Random streams of the passes' variable windows start here (`Rng(seed, stream)`). */
 const PASS_STREAM = 0x5000_0000;
 
@@ -83,7 +104,7 @@ export function runData(config: TrainConfig, data: TrainingData): RunData {
     ? batchify(corpus.valid.subarray(0, config.validTokens), config.evalBatchSize, "valid prefix")
     : validFull;
   const fixed = bpttWindows(train, config.bptt);
-  const cap = config.bpttCap ?? config.bptt + 40;
+  const cap = windowCap(config);
   let cached: { pass: number; windows: Window[] } | null = null;
   const passWindows = (p: number): Window[] => {
     if (!config.variableBptt) return fixed;
@@ -97,7 +118,7 @@ export function runData(config: TrainConfig, data: TrainingData): RunData {
   return {
     train,
     passWindows,
-    maxWindow: config.variableBptt ? cap : config.bptt,
+    maxWindow: longestWindow(config),
     valid,
     validFull,
     test: batchify(corpus.test, config.testBatchSize ?? config.evalBatchSize, "test"),
