@@ -7,7 +7,7 @@
  */
 
 import { addUpdateFlops, forwardFlops } from "../sparsity/flops.ts";
-import { gateDensities, sparsityDensities, sparsityUpdate } from "../sparsity/stage.ts";
+import { sparsityDensities, sparsityUpdate } from "../sparsity/stage.ts";
 import { overallDensity } from "./log_stage.ts";
 import { inMaskedForm } from "./storage_switch.ts";
 import type { RunContext, RunState } from "./types.ts";
@@ -39,12 +39,7 @@ export async function connectivityStep(ctx: RunContext, state: RunState): Promis
       units: ctx.units ?? undefined,
     });
     report = u;
-    // the topology after the update, per gate: one mask readback per tensor, per update
-    const gates = await gateDensities(ctx.gpu, u.state, ctx.model.params);
-    const history = u.state.history.map((h, i, all) =>
-      i === all.length - 1 ? { ...h, gateDensities: gates } : h
-    );
-    return { ...s, sparsity: { ...u.state, history } };
+    return { ...s, sparsity: u.state };
   });
   const p = next.sparsity.history[next.sparsity.history.length - 1]?.removalRate ?? NaN;
   ctx.printer.say(

@@ -247,14 +247,17 @@ export async function sparsityUpdate(
       optimizer: at.optimizer,
       units: at.units,
     });
+    const next = state.tensors.map((t, i) => ({
+      ...t,
+      budget: tensors[i].budget,
+      nnz: tensors[i].nnz,
+    }));
+    // the topology left, per row block: one mask readback per tensor, once per update
+    const gates = await gateDensities(gpu, { ...state, tensors: next }, params);
     return {
       state: {
         ...state,
-        tensors: state.tensors.map((t, i) => ({
-          ...t,
-          budget: tensors[i].budget,
-          nnz: tensors[i].nnz,
-        })),
+        tensors: next,
         updates: state.updates + 1,
         lastUpdateStep: at.step,
         scalars: report.scalars ?? state.scalars,
@@ -263,6 +266,7 @@ export async function sparsityUpdate(
           removalRate,
           removed: report.removed,
           grown: report.grown,
+          gateDensities: gates,
         }],
       },
       removed: report.removed,
