@@ -154,6 +154,61 @@ export interface UnitLayer {
   biases: string[];
 }
 
+/** Where a tensor's rows and columns belong: the indices of their unit layers. */
+export interface UnitMembership {
+  rowsOf?: number;
+  colsOf?: number;
+}
+
+/**
+ * Each member tensor's unit layers, by name: the `rows` tensors (and with `biases`, the biases)
+ * by their rows, the `cols` tensors by their columns.
+ *
+ * @example
+ * ```ts
+ * import { unitMemberships } from "./model.ts";
+ * const layer = { units: 4, rows: ["w"], cols: ["w", "d"], biases: ["b"] };
+ * unitMemberships([layer]).get("w"); // { rowsOf: 0, colsOf: 0 }
+ * ```
+ */
+export function unitMemberships(
+  units: readonly UnitLayer[],
+  opts: { biases?: boolean } = {},
+): Map<string, UnitMembership> {
+  const out = new Map<string, UnitMembership>();
+  units.forEach((layer, l) => {
+    const rows = opts.biases ? [...layer.rows, ...layer.biases] : layer.rows;
+    for (const name of rows) out.set(name, { ...out.get(name), rowsOf: l });
+    for (const name of layer.cols) out.set(name, { ...out.get(name), colsOf: l });
+  });
+  return out;
+}
+
+/**
+ * The live units of `layer`, in order, from the 0/1 mask `[R, C]` of its first rows tensor: the
+ * units with a live entry in one of their rows (all of them when the tensor has no mask).
+ *
+ * @example
+ * ```ts
+ * import { liveUnits } from "./model.ts";
+ * const layer = { units: 2, rows: ["w"], cols: [], biases: [] };
+ * liveUnits(layer, new Float32Array([0, 0, 1, 0, 0, 0, 0, 1]), 2); // [1]
+ * ```
+ */
+export function liveUnits(
+  layer: UnitLayer,
+  mask: ArrayLike<number> | undefined,
+  cols: number,
+): number[] {
+  const live = new Array<boolean>(layer.units).fill(mask === undefined);
+  if (mask) {
+    for (let i = 0; i < mask.length; i++) {
+      if (mask[i] !== 0) live[Math.floor(i / cols) % layer.units] = true;
+    }
+  }
+  return live.flatMap((x, k) => (x ? [k] : []));
+}
+
 /** One key of a PyTorch state dict and the parameter (by this project's name) it holds. */
 export interface StateDictEntry {
   key: string;

@@ -67,6 +67,16 @@ Deno.test({
       });
       assertClose(await gpu.read(grad), want, TOL, `grad ${JSON.stringify(parts)}`);
     }
+    throws(
+      () =>
+        groupLassoGrad(gpu, {
+          w: gpu.upload([R, C], w),
+          grad: gpu.upload([R, C], g0),
+          lambda: 1,
+          sq: {},
+        }),
+      ShapeError,
+    );
     const rowDead = Float32Array.from({ length: U }, (_, k) => (k === 1 || k === 4 ? 1 : 0));
     const colDead = Float32Array.from({ length: C }, (_, k) => (k === 0 ? 1 : 0));
     const mask = gpu.upload([R, C], new Float32Array(R * C).fill(1));

@@ -154,18 +154,20 @@ export function unitSquares(
   gpu.run(UNIT_SQUARES, { w: a.w, out: a.out }, params, [Math.ceil(U / UNIT_WG), 1, 1]);
 }
 
-/** Binds `t`, or a one-element stand-in the kernel never reads when its flag is 0. */
-function orStandIn(gpu: Gpu, t: Tensor | undefined, held: Tensor[]): Tensor {
-  if (t) return t;
-  const z = gpu.zeros([1]);
-  held.push(z);
-  return z;
+/**
+ * The two per-unit vectors to bind: an absent one is bound to the present one, which the kernel
+ * never reads through it (its flag is 0), so no stand-in is allocated or filled per call.
+ */
+function bindAxes(what: string, a: UnitAxes): [Tensor, Tensor] {
+  const any = a.rows ?? a.cols;
+  if (!any) throw new ShapeError(`${what}: neither row nor column units given`);
+  return [a.rows ?? any, a.cols ?? any];
 }
 
 /**
  * Records `grad += λ·w·(1/‖row group‖ + 1/‖column group‖)` for `w: [R, C]`, from the groups'
  * sums of squares (`sq.rows: [U]`, `sq.cols: [C]`; either may be absent; a zero sum adds
- * nothing): the gradient of `λ·Σ_k ‖g_k‖₂` with respect to `w`.
+ * nothing; at least one must be given): the gradient of `λ·Σ_k ‖g_k‖₂` with respect to `w`.
  *
  * @example
  * ```ts ignore
@@ -180,19 +182,13 @@ export function groupLassoGrad(
   expectSize("groupLassoGrad grad", a.grad, R * C, "f32");
   if (!Number.isFinite(a.lambda)) throw new RangeError(`groupLassoGrad: lambda ${a.lambda}`);
   const U = axes("groupLassoGrad", R, C, a.sq);
-  const held: Tensor[] = [];
+  const [rowSq, colSq] = bindAxes("groupLassoGrad", a.sq);
   gpu.run(
     GROUP_LASSO_GRAD,
-    {
-      w: a.w,
-      row_sq: orStandIn(gpu, a.sq.rows, held),
-      col_sq: orStandIn(gpu, a.sq.cols, held),
-      grad: a.grad,
-    },
+    { w: a.w, row_sq: rowSq, col_sq: colSq, grad: a.grad },
     { n: R * C, C, U, has_row: a.sq.rows ? 1 : 0, has_col: a.sq.cols ? 1 : 0, lambda: a.lambda },
     gridFor(R * C, WG),
   );
-  for (const t of held) gpu.release(t);
 }
 
 /**
@@ -207,16 +203,11 @@ export function groupLassoGrad(
 export function maskDeadUnits(gpu: Gpu, a: { mask: Tensor; dead: UnitAxes }): void {
   const [R, C] = matrix("maskDeadUnits mask", a.mask);
   const U = axes("maskDeadUnits", R, C, a.dead);
-  const held: Tensor[] = [];
+  const [rowDead, colDead] = bindAxes("maskDeadUnits", a.dead);
   gpu.run(
     MASK_DEAD_UNITS,
-    {
-      row_dead: orStandIn(gpu, a.dead.rows, held),
-      col_dead: orStandIn(gpu, a.dead.cols, held),
-      mask: a.mask,
-    },
+    { row_dead: rowDead, col_dead: colDead, mask: a.mask },
     { n: R * C, C, U, has_row: a.dead.rows ? 1 : 0, has_col: a.dead.cols ? 1 : 0 },
     gridFor(R * C, WG),
   );
-  for (const t of held) gpu.release(t);
 }

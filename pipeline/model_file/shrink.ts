@@ -9,32 +9,12 @@
  * @module
  */
 
-import type { AnyModelFamily, UnitLayer } from "../../models/model.ts";
+import { type AnyModelFamily, liveUnits, unitMemberships } from "../../models/model.ts";
 import type { ModelWeights } from "./model_file.ts";
 
 /** Why a model cannot be shrunk (the message says which tensor or setting). */
 export class ShrinkError extends Error {
   override name = "ShrinkError";
-}
-
-/** The live units of each layer, in order: those with a live mask entry in their rows. */
-export function liveUnits(
-  units: readonly UnitLayer[],
-  weights: ModelWeights,
-  shapes: ReadonlyMap<string, readonly number[]>,
-): number[][] {
-  return units.map((layer) => {
-    const name = layer.rows[0];
-    const mask = weights.masks.get(name);
-    const live = new Array<boolean>(layer.units).fill(mask === undefined);
-    if (mask) {
-      const [R, C] = shapes.get(name)!;
-      for (let r = 0; r < R; r++) {
-        for (let c = 0; c < C; c++) if (mask[r * C + c] !== 0) live[r % layer.units] = true;
-      }
-    }
-    return live.flatMap((x, k) => (x ? [k] : []));
-  });
 }
 
 /**
@@ -57,7 +37,9 @@ export function shrinkModel(
   const units = family.hiddenUnits(config);
   const specs = family.paramSpecs(config);
   const shapes = new Map(specs.map((s) => [s.name, s.shape]));
-  const live = liveUnits(units, weights, shapes);
+  const live = units.map((layer) =>
+    liveUnits(layer, weights.masks.get(layer.rows[0]), shapes.get(layer.rows[0])![1])
+  );
   const sizes = live.map((l) => l.length);
   const next = family.withHiddenSizes(config, sizes);
   if (next === null) {
@@ -72,17 +54,13 @@ export function shrinkModel(
     const U = family.hiddenUnits!(next)[l].units;
     return Array.from({ length: U }, (_, j) => live[l][j] ?? -1);
   });
-  const rowsOf = new Map<string, number>(), colsOf = new Map<string, number>();
-  units.forEach((layer, l) => {
-    for (const n of [...layer.rows, ...layer.biases]) rowsOf.set(n, l);
-    for (const n of layer.cols) colsOf.set(n, l);
-  });
+  const member = unitMemberships(units, { biases: true });
   const out: ModelWeights = { values: new Map(), masks: new Map() };
   for (const spec of specs) {
     const value = weights.values.get(spec.name)!;
     const [R, C = 1] = spec.shape;
     const [R2, C2 = 1] = nextShapes.get(spec.name)!;
-    const rl = rowsOf.get(spec.name), cl = colsOf.get(spec.name);
+    const { rowsOf: rl, colsOf: cl } = member.get(spec.name) ?? {};
     // source row (or -1) of each target row: gate block g keeps its units in order
     const rowMap = rl === undefined ? Array.from({ length: R }, (_, r) => r) : (() => {
       const U = units[rl].units, U2 = keep[rl].length;

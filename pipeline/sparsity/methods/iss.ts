@@ -24,24 +24,9 @@ import { mul } from "../../../kernels/dense/elementwise.ts";
 import { groupLassoGrad, maskDeadUnits, unitSquares } from "../../../kernels/optim/group_lasso.ts";
 import type { Gpu } from "../../../kernels/runtime/runtime.ts";
 import type { Tensor } from "../../../kernels/runtime/tensor.ts";
-import type { UnitLayer } from "../../../models/model.ts";
+import { liveUnits, type UnitLayer, unitMemberships } from "../../../models/model.ts";
 import type { Param } from "../../../models/params.ts";
 import type { PenaltyInput, SparsityMethod, UpdateInput, UpdateReport } from "../method.ts";
-
-/** Where a tensor's rows and columns belong: the indices of their unit layers. */
-interface Membership {
-  rowsOf?: number;
-  colsOf?: number;
-}
-
-function memberships(units: readonly UnitLayer[]): Map<string, Membership> {
-  const out = new Map<string, Membership>();
-  units.forEach((layer, l) => {
-    for (const name of layer.rows) out.set(name, { ...out.get(name), rowsOf: l });
-    for (const name of layer.cols) out.set(name, { ...out.get(name), colsOf: l });
-  });
-  return out;
-}
 
 function paramOf(params: readonly Param[], name: string): Param {
   const p = params.find((q) => q.name === name);
@@ -88,7 +73,7 @@ export function issPenalty(input: PenaltyInput): void {
   const lambda = input.settings.issLambda ?? 0;
   if (lambda === 0) return;
   const sq = unitGroupSquares(gpu, params, units);
-  for (const [name, m] of memberships(units)) {
+  for (const [name, m] of unitMemberships(units)) {
     const p = paramOf(params, name);
     groupLassoGrad(gpu, {
       w: p.value,
@@ -144,7 +129,7 @@ async function update(input: UpdateInput): Promise<UpdateReport> {
   const deadVectors = dead.map((d) => gpu.upload([d.length], Float32Array.from(d, Number)));
   const alive = dead.map((d) => d.filter((x) => !x).length);
   let removed = 0;
-  for (const [name, m] of memberships(units)) {
+  for (const [name, m] of unitMemberships(units)) {
     const t = all(name);
     if (!t) throw new RangeError(`iss: tensor ${name} is not masked`);
     const p = t.param;
@@ -184,16 +169,8 @@ export async function issHiddenSizes(
 ): Promise<number[]> {
   return await Promise.all(units.map(async (layer) => {
     const p = paramOf(params, layer.rows[0]);
-    if (!p.mask) return layer.units;
-    const [R, C] = p.shape;
-    const m = await gpu.read(p.mask);
-    const live = new Array(layer.units).fill(false);
-    for (let r = 0; r < R; r++) {
-      for (let c = 0; c < C && !live[r % layer.units]; c++) {
-        if (m[r * C + c] !== 0) live[r % layer.units] = true;
-      }
-    }
-    return live.filter((x) => x).length;
+    const mask = p.mask ? await gpu.read(p.mask) : undefined;
+    return liveUnits(layer, mask, p.shape[1]).length;
   }));
 }
 
