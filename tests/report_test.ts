@@ -46,9 +46,10 @@ async function fakeExperiment(dir: string): Promise<void> {
       );
     }
   }
+  // the runner's record of a failed run (a note may hold commas, quotes and newlines)
   await Deno.writeTextFile(
-    `${dir}/results.csv`,
-    'method,optimizer,status,note\nset,adam,failed,"RangeError: set broke, badly"\n',
+    `${dir}/set-adam-seed1/failed.json`,
+    JSON.stringify({ note: "RangeError: set broke, badly" }),
   );
 }
 

@@ -2,7 +2,7 @@
  * The runs of an experiment directory, as `report.ts` reads them: one directory per run
  * (`config.json`, `summary.json` once finished; `runner` in `experiment.ts`), or the flat
  * `<method>-<optimizer>.json` summaries of earlier versions. A run with a config but no summary
- * is missing, or failed when `results.csv` says so (with its note).
+ * is missing, or failed when its directory holds the runner's `failed.json` (with its note).
  *
  * @module
  */
@@ -18,29 +18,6 @@ async function readJson(path: string): Promise<Record<string, unknown> | null> {
   }
 }
 
-/** Failed runs and their notes, from `results.csv` (`method/optimizer` → note). */
-async function failures(dir: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  let text: string;
-  try {
-    text = await Deno.readTextFile(`${dir}/results.csv`);
-  } catch {
-    return out;
-  }
-  const [head, ...lines] = text.trim().split("\n");
-  const cols = head.split(",");
-  const at = (name: string) => cols.indexOf(name);
-  for (const line of lines) {
-    const f = line.match(/("([^"]|"")*"|[^,]*)(,|$)/g)?.map((x) =>
-      x.replace(/,$/, "").replace(/^"|"$/g, "").replaceAll('""', '"')
-    ) ?? [];
-    if (f[at("status")] === "failed") {
-      out.set(`${f[at("method")]}/${f[at("optimizer")]}`, f[at("note")]);
-    }
-  }
-  return out;
-}
-
 /**
  * Every run found under `dir`, sorted by name.
  *
@@ -50,7 +27,6 @@ async function failures(dir: string): Promise<Map<string, string>> {
  * ```
  */
 export async function readExperimentRuns(dir: string): Promise<ReportRun[]> {
-  const failed = await failures(dir);
   const runs: ReportRun[] = [];
   const entries = [...Deno.readDirSync(dir)].sort((a, b) => a.name.localeCompare(b.name));
   for (const e of entries) {
@@ -58,16 +34,15 @@ export async function readExperimentRuns(dir: string): Promise<ReportRun[]> {
       const config = await readJson(`${dir}/${e.name}/config.json`);
       if (!config) continue;
       const summary = await readJson(`${dir}/${e.name}/summary.json`);
-      const method = String(config.method), optimizer = String(config.optimizer);
-      const why = failed.get(`${method}/${optimizer}`);
+      const failed = summary ? null : await readJson(`${dir}/${e.name}/failed.json`);
       runs.push({
         name: e.name,
-        method,
-        optimizer,
+        method: String(config.method),
+        optimizer: String(config.optimizer),
         seed: Number(config.seed),
-        status: summary ? "ok" : why !== undefined ? "failed" : "missing",
+        status: summary ? "ok" : failed ? "failed" : "missing",
         summary,
-        note: summary ? "" : why ?? "",
+        note: failed ? String(failed.note) : "",
       });
     } else if (e.isFile && e.name.endsWith(".json")) {
       const s = await readJson(`${dir}/${e.name}`);
