@@ -22,8 +22,17 @@ export function workerArgs(script: string, flags: readonly string[], index: numb
   ];
 }
 
-/** The flags of the sweep without the executor's own (the workers run plainly). */
-export function sweepFlags(argv: readonly string[]): string[] {
+/**
+ * A worker's flags: the sweep's without the executor's own (the workers run plainly), writing
+ * into `outDir` (the sweep's `--out` replaced: a default one carries a timestamp).
+ *
+ * @example
+ * ```ts
+ * import { sweepFlags } from "./executor.ts";
+ * sweepFlags(["t2", "--jobs", "2", "--out", "o"], "/abs/o"); // ["t2", "--out", "/abs/o"]
+ * ```
+ */
+export function sweepFlags(argv: readonly string[], outDir: string): string[] {
   const own = new Set([
     "--executor",
     "--jobs",
@@ -32,6 +41,7 @@ export function sweepFlags(argv: readonly string[]): string[] {
     "--gpus-per-task",
     "--sbatch-arg",
     "--run-index",
+    "--out",
   ]);
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -44,7 +54,7 @@ export function sweepFlags(argv: readonly string[]): string[] {
     if (a === "--dry-run") continue;
     out.push(a);
   }
-  return out;
+  return [...out, "--out", outDir];
 }
 
 /** What a finished worker left: its exit code and the tail of its output. */

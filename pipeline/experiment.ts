@@ -652,8 +652,8 @@ export interface RunnerOptions {
 }
 
 /** A run's directory in the experiment's: its config, log, checkpoint, summary and result. */
-export function runDirName(method: string, optimizer: string, seed: number): string {
-  return `${method}-${optimizer}-seed${seed}`;
+export function runDir(outDir: string, run: PlannedRun): string {
+  return `${outDir}/${run.method}-${run.optimizer}-seed${run.config.seed}`;
 }
 
 async function readIfExists(path: string): Promise<string | null> {
@@ -711,7 +711,7 @@ export async function collectResults(
   data: string,
 ): Promise<ExperimentResult[]> {
   return await Promise.all(runs.map(async (run) => {
-    const dir = `${outDir}/${runDirName(run.method, run.optimizer, run.config.seed)}`;
+    const dir = runDir(outDir, run);
     const done = await readIfExists(`${dir}/result.json`);
     if (done !== null) return JSON.parse(done) as ExperimentResult;
     const failed = await readIfExists(`${dir}/failed.json`);
@@ -726,7 +726,7 @@ export async function collectResults(
 
 /**
  * Trains `runs` one after another on `gpu` and `data`. Each run has its directory
- * (`runDirName`) holding `config.json`, `log.csv`, `run.ckpt` (saved at every epoch end),
+ * (`runDir`) holding `config.json`, `log.csv`, `run.ckpt` (saved at every epoch end),
  * `summary.json` and `result.json`; `results.csv` and `results.md` are rewritten after every
  * run. Rerunning the same command continues: a run with a `result.json` of the same config is
  * taken as done, one with a checkpoint resumes from it, the rest start; a run directory of
@@ -764,7 +764,7 @@ export async function runExperiment(
       await flush();
       continue;
     }
-    const dir = `${options.outDir}/${runDirName(run.method, run.optimizer, run.config.seed)}`;
+    const dir = runDir(options.outDir, run);
     await Deno.mkdir(dir, { recursive: true });
     const config = JSON.stringify(run.config, null, 2) + "\n";
     const before = await readIfExists(`${dir}/config.json`);

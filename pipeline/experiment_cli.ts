@@ -34,7 +34,7 @@ import {
   planProblems,
   planSummary,
   type ResultsHeader,
-  runDirName,
+  runDir,
   runExperiment,
   windowsPerEpoch,
   writeResultTables,
@@ -314,15 +314,6 @@ export function experimentList(): string {
 
 const SCRIPT = new URL(import.meta.url).pathname;
 
-function withoutOut(flags: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < flags.length; i++) {
-    if (flags[i] === "--out") i++;
-    else if (!flags[i].startsWith("--out=")) out.push(flags[i]);
-  }
-  return out;
-}
-
 /** Writes the sweep's sbatch script into `outDir` and submits it (unless `--dry-run`). */
 async function submitSweep(
   name: string,
@@ -333,7 +324,7 @@ async function submitSweep(
 ): Promise<number> {
   await Deno.mkdir(outDir, { recursive: true });
   const out = outDir.startsWith("/") ? outDir : `${Deno.cwd()}/${outDir}`;
-  const flags = [...withoutOut(sweepFlags(argv)), "--out", out, "--quiet"];
+  const flags = [...sweepFlags(argv, out), "--quiet"];
   const script = `${out}/sbatch.sh`;
   await writeAtomic(
     script,
@@ -465,9 +456,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     let rows: ExperimentResult[];
     if (ex.jobs > 1) {
-      const flags = [...withoutOut(sweepFlags(argv)), "--out", outDir];
-      const dirOf = (k: number) =>
-        `${outDir}/${runDirName(runs[k].method, runs[k].optimizer, runs[k].config.seed)}`;
+      const flags = sweepFlags(argv, outDir);
+      const dirOf = (k: number) => runDir(outDir, runs[k]);
       for (const k of runs.keys()) await Deno.mkdir(dirOf(k), { recursive: true });
       const logOf = (k: number) => `${dirOf(k)}/worker.log`;
       console.log(

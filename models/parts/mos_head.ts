@@ -98,19 +98,18 @@ export function mosStackHead(p: MosHeadParams): StackHead {
     inputWidth: D,
     sites: 1,
     buffers(gpu, maxN, training) {
-      const shapes = mosHeadBufferShapes({ K, E, V }, maxN, training);
-      const alloc = (name: string) => shapes[name] ? gpu.tensor(shapes[name]) : null;
+      const s = mosHeadBufferShapes({ K, E, V }, maxN, training);
       const all = {
-        u: alloc("u")!,
-        latent: alloc("latent")!,
-        dropped: alloc("dropped")!,
-        experts: alloc("experts")!,
-        logits: alloc("logits")!,
-        nll: alloc("nll")!,
-        loss: alloc("loss")!,
-        scratch: alloc("scratch")!,
-        w: alloc("w"),
-        dPrior: alloc("dPrior"),
+        u: gpu.tensor(s.u),
+        latent: gpu.tensor(s.latent),
+        dropped: gpu.tensor(s.dropped),
+        experts: gpu.tensor(s.experts),
+        logits: gpu.tensor(s.logits),
+        nll: gpu.tensor(s.nll),
+        loss: gpu.tensor(s.loss),
+        scratch: gpu.tensor(s.scratch),
+        w: s.w ? gpu.tensor(s.w) : null,
+        dPrior: s.dPrior ? gpu.tensor(s.dPrior) : null,
       };
       const views = (N: number) => ({
         u: all.u.view(0, [N, K]),
