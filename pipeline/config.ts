@@ -334,7 +334,13 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "inactive-state": ["inactiveState", "inactive"],
 };
 
-const REDISTRIBUTIONS: readonly Redistribution[] = ["uniform", "none", "magnitude", "momentum"];
+const REDISTRIBUTIONS: readonly Redistribution[] = [
+  "uniform",
+  "none",
+  "magnitude",
+  "momentum",
+  "gradient",
+];
 
 function oneOf<T extends string>(raw: unknown, known: readonly T[], fail: (e: string) => never): T {
   return known.includes(raw as T) ? raw as T : fail(`one of ${known.join(", ")}`);

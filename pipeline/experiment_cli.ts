@@ -1,9 +1,9 @@
 /**
- * `deno task experiment NAME [flags]`: runs one of the small-scale paper experiments
- * (`table2-small`, `table3-small`) and writes `results.csv`, `results.md` and one summary JSON
- * per run to `--out DIR` (default `experiments/<name>-<timestamp>`). Bad input exits with code 2
- * and one message; a run that fails is recorded in its row and the others still run (exit 1
- * at the end if any failed).
+ * `deno task experiment TABLE [--scale paper|small] [flags]`: runs one of the paper's tables
+ * (`experiment/tables.ts`) and writes one directory per run, `results.csv` and `results.md`
+ * to `--out DIR` (default `experiments/<table>-<scale>-<timestamp>`); `list` shows every table
+ * with its runs and estimated cost. Bad input exits with code 2 and one message; a run that
+ * fails is recorded in its row and the others still run (exit 1 at the end if any failed).
  *
  * @module
  */
@@ -11,65 +11,65 @@
 import { parseArgs } from "node:util";
 import { GPU_FLAG_OPTIONS, GPU_FLAG_USAGE, openGpuFromFlags } from "./gpu_flags.ts";
 import { DataError } from "./data/errors.ts";
-import { DEFAULTS, type OptimizerName } from "./config.ts";
+import { DEFAULTS, type OptimizerName, type TrainConfig } from "./config.ts";
 import { describeAdapter } from "../kernels/runtime/device.ts";
-import { loadTrainingData } from "./train.ts";
+import { loadTrainingData, type TrainingData } from "./train.ts";
 import { modelFamily } from "../models/families.ts";
-import { runModelConfig } from "./run/setup.ts";
+import { runModelConfig, runPlan } from "./run/setup.ts";
+import { runData } from "./run/data.ts";
+import { syntheticCorpus } from "./data/synthetic.ts";
 import { METHODS } from "./sparsity/methods/mod.ts";
 import { runLocalJobs, slurmScript, submitSlurm, sweepFlags, workerArgs } from "./executor.ts";
 import { writeAtomic } from "./atomic.ts";
 import { METHOD_NAMES } from "./sparsity/method.ts";
+import type { RunPlan } from "./plan.ts";
 import {
   collectResults,
-  EXPERIMENT_DEFAULTS,
-  experimentCost,
   ExperimentError,
-  type ExperimentOptions,
-  experimentPlan,
   type ExperimentResult,
-  EXPERIMENTS,
-  OPTIMIZER_SETTINGS,
-  planExperiment,
+  type PlannedRun,
   planProblems,
   planSummary,
   type ResultsHeader,
   runDir,
   runExperiment,
-  windowsPerEpoch,
   writeResultTables,
 } from "./experiment.ts";
+import {
+  type CorpusName,
+  type ExperimentSpec,
+  NO_OVERRIDES,
+  planSpec,
+  type Scale,
+  SCALES,
+  type SpecOverrides,
+} from "./experiment/spec.ts";
+import { TABLES } from "./experiment/tables.ts";
+import { CORPUS_FACTS, DEFAULT_RATE, durationText, experimentCost } from "./experiment/cost.ts";
 
-const d = EXPERIMENT_DEFAULTS;
-const USAGE = `usage: deno task experiment NAME [flags]
-       deno task experiment list      (the experiments, their runs and sizes)
+const OPTIMIZERS: readonly OptimizerName[] = ["adam", "momentum", "sgd", "ntasgd"];
 
-Experiments:
-${Object.values(EXPERIMENTS).map((e) => `  ${e.name.padEnd(14)} ${e.title}`).join("\n")}
+const USAGE = `usage: deno task experiment TABLE [--scale small|paper] [flags]
+       deno task experiment list [--gflops R]   (every table: runs, steps, estimated cost)
 
-Flags:
-  --epochs N         epochs of every run (default ${d.epochs})
-  --epoch-steps N    steps per epoch (default ${d.epochSteps}; 0 = one pass over the data):
-                     each epoch ends with a validation and one connectivity update
-  --steps N          cap the planned length of every run (default: all epochs)
-  --nonmono N        NT-ASGD's non-monotone interval, in epochs (default ${d.nonmono})
-  --valid-tokens N   epoch-end validations on the first N tokens (default ${d.validTokens};
-                     0 = all); the best weights are validated on all of them at the end
-  --methods a,b,...  run only these methods of the experiment
-  --optimizers a,b,...  run only these optimizers of the experiment
-  --nhid N --emsize N --nlayers N   model (default ${d.nhid}/${d.emsize}/${d.nlayers}; emsize follows nhid)
-  --batch-size N --bptt N           (default ${d.batchSize}, ${d.bptt})
-  --density D        density of the sparse models (default ${d.density})
-  --seed N           seed of every run (default ${d.seed})
-  --seeds N          runs per method and optimizer, seeds seed .. seed+N-1 (default 1)
-  --data DIR         train.txt/valid.txt/test.txt (default: the synthetic corpus)
-  --lr X             learning rate of every run (default per optimizer: ${
-  Object.entries(OPTIMIZER_SETTINGS).map(([k, v]) => `${k} ${v.lr}`).join(", ")
-})
-  --update-every N   steps between connectivity updates (default 0: once per epoch)
-  --storage masked|csr  sparse weights as masked-dense (default) or true sparse CSR (methods
-                     that need dense gradients or momentum, RigL and SNFS, and ISS stay masked)
-  --out DIR          output directory (default experiments/NAME-TIMESTAMP)
+Tables:
+${Object.values(TABLES).map((e) => `  ${e.name.padEnd(8)} ${e.title}`).join("\n")}
+
+  --scale small (default) trains spec §14.5's small models on the small-scale protocol (8
+  epochs of 100 steps, one connectivity update per epoch); --scale paper the paper's (a GPU's
+  work: days per run). Every other flag overrides every run of the table:
+  --data DIR         a corpus directory (train.txt, valid.txt, test.txt) or one holding ptb/
+                     and wikitext-2/ (default: the synthetic corpus; --scale paper needs it)
+  --models a,b,...   only these blocks of the table (lstm, rhn, onlstm, mos, ...)
+  --methods a,b,...  only these methods      --optimizers a,b,...  only these optimizers
+  --seed N           first seed (default: the model's)
+  --seeds N          runs per row, seeds seed .. seed+N-1 (default 1)
+  --epochs N  --epoch-steps N (0 = one pass)  --steps N (cap every run's length)
+  --nonmono N  --valid-tokens N (0 = all)  --update-every N (0 = once per epoch)
+  --nhid N --emsize N --nlayers N --batch-size N --bptt N --density D --lr X
+  --storage masked|csr  sparse weights masked-dense (default) or true sparse CSR where the
+                     method allows it (RigL, SNFS, ISS and the dense ones stay masked)
+  --out DIR          output directory (default experiments/TABLE-SCALE-TIMESTAMP)
   --quiet            no per-step progress lines, one line per run
   --executor local|slurm  local (default): this process, or --jobs N worker processes at once;
                      slurm: an sbatch job array, one task per run (--partition P --time T
@@ -119,16 +119,6 @@ function nameList<T extends string>(
   return names;
 }
 
-/** Parsed command line: the experiment, its options and the output choices. */
-export interface ExperimentArgs {
-  name: string;
-  options: ExperimentOptions;
-  out: string | null;
-  quiet: boolean;
-  /** Where the runs execute (`executor.ts`). */
-  executor: ExecutorArgs;
-}
-
 /** The executor's flags. */
 export interface ExecutorArgs {
   kind: "local" | "slurm";
@@ -144,13 +134,37 @@ export interface ExecutorArgs {
   sbatchArgs: string[];
 }
 
+/** Parsed command line: the table, its scale and overrides, and the output choices. */
+export interface ExperimentArgs {
+  name: string;
+  scale: Scale;
+  overrides: SpecOverrides;
+  /** `--data` as given (`null`: the synthetic corpus). */
+  data: string | null;
+  out: string | null;
+  quiet: boolean;
+  /** Where the runs execute (`executor.ts`). */
+  executor: ExecutorArgs;
+}
+
+/** `--data DIR`'s corpus directory for `corpus`: DIR itself when it holds one, else DIR/<corpus>. */
+function corpusDir(data: string | null, corpus: CorpusName): string | null {
+  if (data === null) return null;
+  try {
+    Deno.statSync(`${data}/train.txt`);
+    return data;
+  } catch {
+    return `${data}/${corpus}`;
+  }
+}
+
 /**
- * Parses and validates the command line (no I/O).
+ * Parses and validates the command line (no GPU work; `--data` is looked at, not read).
  *
  * @example
  * ```ts
  * import { parseExperimentArgs } from "./experiment_cli.ts";
- * parseExperimentArgs(["table2-small", "--steps", "40"]).options.steps; // 40
+ * parseExperimentArgs(["table2", "--steps", "40"]).overrides.config.maxSteps; // 40
  * ```
  */
 export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
@@ -160,6 +174,8 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
       args: [...argv],
       options: {
         ...GPU_FLAG_OPTIONS,
+        scale: { type: "string" },
+        models: { type: "string" },
         steps: { type: "string" },
         epochs: { type: "string" },
         "epoch-steps": { type: "string" },
@@ -197,80 +213,92 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
     throw new ExperimentError((e as Error).message);
   }
   const v = parsed.values;
-  const known = Object.keys(EXPERIMENTS).join(", ");
+  const known = Object.keys(TABLES).join(", ");
   if (parsed.positionals.length !== 1) {
     throw new ExperimentError(
-      `expected one experiment name (${known}), got ${
+      `expected one table name (${known}), got ${
         parsed.positionals.length ? parsed.positionals.join(" ") : "none"
       }`,
     );
   }
   const name = parsed.positionals[0];
-  if (!(name in EXPERIMENTS)) {
-    throw new ExperimentError(`unknown experiment ${JSON.stringify(name)} (known: ${known})`);
+  if (!(name in TABLES)) {
+    throw new ExperimentError(`unknown table ${JSON.stringify(name)} (known: ${known}, list)`);
   }
-  const methods = nameList("methods", v.methods, METHOD_NAMES);
-  const optimizers = nameList(
-    "optimizers",
-    v.optimizers,
-    Object.keys(OPTIMIZER_SETTINGS) as OptimizerName[],
-  );
-  const steps = positiveInt("steps", v.steps);
-  const epochs = positiveInt("epochs", v.epochs);
+  const scale = (v.scale ?? "small") as Scale;
+  if (!SCALES.includes(scale)) {
+    throw new ExperimentError(
+      `--scale: expected ${SCALES.join(" or ")}, got ${JSON.stringify(v.scale)}`,
+    );
+  }
   const int0 = (flag: string, raw: string | undefined) =>
     number(flag, raw, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0");
-  const epochSteps = int0("epoch-steps", v["epoch-steps"]);
-  const validTokens = int0("valid-tokens", v["valid-tokens"]);
-  const nhid = positiveInt("nhid", v.nhid) ?? d.nhid;
-  const seed = number("seed", v.seed, Number.isInteger, "an integer");
-  const options: ExperimentOptions = {
-    ...d,
-    steps,
-    epochs: epochs ?? d.epochs,
-    epochSteps: epochSteps === null ? d.epochSteps : epochSteps === 0 ? null : epochSteps,
-    nonmono: int0("nonmono", v.nonmono) ?? d.nonmono,
-    validTokens: validTokens === null ? d.validTokens : validTokens === 0 ? null : validTokens,
-    nhid,
-    emsize: positiveInt("emsize", v.emsize) ?? (v.nhid !== undefined ? nhid : d.emsize),
-    nlayers: positiveInt("nlayers", v.nlayers) ?? d.nlayers,
-    batchSize: positiveInt("batch-size", v["batch-size"]) ?? d.batchSize,
-    bptt: positiveInt("bptt", v.bptt) ?? d.bptt,
-    density: number("density", v.density, (x) => x > 0 && x <= 1, "a number in (0, 1]") ??
-      d.density,
-    seed: seed ?? d.seed,
-    seeds: positiveInt("seeds", v.seeds) ?? d.seeds,
-    data: v.data === undefined ? null : v.data,
-    adapter: v.adapter ?? null,
-    variant: v.variant ?? null,
-    methods,
-    optimizers,
-    updateEvery: int0("update-every", v["update-every"]) ?? d.updateEvery,
-    lr: number("lr", v.lr, (x) => x > 0, "a number > 0"),
+  const config: Partial<TrainConfig> = {};
+  const set = <K extends keyof TrainConfig>(key: K, value: TrainConfig[K] | null | undefined) => {
+    if (value !== null && value !== undefined) config[key] = value;
   };
+  set("maxSteps", positiveInt("steps", v.steps));
+  set("epochs", positiveInt("epochs", v.epochs));
+  const epochSteps = int0("epoch-steps", v["epoch-steps"]);
+  if (epochSteps !== null) config.epochSteps = epochSteps === 0 ? null : epochSteps;
+  set("nonmono", positiveInt("nonmono", v.nonmono));
+  const validTokens = int0("valid-tokens", v["valid-tokens"]);
+  if (validTokens !== null) config.validTokens = validTokens === 0 ? null : validTokens;
+  const nhid = positiveInt("nhid", v.nhid);
+  set("nhid", nhid);
+  set("emsize", positiveInt("emsize", v.emsize) ?? nhid);
+  set("nlayers", positiveInt("nlayers", v.nlayers));
+  const batch = positiveInt("batch-size", v["batch-size"]);
+  set("batchSize", batch);
+  set("evalBatchSize", batch);
+  set("bptt", positiveInt("bptt", v.bptt));
+  set("density", number("density", v.density, (x) => x > 0 && x <= 1, "a number in (0, 1]"));
+  set("seed", number("seed", v.seed, Number.isInteger, "an integer"));
+  set("lr", number("lr", v.lr, (x) => x > 0, "a number > 0"));
+  set("updateEvery", int0("update-every", v["update-every"]));
+  set("adapter", v.adapter);
+  set("variant", v.variant);
   if (v.storage !== undefined && v.storage !== "masked" && v.storage !== "csr") {
     throw new ExperimentError(
       `--storage: expected masked or csr, got ${JSON.stringify(v.storage)}`,
     );
   }
-  if (v.storage !== undefined) options.storage = v.storage;
-  if (options.data === "") throw new ExperimentError("--data: expected a directory");
+  if (v.data === "") throw new ExperimentError("--data: expected a directory");
   if (v.out === "") throw new ExperimentError("--out: expected a directory");
-  // catch --methods outside the experiment's grid before any data or GPU work
-  planExperiment(EXPERIMENTS[name], options, 1);
+  const data = v.data ?? null;
+  const spec = TABLES[name];
+  const overrides: SpecOverrides = {
+    config,
+    seeds: positiveInt("seeds", v.seeds) ?? 1,
+    methods: nameList("methods", v.methods, METHOD_NAMES),
+    optimizers: nameList("optimizers", v.optimizers, OPTIMIZERS),
+    blocks: nameList("models", v.models, [...new Set(spec.blocks.map((b) => b.key))]),
+    storage: (v.storage as "masked" | "csr" | undefined) ?? null,
+    data: (corpus) => corpusDir(data, corpus),
+  };
+  // catch --methods outside the table, and settings the runs refuse, before any work
+  const runs = planSpec(spec, scale, overrides);
+  if (data === null && scale === "paper" && runs.length > 0) {
+    throw new ExperimentError(
+      `--scale paper trains on ${[...new Set(runs.map((r) => r.corpus))].join(" and ")}: ` +
+        "pass --data DIR (a corpus directory, or one holding ptb/ and wikitext-2/)",
+    );
+  }
+  const corpora = [...new Set(runs.map((r) => r.corpus))];
+  if (data !== null && corpora.length > 1 && corpusDir(data, "ptb") === data) {
+    throw new ExperimentError(
+      `--data ${data}: ${name} trains on ${corpora.join(" and ")}; pass a directory ` +
+        "holding ptb/ and wikitext-2/ (or --models to train one of them)",
+    );
+  }
   const kind = v.executor ?? "local";
   if (kind !== "local" && kind !== "slurm") {
     throw new ExperimentError(`--executor: expected local or slurm, got ${JSON.stringify(kind)}`);
   }
-  const runIndex = number(
-    "run-index",
-    v["run-index"],
-    (x) => Number.isInteger(x) && x >= 0,
-    "an integer >= 0",
-  );
   const executor: ExecutorArgs = {
     kind,
     jobs: positiveInt("jobs", v.jobs) ?? 1,
-    runIndex,
+    runIndex: int0("run-index", v["run-index"]),
     dryRun: v["dry-run"] ?? false,
     partition: v.partition ?? null,
     time: v.time ?? null,
@@ -283,7 +311,7 @@ export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
   if (kind === "local" && (executor.dryRun || executor.partition || executor.time)) {
     throw new ExperimentError("--dry-run, --partition and --time are the slurm executor's");
   }
-  return { name, options, out: v.out ?? null, quiet: v.quiet ?? false, executor };
+  return { name, scale, overrides, data, out: v.out ?? null, quiet: v.quiet ?? false, executor };
 }
 
 function timestamp(date: Date): string {
@@ -291,23 +319,40 @@ function timestamp(date: Date): string {
 }
 
 /**
- * `deno task experiment list`: every experiment with its runs and their size at the defaults.
+ * `deno task experiment list`: every table at both scales with its runs, their length, their
+ * dense-equivalent training FLOPs on the paper's corpora and the time that takes at `rate`
+ * FLOP/s; small scale also on the synthetic corpus (the default data).
  *
  * @example
  * ```ts
  * import { experimentList } from "./experiment_cli.ts";
- * experimentList().includes("table2-small"); // true
+ * experimentList().includes("table2"); // true
  * ```
  */
-export function experimentList(): string {
-  const rows = Object.values(EXPERIMENTS).map((e) => {
-    const c = experimentCost(e, EXPERIMENT_DEFAULTS);
-    return `  ${e.name.padEnd(14)} ${String(c.runs).padStart(3)} runs × ${c.stepsPerRun} steps, ` +
-      `≈ ${(c.trainFlops / 1e12).toFixed(1)} TFLOP  ${e.title}`;
+export function experimentList(rate = DEFAULT_RATE): string {
+  const synth = syntheticCorpus();
+  const synthetic = { vocab: synth.vocab.size, trainTokens: synth.train.length };
+  const rows = Object.values(TABLES).flatMap((t) => {
+    if (t.page) return [`  ${t.name.padEnd(8)} ${"".padEnd(6)} ${t.title}`];
+    return SCALES.map((scale) => {
+      const c = experimentCost(t, scale, NO_OVERRIDES, rate);
+      const steps = c.minSteps === c.maxSteps ? `${c.maxSteps}` : `${c.minSteps}–${c.maxSteps}`;
+      const onSynthetic = scale === "small"
+        ? `, ${
+          durationText(experimentCost(t, scale, NO_OVERRIDES, rate, () => synthetic).seconds)
+        } ` +
+          "on the synthetic corpus"
+        : "";
+      return `  ${t.name.padEnd(8)} ${scale.padEnd(6)} ${String(c.runs).padStart(3)} runs × ` +
+        `${steps} steps, ≈ ${(c.trainFlops / 1e12).toFixed(1)} TFLOP, ` +
+        `≈ ${durationText(c.seconds)}${onSynthetic}  ${t.title}`;
+    });
   });
   return [
-    "experiments (runs × steps at the defaults; training FLOPs dense-equivalent on PTB's " +
-    "vocabulary, an upper bound for the sparse runs):",
+    `tables (runs × steps per run; training FLOPs dense-equivalent on the paper's corpora, an ` +
+    `upper bound for the sparse runs; time at ${(rate / 1e9).toFixed(1)} GFLOP/s, training only` +
+    (rate === DEFAULT_RATE ? ", llvmpipe's measured rate (bench/results/train-llvmpipe.csv)" : "") +
+    "; --gflops R for another device):",
     ...rows,
   ].join("\n");
 }
@@ -361,93 +406,138 @@ async function submitSweep(
   return 0;
 }
 
+/** Loads each corpus the runs use once (`null` directory: the synthetic corpus). */
+function dataLoader(): (run: PlannedRun) => Promise<TrainingData> {
+  const cache = new Map<string, Promise<TrainingData>>();
+  return (run) => {
+    const key = run.config.data ?? "";
+    if (!cache.has(key)) cache.set(key, loadTrainingData({ ...DEFAULTS, data: run.config.data }));
+    return cache.get(key)!;
+  };
+}
+
+/** The results' header: the data, each block's model and plan, the optimizers. */
+async function resultsHeader(
+  spec: ExperimentSpec,
+  scale: Scale,
+  runs: readonly PlannedRun[],
+  dataFor: (run: PlannedRun) => Promise<TrainingData>,
+  planOf: (run: PlannedRun) => RunPlan,
+  adapter: string,
+  date: Date,
+): Promise<ResultsHeader> {
+  const blocks = [...new Map(runs.map((r) => [`${r.block}/${r.corpus}`, r])).values()];
+  const data: string[] = [];
+  const settings: string[] = [`scale: ${scale}`];
+  const steps: string[] = [];
+  for (const first of blocks) {
+    const d = await dataFor(first);
+    const c = first.config;
+    const described = d.description +
+      (d.optimalPerplexity ? ` (optimal ppl ${d.optimalPerplexity.toFixed(2)})` : "");
+    if (!data.includes(described)) data.push(described);
+    const setup = spec.blocks.find((b) => b.key === first.block)!.model[scale];
+    const family = modelFamily(c.model);
+    const mine = runs.filter((r) => r.block === first.block);
+    const planned = planSummary(planOf(first), c, runData(c, d).passWindows(0).length);
+    settings.push(
+      `${first.block}: ${setup.label}, ${family.summary}: ${
+        JSON.stringify(runModelConfig(c, d.corpus.vocab.size).full)
+      }; batch ${c.batchSize}, bptt ${c.bptt}${c.variableBptt ? " (variable)" : ""}; density ` +
+        `${[...new Set(mine.map((r) => r.density))].join(", ")}; optimizers ${
+          [...new Map(mine.map((r) => [r.optimizer, r.config])).values()].map((k) =>
+            `${k.optimizer} lr ${k.lr}${k.clip ? ` clip ${k.clip}` : ""}`
+          ).join(", ")
+        }; storage ${[...new Set(mine.map((r) => r.config.storage))].join(", ")}; ` +
+        `connectivity updates: ${planned.updates}; source: ${setup.source}`,
+    );
+    steps.push(`${first.block}: ${planned.steps}`);
+  }
+  if (runs.some((r) => r.optimizer === "ntasgd")) {
+    settings.push(
+      "ntasgd on a sparse model is SNT-ASGD (mask-aware averaging); the note says where a " +
+        "run switched to averaging",
+    );
+  }
+  const skipped = [...new Set(runs.map((r) => r.method).filter((m) => !METHODS[m]))];
+  if (skipped.length) {
+    settings.push(`skipped (not registered in pipeline/sparsity/methods/mod.ts): ${skipped}`);
+  }
+  const seeds = [...new Set(runs.map((r) => r.config.seed))];
+  return {
+    experiment: spec,
+    data: data.join("; "),
+    steps: steps.join("; "),
+    seed: seeds.join(", "),
+    adapter,
+    date: date.toISOString(),
+    settings,
+  };
+}
+
 /** Runs the CLI; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
     console.log(USAGE);
     return 0;
   }
-  if (argv[0] === "list") {
-    console.log(experimentList());
-    return 0;
-  }
   try {
+    if (argv[0] === "list") {
+      const i = argv.indexOf("--gflops");
+      const rate = i < 0 ? null : number("gflops", argv[i + 1], (x) => x > 0, "a number > 0");
+      console.log(experimentList(rate === null ? DEFAULT_RATE : rate * 1e9));
+      return 0;
+    }
     const args = parseExperimentArgs(argv);
-    const def = EXPERIMENTS[args.name];
-    const o = args.options;
-    const data = await loadTrainingData({ ...DEFAULTS, data: o.data });
-    const perEpoch = windowsPerEpoch(data.corpus.train, o.batchSize, o.bptt);
-    const runs = planExperiment(def, o, perEpoch);
-    const plan = experimentPlan(o, perEpoch);
-    const problems = planProblems(runs, plan);
-    if (problems.length) throw new ExperimentError(problems.join("; "));
+    const spec = TABLES[args.name];
+    const start = new Date();
+    const outDir = args.out ?? `experiments/${spec.name}-${args.scale}-${timestamp(start)}`;
+    if (spec.page) {
+      await Deno.mkdir(outDir, { recursive: true });
+      await writeAtomic(`${outDir}/${spec.name}.md`, spec.page);
+      console.log(`${spec.page}\nwrote ${outDir}/${spec.name}.md`);
+      return 0;
+    }
+    const runs = planSpec(spec, args.scale, args.overrides);
     const ex = args.executor;
     if (ex.runIndex !== null && ex.runIndex >= runs.length) {
       throw new ExperimentError(`--run-index ${ex.runIndex}: the grid has ${runs.length} runs`);
     }
+    const mine = ex.runIndex === null ? runs : [runs[ex.runIndex]];
+    const dataFor = dataLoader();
+    const plans = new Map<PlannedRun, RunPlan>();
+    for (const r of mine) plans.set(r, runPlan(r.config, runData(r.config, await dataFor(r))));
+    const planOf = (r: PlannedRun) => plans.get(r)!;
+    const problems = planProblems(mine, planOf);
+    if (problems.length) throw new ExperimentError(problems.join("; "));
     if (ex.kind === "slurm" && ex.runIndex === null) {
-      const outDir = args.out ?? `experiments/${def.name}-${timestamp(new Date())}`;
-      return await submitSweep(def.name, argv, outDir, runs.length, ex);
+      return await submitSweep(spec.name, argv, outDir, runs.length, ex);
     }
     const gpu = await openGpuFromFlags("experiment", {
-      adapter: o.adapter ?? undefined,
-      variant: o.variant ?? undefined,
+      adapter: args.overrides.config.adapter ?? undefined,
+      variant: args.overrides.config.variant ?? undefined,
     });
     if (typeof gpu === "number") return gpu;
-    const start = new Date();
-    const outDir = args.out ?? `experiments/${def.name}-${timestamp(start)}`;
     await Deno.mkdir(outDir, { recursive: true });
-
-    const c = runs[0].config;
-    const family = modelFamily(c.model);
-    const totalSteps = plan.totalSteps;
-    const planned = planSummary(plan, c, perEpoch);
-    const skipped = [...new Set(runs.map((r) => r.method).filter((m) => !METHODS[m]))];
-    const settings = [
-      `model: ${family.summary}: ${
-        JSON.stringify(runModelConfig(c, data.corpus.vocab.size).full)
-      }; batch ${c.batchSize}, bptt ${c.bptt}`,
-      `density: ${c.density} (uniform over tensors; static-er uses Erdős–Rényi)`,
-      o.storage === "csr"
-        ? "storage: csr (true sparse) for every method but rigl, snfs, iss and the dense ones " +
-          "(masked; they need dense gradients or momentum)"
-        : "storage: masked-dense (dense tensors with 0/1 masks, dense gradients)",
-      `connectivity updates: ${planned.updates}`,
-      `optimizers: ${
-        [...new Set(runs.map((r) => r.optimizer))].map((k) => {
-          const s = OPTIMIZER_SETTINGS[k];
-          return `${k} lr ${o.lr ?? s.lr}${s.clip ? ` clip ${s.clip}` : ""}`;
-        }).join("; ")
-      }` + (runs.some((r) =>
-          r.optimizer === "ntasgd"
-        )
-        ? ` (ntasgd on a sparse model is SNT-ASGD: mask-aware averaging; nonmono ${c.nonmono} ` +
-          "epochs; the note says where a run switched to averaging)"
-        : ""),
-      ...(skipped.length
-        ? [`skipped (not registered in pipeline/sparsity/methods/mod.ts): ${skipped.join(", ")}`]
-        : []),
-    ];
-    const header: ResultsHeader = {
-      experiment: def,
-      data: data.description +
-        (data.optimalPerplexity ? ` (optimal ppl ${data.optimalPerplexity.toFixed(2)})` : ""),
-      steps: planned.steps,
-      seed: o.seeds > 1 ? `${o.seed}..${o.seed + o.seeds - 1}` : o.seed,
-      adapter: describeAdapter(gpu.report),
-      date: start.toISOString(),
-      settings,
-    };
-    console.log(
-      `experiment ${def.name}: ${runs.length} runs of ${totalSteps} steps on ${data.description}` +
-        `; writing to ${outDir}`,
+    const header = await resultsHeader(
+      spec,
+      args.scale,
+      mine,
+      dataFor,
+      planOf,
+      describeAdapter(gpu.report),
+      start,
     );
-    for (const s of settings) console.log(`  ${s}`);
+    console.log(
+      `experiment ${spec.name} --scale ${args.scale}: ${runs.length} runs; writing to ${outDir}`,
+    );
+    for (const s of header.settings) console.log(`  ${s}`);
+    const available = (m: string) => METHODS[m as keyof typeof METHODS] !== undefined;
     if (ex.runIndex !== null) {
       // a worker: its run alone, into its directory
-      const rows = await runExperiment(gpu, [runs[ex.runIndex]], data, {
+      const rows = await runExperiment(gpu, mine, dataFor, {
         outDir,
-        available: (m) => METHODS[m] !== undefined,
+        available,
         header,
         quiet: args.quiet,
         tables: false,
@@ -475,18 +565,20 @@ export async function main(argv: string[]): Promise<number> {
           `run ${w.index} failed (exit ${w.code}); the end of ${logOf(w.index)}:\n${w.tail}`,
         );
       }
-      rows = await collectResults(runs, outDir, data.description);
+      rows = await collectResults(runs, outDir);
       await writeResultTables(outDir, header, rows);
     } else {
-      rows = await runExperiment(gpu, runs, data, {
+      rows = await runExperiment(gpu, runs, dataFor, {
         outDir,
-        available: (m) => METHODS[m] !== undefined,
+        available,
         header,
         quiet: args.quiet,
       });
     }
     console.log(`\n${await Deno.readTextFile(`${outDir}/results.md`)}`);
-    console.log(`results: ${outDir}/results.csv, ${outDir}/results.md`);
+    console.log(
+      `results: ${outDir}/results.csv, ${outDir}/results.md; plots: deno task report ${outDir}`,
+    );
     return rows.some((r) => r.status === "failed" || r.status === "missing") ? 1 : 0;
   } catch (e) {
     if (e instanceof ExperimentError || e instanceof DataError) {

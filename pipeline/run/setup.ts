@@ -11,7 +11,7 @@ import { modelFamily } from "../../models/families.ts";
 import { ModelConfigError } from "../../models/model.ts";
 import { ConfigError, modelSettings, type TrainConfig } from "../config.ts";
 import { createOptimizer } from "../optimizer.ts";
-import { planRun } from "../plan.ts";
+import { planRun, type RunPlan } from "../plan.ts";
 import type { CsvLog, ProgressPrinter } from "../progress.ts";
 import { forwardFlops } from "../sparsity/flops.ts";
 import {
@@ -21,7 +21,7 @@ import {
   sparsityMethod,
   sparsityPlanProblem,
 } from "../sparsity/stage.ts";
-import { runData, type TrainingData } from "./data.ts";
+import { type RunData, runData, type TrainingData } from "./data.ts";
 import { applyInitWeights, type InitWeights } from "./init_from.ts";
 import { optimizerSettings, sparsitySettings } from "./settings.ts";
 import type { RunContext, RunMeta, RunState } from "./types.ts";
@@ -74,6 +74,24 @@ export function runModelConfig(config: TrainConfig, vocab: number) {
 }
 
 /**
+ * The plan a run of `config` follows over the windows of `rd` (its epochs, updates, length).
+ *
+ * @example
+ * ```ts ignore
+ * const plan = runPlan(config, runData(config, data)); // plan.totalSteps
+ * ```
+ */
+export function runPlan(config: TrainConfig, rd: Pick<RunData, "passWindows">): RunPlan {
+  return planRun({
+    passLength: (p) => rd.passWindows(p).length,
+    epochs: config.epochs,
+    epochSteps: config.epochSteps,
+    maxSteps: config.maxSteps,
+    updateEvery: config.updateEvery,
+  });
+}
+
+/**
  * Creates everything a run needs and its initial state (step 0).
  *
  * @example
@@ -91,13 +109,7 @@ export function createRun(
   init: InitWeights | null = null,
 ): { ctx: RunContext; state: RunState } {
   const rd = runData(config, data);
-  const plan = planRun({
-    passLength: (p) => rd.passWindows(p).length,
-    epochs: config.epochs,
-    epochSteps: config.epochSteps,
-    maxSteps: config.maxSteps,
-    updateEvery: config.updateEvery,
-  });
+  const plan = runPlan(config, rd);
   const settings = sparsitySettings(config);
   const method = sparsityMethod(settings.method);
   const problem = sparsityPlanProblem(settings, plan);

@@ -44,7 +44,7 @@ export const METHOD_NAMES: readonly MethodName[] = [
 ];
 
 /** How Selfish-RNN splits its regrowth over an LSTM tensor's gates (spec §4.4, §8). */
-export type Redistribution = "uniform" | "none" | "magnitude" | "momentum";
+export type Redistribution = "uniform" | "none" | "magnitude" | "momentum" | "gradient";
 
 /** Settings of the sparse-training stage (from `TrainConfig`). */
 export interface SparsitySettings {

@@ -6,7 +6,8 @@
  * 2. regrow `R = budget − nnz` (restoring the budget exactly), split over gate blocks by the
  *    cell-weight redistribution rule: `uniform` = R/G per gate (the paper's Figure 1, default),
  *    `magnitude` / `momentum` = in proportion to the block's mean |w| / |momentum| over active
- *    weights (Table 5 variants), `none` = over the whole tensor at once (what the released code
+ *    weights, `gradient` = to the block's mean |∇w| of the last minibatch (Table 5 variants),
+ *    `none` = over the whole tensor at once (what the released code
  *    runs, spec §12.1); every block capped at its free slots, surplus to the others;
  * 3. grow uniformly at random among each block's inactive positions; grown weights and their
  *    optimizer state start at 0 (spec §4.5), so SNT-ASGD restarts their averages.
@@ -34,6 +35,8 @@ async function update(input: UpdateInput): Promise<UpdateReport> {
     ? await blockMeanAbs(ops.gpu, tensors, (t) => t.param.value)
     : mode === "momentum"
     ? await blockMeanAbs(ops.gpu, tensors, (t) => momentumOf(input, t.index) ?? t.param.grad)
+    : mode === "gradient"
+    ? await blockMeanAbs(ops.gpu, tensors, (t) => t.param.grad)
     : null;
   tensors.forEach((t, i) => {
     const r = t.budget - t.nnz;
