@@ -86,6 +86,7 @@ export function planSummary(
 /** The names of a run's row: its directory, block, model, method, variant, optimizer, density. */
 function runIdentity(run: PlannedRun) {
   return {
+    index: run.index,
     key: run.key,
     block: run.block,
     model: run.model,
@@ -99,7 +100,9 @@ function runIdentity(run: PlannedRun) {
 
 /** One row of the results: a finished, failed or skipped run. */
 export interface ExperimentResult {
-  /** The run's directory name, block and model label (absent in results of earlier versions). */
+  /** The run's place in the grid, directory name, block and model label (absent in results of
+   * earlier versions). */
+  index?: number;
   key?: string;
   block?: string;
   model?: string;

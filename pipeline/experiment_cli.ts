@@ -45,7 +45,7 @@ import {
   type SpecOverrides,
 } from "./experiment/spec.ts";
 import { TABLES } from "./experiment/tables.ts";
-import { CORPUS_FACTS, DEFAULT_RATE, durationText, experimentCost } from "./experiment/cost.ts";
+import { DEFAULT_RATE, durationText, experimentCost } from "./experiment/cost.ts";
 
 const OPTIMIZERS: readonly OptimizerName[] = ["adam", "momentum", "sgd", "ntasgd"];
 

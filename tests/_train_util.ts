@@ -36,9 +36,11 @@ export function tinyData(): TrainingData {
   return { corpus: s, optimalPerplexity: s.optimalPerplexity, description: "tiny synthetic" };
 }
 
-/** A table2-small sweep small enough for the tests: 2 epochs of 2 steps, one 16-unit layer. */
+/** A table2 (stacked LSTM block) sweep small enough for the tests: 2 epochs of 2 steps, one 16-unit layer. */
 export const TINY_SWEEP: readonly string[] = [
-  "table2-small",
+  "table2",
+  "--models",
+  "lstm",
   "--epochs",
   "2",
   "--epoch-steps",

@@ -2,13 +2,8 @@ import { evenPlan } from "../pipeline/plan.ts";
 import { TINY_SWEEP } from "./_train_util.ts";
 import assert from "node:assert/strict";
 import {
-  EXPERIMENT_DEFAULTS,
   ExperimentError,
-  experimentPlan,
   type ExperimentResult,
-  EXPERIMENTS,
-  OPTIMIZER_SETTINGS,
-  planExperiment,
   planProblems,
   planSummary,
   resultsCsv,
@@ -21,6 +16,9 @@ import { METHOD_NAMES } from "../pipeline/sparsity/method.ts";
 import type { TrainingData, TrainSummary } from "../pipeline/train.ts";
 import type { Gpu } from "../kernels/runtime/runtime.ts";
 import { DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
+import { NO_OVERRIDES, planSpec, SCALES, type SpecOverrides } from "../pipeline/experiment/spec.ts";
+import { TABLES } from "../pipeline/experiment/tables.ts";
+import { experimentCost } from "../pipeline/experiment/cost.ts";
 
 const CLI = new URL("../pipeline/experiment_cli.ts", import.meta.url).pathname;
 
@@ -43,110 +41,196 @@ function parseCsv(text: string): string[][] {
   return rows;
 }
 
-Deno.test("experiments: table2-small holds every method of Table 2, in the paper's order", () => {
-  const t2 = EXPERIMENTS["table2-small"];
-  assert.deepEqual([...t2.methods], [
-    "dense",
-    "small-dense",
-    "static-er",
-    "static-uniform",
-    "gmp",
-    "iss",
-    "set",
-    "dsr",
-    "snfs",
-    "rigl",
-    "selfish",
+const small = (name: string, overrides: Partial<SpecOverrides> = {}) =>
+  planSpec(TABLES[name], "small", { ...NO_OVERRIDES, ...overrides });
+
+Deno.test("experiments: table2 holds every method of Table 2 on both models, in the paper's order", () => {
+  const t2 = TABLES.table2;
+  assert.deepEqual(t2.blocks.map((b) => b.key), ["lstm", "rhn"]);
+  for (const b of t2.blocks) {
+    assert.deepEqual([...b.methods], [
+      "dense",
+      "small-dense",
+      "static-er",
+      "static-uniform",
+      "gmp",
+      "iss",
+      "set",
+      "dsr",
+      "snfs",
+      "rigl",
+      "selfish",
+    ]);
+    assert.deepEqual([...b.methods].sort(), [...METHOD_NAMES].sort());
+  }
+  const runs = small("table2");
+  assert.deepEqual(runs.map((r) => r.key).slice(0, 2), [
+    "lstm-dense-adam-seed1111",
+    "lstm-small-dense-adam-seed1111",
   ]);
-  assert.deepEqual([...t2.methods].sort(), [...METHOD_NAMES].sort());
-  const runs = planExperiment(t2, EXPERIMENT_DEFAULTS, 286);
-  assert.deepEqual(runs.map((r) => r.method), [...t2.methods]);
-  // a method's own experiment settings (ISS's λ sized for the 2×200 model), the rest the run's
-  assert.deepEqual(runs.find((r) => r.method === "iss")!.config.issLambda, 2e-4);
-  assert.deepEqual(runs.find((r) => r.method === "gmp")!.config.issLambda, DEFAULTS.issLambda);
-  // same seed, plan, size and density everywhere: only the method changes
+  assert.deepEqual(runs.map((r) => r.method), [...METHOD_NAMES, ...METHOD_NAMES]);
+  // a method's own settings on the model (ISS's λ), the rest the run's
+  const lstm = runs.filter((r) => r.block === "lstm");
+  assert.deepEqual(lstm.find((r) => r.method === "iss")!.config.issLambda, 2e-4);
+  assert.deepEqual(lstm.find((r) => r.method === "gmp")!.config.issLambda, DEFAULTS.issLambda);
+  // within a block: same seed, plan, size and density everywhere; only the method changes
   for (const r of runs) {
-    assert.deepEqual(r.config.seed, EXPERIMENT_DEFAULTS.seed);
-    assert.deepEqual(r.config.maxSteps, null);
-    assert.deepEqual([r.config.emsize, r.config.nhid, r.config.nlayers], [200, 200, 2]);
-    assert.deepEqual([r.config.batchSize, r.config.bptt], [20, 35]);
-    assert.deepEqual(r.config.density, 0.33);
-    assert.deepEqual(r.config.optimizer, "adam");
-    assert.deepEqual(r.config.lr, OPTIMIZER_SETTINGS.adam.lr);
+    const c = r.config;
+    assert.deepEqual(c.seed, r.block === "lstm" ? 1111 : 42);
+    assert.deepEqual(c.model, r.block);
+    assert.deepEqual(c.maxSteps, null);
+    assert.deepEqual([c.emsize, c.nhid], [128, 128]);
+    assert.deepEqual([c.batchSize, c.bptt, c.evalBatchSize], [20, 35, 20]);
+    assert.deepEqual(c.density, r.block === "lstm" ? 0.33 : 0.472);
+    assert.deepEqual([c.optimizer, c.lr, c.adamBeta1], ["adam", 1e-2, 0]);
+    assert.deepEqual(c.clip, r.block === "lstm" ? 0 : 0.25);
     // the small-scale protocol: 8 epochs of 100 steps, one update after each epoch's
     // validation, NT-ASGD's trigger over these epochs
-    assert.deepEqual([r.config.epochs, r.config.epochSteps, r.config.updateEvery], [8, 100, 0]);
-    assert.deepEqual([r.config.nonmono, r.config.validTokens], [2, 20_000]);
+    assert.deepEqual([c.epochs, c.epochSteps, c.updateEvery], [8, 100, 0]);
+    assert.deepEqual([c.nonmono, c.validTokens], [2, 20_000]);
+    assert.deepEqual([c.data, c.storage, c.save, c.summary], [null, "masked", null, null]);
+  }
+  // the RHN's own small preset (spec §14.5): depth 4, tied, its dropouts
+  const rhn = runs.find((r) => r.block === "rhn")!.config;
+  assert.deepEqual([rhn.modelFlags.depth, rhn.tied, rhn.dropout, rhn.dropoute], [
+    4,
+    true,
+    0.3,
+    0.05,
+  ]);
+  // every table plans at both scales, one directory per run
+  for (const t of Object.values(TABLES)) {
+    for (const scale of SCALES) {
+      const keys = planSpec(t, scale, NO_OVERRIDES).map((r) => r.key);
+      assert.deepEqual(new Set(keys).size, keys.length, `${t.name} ${scale}`);
+    }
   }
 });
 
 Deno.test("experiments: the plan and what the header says of it", () => {
-  const plan = experimentPlan(EXPERIMENT_DEFAULTS, 286);
-  assert.deepEqual(plan, evenPlan(800, 100, 0));
-  const runs = planExperiment(EXPERIMENTS["table2-small"], EXPERIMENT_DEFAULTS, 286);
-  assert.deepEqual(planProblems(runs, plan), []);
+  const plan = evenPlan(800, 100, 0);
+  const runs = small("table2", { blocks: ["lstm"] });
+  assert.deepEqual(planProblems(runs, () => plan), []);
   const { steps, updates } = planSummary(plan, runs[0].config, 286);
   assert.match(steps, /^800 per run: 8 epochs of 100 steps \(one pass .* is 286 steps\)/);
   assert.match(steps, /first 20000 validation tokens/);
   assert.match(updates, /^7 per dynamic run, after steps 100, 200, 300, 400, 500, 600, 700 /);
   assert.match(updates, /p_t = 0\.4755 at the first update, 0\.0050 at the last$/);
   // gradual pruning with its window ending after the last update is refused up front
-  const short = experimentPlan({ ...EXPERIMENT_DEFAULTS, epochs: 2 }, 286);
-  const problems = planProblems(runs, short);
+  const problems = planProblems(runs, () => evenPlan(200, 100, 0));
   assert.deepEqual(problems.length, 1);
-  assert.match(problems[0], /^gmp\/adam: gmp prunes to its final density at step 150/);
+  assert.match(problems[0], /^lstm-gmp-adam-seed1111: gmp prunes to its final density at step 150/);
 });
 
-Deno.test("experiments: table3-small is the full grid methods × optimizers", () => {
-  const t3 = EXPERIMENTS["table3-small"];
-  assert.deepEqual([...t3.optimizers], ["adam", "momentum", "ntasgd"]);
-  for (const m of ["selfish", "rigl", "set", "static-uniform"]) {
-    if (!t3.methods.includes(m as never)) throw new Error(`table3 lacks ${m}`);
-  }
-  const runs = planExperiment(t3, EXPERIMENT_DEFAULTS, 286);
+Deno.test("experiments: table3 is the full grid methods × optimizers, each with its settings", () => {
+  const t3 = TABLES.table3;
+  assert.deepEqual([...t3.blocks[0].optimizers.small], ["adam", "momentum", "ntasgd"]);
+  const runs = small("table3");
   const got = runs.map((r) => `${r.method}/${r.optimizer}`);
-  const want = t3.methods.flatMap((m) => t3.optimizers.map((o) => `${m}/${o}`));
+  const want = t3.blocks[0].methods.flatMap((m) =>
+    ["adam", "momentum", "ntasgd"].map((o) => `${m}/${o}`)
+  );
   assert.deepEqual(got, want);
+  const settings = { adam: [1e-2, 0], momentum: [2, 0.25], ntasgd: [20, 0.25] } as const;
   for (const r of runs) {
-    assert.deepEqual(r.config.lr, OPTIMIZER_SETTINGS[r.config.optimizer].lr);
-    assert.deepEqual(r.config.clip, OPTIMIZER_SETTINGS[r.config.optimizer].clip);
+    assert.deepEqual([r.config.lr, r.config.clip], [...settings[r.optimizer as "adam"]]);
   }
 });
 
-Deno.test("experiments: options narrow and override the plan", () => {
-  const t3 = EXPERIMENTS["table3-small"];
-  const runs = planExperiment(t3, {
-    ...EXPERIMENT_DEFAULTS,
+Deno.test("experiments: row variants change what they name, and nothing else", () => {
+  const t4 = small("table4");
+  assert.deepEqual(new Set(t4.map((r) => r.block)), new Set(["lstm", "rhn", "onlstm", "mos"]));
+  const lstm = t4.filter((r) => r.block === "lstm");
+  assert.deepEqual(lstm.map((r) => r.key), [
+    "lstm-selfish-full-ntasgd-seed1111",
+    "lstm-selfish-no-sntasgd-momentum-seed1111",
+    "lstm-selfish-no-redistribution-ntasgd-seed1111",
+    "lstm-selfish-er-init-ntasgd-seed1111",
+  ]);
+  const [full, noAvg, noRedist, er] = lstm.map((r) => r.config);
+  assert.deepEqual([noAvg.optimizer, noAvg.momentum, noAvg.lr], ["momentum", 0.9, 2]);
+  assert.deepEqual(noRedist.redistribution, "none");
+  assert.deepEqual(er.sparseInit, "er");
+  assert.deepEqual({ ...noRedist, redistribution: "uniform" }, full);
+  assert.deepEqual({ ...er, sparseInit: "uniform" }, full);
+  const t5 = small("table5");
+  assert.deepEqual(t5.map((r) => r.config.redistribution), [
+    "uniform",
+    "magnitude",
+    "momentum",
+    "gradient",
+    "none",
+  ]);
+  // Table 6: the 1300-epoch rows restart SNT-ASGD twice; the plain rows have no averaging
+  const t6 = planSpec(TABLES.table6, "paper", { ...NO_OVERRIDES, data: () => "ptb" });
+  const row = (key: string) => t6.find((r) => r.key === key)!.config;
+  assert.deepEqual([
+    row("onlstm-selfish-ntasgd-seed141").epochs,
+    row("onlstm-selfish-ntasgd-seed141").asgdRestarts,
+  ], [1000, [500]]);
+  assert.deepEqual([
+    row("onlstm-1300-selfish-ntasgd-seed141").epochs,
+    row("onlstm-1300-selfish-ntasgd-seed141").asgdRestarts,
+  ], [1300, [500, 1000]]);
+  assert.deepEqual([
+    row("onlstm-set-momentum-seed141").asgdRestarts,
+    row("onlstm-set-momentum-seed141").lr,
+  ], [[], 1.5]);
+});
+
+Deno.test("experiments: overrides narrow the grid and change every run", () => {
+  const runs = small("table3", {
     methods: ["set", "selfish"],
-    steps: 700,
-    epochs: 3,
-    epochSteps: null,
-    lr: 0.5,
-    updateEvery: 7,
-  }, 300);
+    config: { maxSteps: 700, epochs: 3, epochSteps: null, lr: 0.5, updateEvery: 7 },
+  });
   // table order kept, whatever order --methods names them in
   assert.deepEqual(runs.map((r) => `${r.method}/${r.optimizer}`), [
-    "selfish/adam",
-    "selfish/momentum",
-    "selfish/ntasgd",
     "set/adam",
     "set/momentum",
     "set/ntasgd",
+    "selfish/adam",
+    "selfish/momentum",
+    "selfish/ntasgd",
   ]);
   for (const r of runs) {
     assert.deepEqual([r.config.lr, r.config.updateEvery, r.config.maxSteps], [0.5, 7, 700]);
-    assert.deepEqual([r.config.epochs, r.config.epochSteps], [3, null]); // passes of 300 steps
+    assert.deepEqual([r.config.epochs, r.config.epochSteps], [3, null]);
   }
   assert.throws(
-    () => planExperiment(t3, { ...EXPERIMENT_DEFAULTS, methods: ["gmp"] }, 300),
-    (e: Error) => e instanceof ExperimentError && /gmp not part of table3-small/.test(e.message),
+    () => small("table3", { methods: ["gmp"] }),
+    (e: Error) => e instanceof ExperimentError && /gmp not part of table3/.test(e.message),
   );
+  assert.throws(
+    () => small("table2", { blocks: ["mos"] }),
+    (e: Error) =>
+      e instanceof ExperimentError && /--models: mos not part of table2/.test(e.message),
+  );
+  // seeds: N runs per row from the given seed; data: each corpus's directory
+  const seeded = small("table2", {
+    blocks: ["rhn"],
+    seeds: 3,
+    config: { seed: 5 },
+    data: (c) => `/data/${c}`,
+  });
+  assert.deepEqual(seeded.length, 33);
+  assert.deepEqual(seeded.slice(0, 3).map((r) => [r.key, r.config.seed, r.config.data]), [
+    ["rhn-dense-adam-seed5", 5, "/data/ptb"],
+    ["rhn-dense-adam-seed6", 6, "/data/ptb"],
+    ["rhn-dense-adam-seed7", 7, "/data/ptb"],
+  ]);
+  assert.deepEqual(small("table7")[0].config.data, null);
+  assert.deepEqual(small("table7", { data: (c) => c })[0].config.data, "wikitext-2");
 });
 
 const ROWS: ExperimentResult[] = [
   {
+    key: "lstm-dense-adam-seed1111",
+    block: "lstm",
+    model: "stacked LSTM",
     method: "dense",
+    variant: "",
     optimizer: "adam",
+    density: 0.33,
     seed: 1111,
     data: "synthetic, corpus",
     steps: 10,
@@ -210,8 +294,11 @@ Deno.test("experiments: results.csv quotes commas, quotes and newlines and parse
   const csv = resultsCsv(ROWS);
   const rows = parseCsv(csv);
   assert.deepEqual(rows[0], [
+    "model",
     "method",
+    "variant",
     "optimizer",
+    "density",
     "seed",
     "data",
     "steps",
@@ -230,8 +317,11 @@ Deno.test("experiments: results.csv quotes commas, quotes and newlines and parse
   ]);
   assert.deepEqual(rows.length, 4);
   assert.deepEqual(rows[1], [
+    "stacked LSTM",
     "dense",
+    "",
     "adam",
+    "0.33",
     "1111",
     "synthetic, corpus",
     "10",
@@ -248,16 +338,16 @@ Deno.test("experiments: results.csv quotes commas, quotes and newlines and parse
     "20.50 12.35",
     "",
   ]);
-  assert.deepEqual(rows[2][16], 'failed: RangeError: bad "k", see\nline | two');
-  assert.deepEqual(rows[2].slice(4, 11), ["", "", "", "", "", "", ""]);
-  assert.deepEqual(rows[3][16], "skipped: method gmp is not registered");
+  assert.deepEqual(rows[2][19], 'failed: RangeError: bad "k", see\nline | two');
+  assert.deepEqual(rows[2].slice(7, 14), ["", "", "", "", "", "", ""]);
+  assert.deepEqual(rows[3][19], "skipped: method gmp is not registered");
   // the raw text doubles the quotes inside the quoted field
   assert.match(csv, /"failed: RangeError: bad ""k"", see\nline \| two"/);
 });
 
 Deno.test("experiments: results.md has the header, one row per run and the paper context", () => {
   const header: ResultsHeader = {
-    experiment: EXPERIMENTS["table2-small"],
+    experiment: TABLES.table2,
     data: "synthetic corpus (optimal ppl 5.46)",
     steps: "10 per run",
     seed: 7,
@@ -274,12 +364,13 @@ Deno.test("experiments: results.md has the header, one row per run and the paper
       "- adapter: llvmpipe",
       "- date: 2025-01-01",
       "- model: tiny",
-      "| dense | adam | 1111 | 12.35 | 13.50 | 1000 / 1000 | 1.000 | 1.000 | 3 | 0.4500 → 0.0050 | 12 |  |",
+      "| stacked LSTM | dense |  | adam | 0.33 | 1111 | 12.35 | 13.50 | 1000 / 1000 | 1.000 | " +
+      "1.000 | 3 | 0.4500 → 0.0050 | 12 |  |",
       // a pipe or newline in a note must not break the table
-      '| set | adam | 1111 |  |  |  |  |  |  |  | 3 | failed: RangeError: bad "k", see line \\| two |',
+      '|  | set |  | adam |  | 1111 |  |  |  |  |  |  |  | 3 | failed: RangeError: bad "k", see line \\| two |',
       // the per-epoch validation curve of each finished run
-      "| method | optimizer | 1 | 2 |",
-      "| dense | adam | 20.50 | 12.35 |",
+      "| run | 1 | 2 |",
+      "| lstm-dense-adam-seed1111 | 20.50 | 12.35 |",
       "Skipped (not registered): gmp.",
       "Failed: set/adam",
       "Paper context (not a test): In the paper",
@@ -288,21 +379,20 @@ Deno.test("experiments: results.md has the header, one row per run and the paper
     if (!md.includes(s)) throw new Error(`results.md lacks ${JSON.stringify(s)}:\n${md}`);
   }
   const table = md.slice(0, md.indexOf("Validation perplexity at each epoch end"));
-  const tableRows = table.split("\n").filter((l) =>
-    l.startsWith("| ") && !l.startsWith("| method")
-  );
+  const tableRows = table.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| model"));
   assert.deepEqual(tableRows.length, 3);
-  for (const l of tableRows) assert.deepEqual(l.split(/(?<!\\)\|/).length, 14);
+  for (const l of tableRows) assert.deepEqual(l.split(/(?<!\\)\|/).length, 17);
 });
 
 Deno.test("experiments: the runner records failures and skips and keeps going", async () => {
   const dir = await Deno.makeTempDir();
-  const runs = planExperiment(EXPERIMENTS["table2-small"], {
-    ...EXPERIMENT_DEFAULTS,
+  const runs = small("table2", {
+    blocks: ["lstm"],
     methods: ["dense", "gmp", "set", "selfish"],
-    steps: 3,
-  }, 100);
+    config: { maxSteps: 3 },
+  });
   const data = { corpus: {} as never, description: "fake data" } as TrainingData;
+  const dataFor = () => Promise.resolve(data);
   const seen: string[] = [];
   const fakeTrain = (_gpu: Gpu, c: TrainConfig): Promise<TrainSummary> => {
     seen.push(c.method);
@@ -341,7 +431,7 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
     });
   };
   const header: ResultsHeader = {
-    experiment: EXPERIMENTS["table2-small"],
+    experiment: TABLES.table2,
     data: "fake",
     steps: "3",
     seed: 1,
@@ -350,7 +440,7 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
     settings: [],
   };
   const lines: string[] = [];
-  const rows = await runExperiment({} as Gpu, runs, data, {
+  const rows = await runExperiment({} as Gpu, runs, dataFor, {
     outDir: dir,
     available: (m) => m !== "gmp",
     header,
@@ -363,24 +453,32 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
   assert.deepEqual(rows[3].trainFlopsXDense, 0.4);
   assert.deepEqual(rows[3].inferenceFlopsXDense, 0.5);
   assert.match(rows[2].note, /RangeError: set broke, badly/);
-  assert.match(lines.join("\n"), /\[2\/4\] gmp\/adam: skipped/);
-  assert.match(lines.join("\n"), /\[3\/4\] set\/adam: FAILED/);
+  assert.match(lines.join("\n"), /\[2\/4\] lstm-gmp-adam-seed1111: skipped/);
+  assert.match(lines.join("\n"), /\[3\/4\] lstm-set-adam-seed1111: FAILED/);
   const csv = parseCsv(await Deno.readTextFile(`${dir}/results.csv`));
   assert.deepEqual(csv.length, 5);
   const files = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
   assert.deepEqual(files, [
-    "dense-adam-seed1111",
+    "lstm-dense-adam-seed1111",
+    "lstm-selfish-adam-seed1111",
+    "lstm-set-adam-seed1111",
     "results.csv",
     "results.md",
-    "selfish-adam-seed1111",
-    "set-adam-seed1111",
   ]);
-  const runFiles = [...Deno.readDirSync(`${dir}/dense-adam-seed1111`)].map((e) => e.name).sort();
-  assert.deepEqual(runFiles, ["config.json", "result.json", "summary.json"]);
+  const runFiles = [...Deno.readDirSync(`${dir}/lstm-dense-adam-seed1111`)].map((e) => e.name)
+    .sort();
+  assert.deepEqual(runFiles, ["config.json", "result.json", "run.json", "summary.json"]);
+  const place = JSON.parse(await Deno.readTextFile(`${dir}/lstm-dense-adam-seed1111/run.json`));
+  assert.deepEqual([place.block, place.model, place.method, place.corpus], [
+    "lstm",
+    "stacked LSTM",
+    "dense",
+    "ptb",
+  ]);
   // the same command again: finished runs are kept, the failed one runs, from its checkpoint
-  await Deno.writeTextFile(`${dir}/set-adam-seed1111/run.ckpt`, "a checkpoint");
+  await Deno.writeTextFile(`${dir}/lstm-set-adam-seed1111/run.ckpt`, "a checkpoint");
   const again: TrainConfig[] = [];
-  const rerun = await runExperiment({} as Gpu, runs, data, {
+  const rerun = await runExperiment({} as Gpu, runs, dataFor, {
     outDir: dir,
     available: (m) => m !== "gmp",
     header,
@@ -390,22 +488,30 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
   });
   assert.deepEqual(again.map((c) => [c.method, c.resume]), [[
     "set",
-    `${dir}/set-adam-seed1111/run.ckpt`,
+    `${dir}/lstm-set-adam-seed1111/run.ckpt`,
   ]]);
   assert.deepEqual(rerun.map((r) => r.status), ["ok", "skipped", "failed", "ok"]);
   assert.deepEqual(rerun[3], rows[3]);
-  assert.match(lines.join("\n"), /\[1\/4\] dense\/adam: done earlier \(val ppl 10.00\), kept/);
+  assert.match(
+    lines.join("\n"),
+    /\[1\/4\] lstm-dense-adam-seed1111: done earlier \(val ppl 10.00\), kept/,
+  );
   // another configuration in the same directory is refused
   await assert.rejects(
     () =>
-      runExperiment({} as Gpu, runs.map((r) => ({ ...r, config: { ...r.config, lr: 9 } })), data, {
-        outDir: dir,
-        available: () => true,
-        header,
-        quiet: true,
-        log: () => {},
-        trainFn: fakeTrain as never,
-      }),
+      runExperiment(
+        {} as Gpu,
+        runs.map((r) => ({ ...r, config: { ...r.config, lr: 9 } })),
+        dataFor,
+        {
+          outDir: dir,
+          available: () => true,
+          header,
+          quiet: true,
+          log: () => {},
+          trainFn: fakeTrain as never,
+        },
+      ),
     (e: Error) => e instanceof ExperimentError && /another configuration/.test(e.message),
   );
   await Deno.remove(dir, { recursive: true });
@@ -413,22 +519,25 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
 
 Deno.test("experiment CLI: parser rejects bad input with one clear message", () => {
   const bad: [string[], RegExp][] = [
-    [[], /expected one experiment name/],
-    [["table9"], /unknown experiment "table9"/],
-    [["table2-small", "extra"], /expected one experiment name/],
-    [["table2-small", "--steps", "0"], /--steps: expected an integer > 0/],
-    [["table2-small", "--epoch-steps", "1.5"], /--epoch-steps: expected an integer >= 0/],
-    [["table2-small", "--valid-tokens", "x"], /--valid-tokens/],
-    [["table2-small", "--steps", "2.5"], /--steps/],
-    [["table2-small", "--nhid", "x"], /--nhid/],
-    [["table2-small", "--density", "1.5"], /--density/],
-    [["table2-small", "--seed", "1.5"], /--seed/],
-    [["table2-small", "--lr", "-1"], /--lr/],
-    [["table2-small", "--methods", "dense,bogus"], /--methods: unknown method "bogus"/],
-    [["table3-small", "--methods", "gmp"], /not part of table3-small/],
-    [["table3-small", "--optimizers", "adam,rmsprop"], /--optimizers: unknown optimizer "rmsprop"/],
-    [["table2-small", "--optimizers", "momentum"], /--optimizers: momentum not part of table2/],
-    [["table2-small", "--bogus"], /bogus/],
+    [[], /expected one table name/],
+    [["table9"], /unknown table "table9"/],
+    [["table2", "extra"], /expected one table name/],
+    [["table2", "--scale", "huge"], /--scale: expected paper or small, got "huge"/],
+    [["table2", "--scale", "paper"], /--scale paper trains on ptb: pass --data DIR/],
+    [["table2", "--steps", "0"], /--steps: expected an integer > 0/],
+    [["table2", "--epoch-steps", "1.5"], /--epoch-steps: expected an integer >= 0/],
+    [["table2", "--valid-tokens", "x"], /--valid-tokens/],
+    [["table2", "--steps", "2.5"], /--steps/],
+    [["table2", "--nhid", "x"], /--nhid/],
+    [["table2", "--density", "1.5"], /--density/],
+    [["table2", "--seed", "1.5"], /--seed/],
+    [["table2", "--lr", "-1"], /--lr/],
+    [["table2", "--methods", "dense,bogus"], /--methods: unknown method "bogus"/],
+    [["table2", "--models", "lstm,mos"], /--models: unknown model "mos" \(known: lstm, rhn\)/],
+    [["table3", "--methods", "gmp"], /not part of table3/],
+    [["table3", "--optimizers", "adam,rmsprop"], /--optimizers: unknown optimizer "rmsprop"/],
+    [["table2", "--optimizers", "momentum"], /--optimizers: momentum not part of table2/],
+    [["table2", "--bogus"], /bogus/],
   ];
   for (const [args, re] of bad) {
     assert.throws(
@@ -437,33 +546,53 @@ Deno.test("experiment CLI: parser rejects bad input with one clear message", () 
       args.join(" "),
     );
   }
-  const ok = parseExperimentArgs(["table2-small", "--nhid", "32", "--epochs", "2"]);
-  assert.deepEqual([ok.options.nhid, ok.options.emsize, ok.options.steps], [32, 32, null]);
-  assert.deepEqual(ok.options.epochs, 2);
-  const pass = parseExperimentArgs(["table2-small", "--epoch-steps", "0", "--valid-tokens", "0"]);
-  assert.deepEqual([pass.options.epochSteps, pass.options.validTokens], [null, null]);
-  // list: every experiment with its grid's size
+  const ok = parseExperimentArgs(["table2", "--nhid", "32", "--epochs", "2"]);
+  assert.deepEqual(ok.scale, "small");
+  assert.deepEqual(ok.overrides.config, { nhid: 32, emsize: 32, epochs: 2 });
+  const pass = parseExperimentArgs(["table2", "--epoch-steps", "0", "--valid-tokens", "0"]);
+  assert.deepEqual(pass.overrides.config, { epochSteps: null, validTokens: null });
+  const paper = parseExperimentArgs(["table2", "--scale", "paper", "--data", "/nowhere"]);
+  assert.deepEqual(
+    planSpec(TABLES.table2, "paper", paper.overrides)[0].config.data,
+    "/nowhere/ptb",
+  );
+  // list: every table at both scales with its grid's size and an estimated time
   const list = experimentList();
-  assert.match(list, /table2-small +11 runs × 800 steps, ≈ \d+\.\d TFLOP/);
-  assert.match(list, /table3-small +15 runs × 800 steps/);
-  // --optimizers narrows the grid, kept in the experiment's order
-  const t3 = parseExperimentArgs(["table3-small", "--optimizers", "ntasgd,momentum"]);
-  const runs = planExperiment(EXPERIMENTS["table3-small"], t3.options, 300);
+  assert.match(list, /table1 +Table 1/);
+  assert.match(
+    list,
+    /table2 +small +22 runs × 800 steps, ≈ \d+\.\d TFLOP, ≈ [\d.]+ (min|h), [\d.]+ (min|h) on the synthetic corpus/,
+  );
+  assert.match(
+    list,
+    /table2 +paper +22 runs × 132800–664000 steps, ≈ \d+\.\d TFLOP, ≈ [\d.]+ days/,
+  );
+  assert.match(list, /table3 +small +15 runs × 800 steps/);
+  for (const t of ["table4", "table5", "table6", "table7", "table8"]) {
+    assert.match(list, new RegExp(`${t} +paper `));
+    assert.match(list, new RegExp(`${t} +small `));
+  }
+  // at twice the rate, half the time
+  const at = (rate: number) => experimentCost(TABLES.table3, "small", NO_OVERRIDES, rate).seconds;
+  assert.ok(Math.abs(at(2e10) / at(1e10) - 0.5) < 1e-12);
+  // --optimizers narrows the grid, kept in the table's order
+  const t3 = parseExperimentArgs(["table3", "--optimizers", "ntasgd,momentum"]);
+  const runs = planSpec(TABLES.table3, "small", t3.overrides);
   assert.deepEqual(
     runs.filter((r) => r.method === "set").map((r) => r.optimizer),
     ["momentum", "ntasgd"],
   );
   assert.deepEqual(runs.length, 10);
-  // --seeds N: N runs per method and optimizer, seeds seed .. seed + N - 1
-  const seeded = parseExperimentArgs(["table2-small", "--seeds", "3", "--seed", "5"]);
-  const grid = planExperiment(EXPERIMENTS["table2-small"], seeded.options, 300);
-  assert.deepEqual(grid.length, 33);
+  // --seeds N: N runs per row, seeds seed .. seed + N - 1
+  const seeded = parseExperimentArgs(["table2", "--seeds", "3", "--seed", "5"]);
+  const grid = planSpec(TABLES.table2, "small", seeded.overrides);
+  assert.deepEqual(grid.length, 66);
   assert.deepEqual(grid.slice(0, 3).map((r) => [r.method, r.config.seed]), [
     ["dense", 5],
     ["dense", 6],
     ["dense", 7],
   ]);
-  assert.throws(() => parseExperimentArgs(["table2-small", "--seeds", "0"]), /--seeds/);
+  assert.throws(() => parseExperimentArgs(["table2", "--seeds", "0"]), /--seeds/);
 });
 
 async function runCli(args: string[]): Promise<{ code: number; out: string }> {
@@ -480,9 +609,9 @@ Deno.test("experiment CLI: bad flags exit 2 before any work", async () => {
   const dir = await Deno.makeTempDir();
   for (
     const [args, text] of [
-      [["table2-small", "--steps", "-4", "--out", `${dir}/o`], "--steps"],
-      [["nope", "--out", `${dir}/o`], "unknown experiment"],
-      [["table2-small", "--data", `${dir}/missing`, "--out", `${dir}/o`], "missing"],
+      [["table2", "--steps", "-4", "--out", `${dir}/o`], "--steps"],
+      [["nope", "--out", `${dir}/o`], "unknown table"],
+      [["table2", "--data", `${dir}/missing`, "--out", `${dir}/o`], "missing"],
     ] as [string[], string][]
   ) {
     const r = await runCli(args);
@@ -531,22 +660,23 @@ Deno.test({
     // the sparse LSTM/embedding/decoder tensors are at 0.33; dense biases push it a bit up
     if (!(frac > 0.3 && frac < 0.4)) throw new Error(`selfish active fraction ${frac}`);
     const md = await Deno.readTextFile(`${out}/results.md`);
-    assert.match(md, /- steps: 4 per run: 2 epochs of 2 steps/);
+    assert.match(md, /- steps: lstm: 4 per run: 2 epochs of 2 steps/);
     assert.match(md, /connectivity updates: 1 per dynamic run, after steps 2 /);
-    assert.match(md, /\| selfish \| adam \|/);
-    for (const f of ["dense-adam-seed1111", "selfish-adam-seed1111"]) {
+    assert.ok(md.includes("| stacked LSTM | selfish |  | adam | 0.33 |"), md);
+    for (const f of ["lstm-dense-adam-seed1111", "lstm-selfish-adam-seed1111"]) {
       const s = JSON.parse(await Deno.readTextFile(`${out}/${f}/summary.json`));
       assert.deepEqual(s.steps, 4);
       assert.deepEqual(s.config.nhid, 16);
     }
     assert.deepEqual([...Deno.readDirSync(out)].filter((e) => e.name.endsWith(".tmp")).length, 0);
-    const runFiles = [...Deno.readDirSync(`${out}/selfish-adam-seed1111`)].map((e) => e.name)
+    const runFiles = [...Deno.readDirSync(`${out}/lstm-selfish-adam-seed1111`)].map((e) => e.name)
       .sort();
     assert.deepEqual(runFiles, [
       "config.json",
       "log.csv",
       "result.json",
       "run.ckpt",
+      "run.json",
       "summary.json",
     ]);
     // the same command again trains nothing
@@ -567,11 +697,7 @@ Deno.test({
 });
 
 Deno.test("experiments: --storage csr runs supported methods truly sparse, RigL/SNFS/ISS/dense masked", () => {
-  const runs = planExperiment(
-    EXPERIMENTS["table2-small"],
-    { ...EXPERIMENT_DEFAULTS, storage: "csr" },
-    286,
-  );
+  const runs = small("table2", { blocks: ["lstm"], storage: "csr" });
   const storage = Object.fromEntries(runs.map((r) => [r.method, r.config.storage]));
   assert.deepEqual(storage, {
     dense: "masked",
@@ -587,8 +713,7 @@ Deno.test("experiments: --storage csr runs supported methods truly sparse, RigL/
     selfish: "csr",
   });
   assert.ok(
-    planExperiment(EXPERIMENTS["table2-small"], EXPERIMENT_DEFAULTS, 286)
-      .every((r) => r.config.storage === "masked"),
+    small("table2").every((r) => r.config.storage === "masked"),
   );
 });
 
@@ -612,7 +737,7 @@ Deno.test({
       stdout: "null",
       stderr: "null",
     }).spawn();
-    const first = `${out}/dense-adam-seed1111/result.json`;
+    const first = `${out}/lstm-dense-adam-seed1111/result.json`;
     for (let t = 0; t < 600; t++) {
       if (await Deno.stat(first).then(() => true, () => false)) break;
       await new Promise((r) => setTimeout(r, 100));
@@ -623,7 +748,7 @@ Deno.test({
     const again = await runCli([...args, "--jobs", "2"]);
     if (again.code !== 0) throw new Error(`rerun: exit ${again.code}\n${again.out}`);
     assert.deepEqual(await Deno.readTextFile(first), kept);
-    const log = await Deno.readTextFile(`${out}/dense-adam-seed1111/worker.log`);
+    const log = await Deno.readTextFile(`${out}/lstm-dense-adam-seed1111/worker.log`);
     assert.match(log, /done earlier/);
     const csv = parseCsv(await Deno.readTextFile(`${out}/results.csv`));
     const col = (name: string) => csv[0].indexOf(name);

@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { reportRows, stat } from "../pipeline/report/report.ts";
+import { findings, reportPlots, reportRows, stat } from "../pipeline/report/report.ts";
 import { readExperimentRuns } from "../pipeline/report/runs.ts";
 
 const CLI = new URL("../pipeline/report_cli.ts", import.meta.url).pathname;
@@ -96,11 +96,19 @@ Deno.test({
     equal(p.code, 0, out);
     ok(out.includes("3 of 5 runs finished"), out);
     const md = await Deno.readTextFile(`${dir}/report/report.md`);
-    ok(md.includes("| selfish | adam | 2/2 | 10.50 ± 0.71 | 10.00 ± 0.71 | 330 / 1,000 |"), md);
-    ok(md.includes("| static-uniform | adam | 1/2 | 12.00 |"), md);
+    ok(
+      md.includes(
+        "| — | selfish | — | adam | — | 2/2 | 10.50 ± 0.71 | 10.00 ± 0.71 | 330 / 1,000 |",
+      ),
+      md,
+    );
+    ok(md.includes("| — | static-uniform | — | adam | — | 1/2 | 12.00 |"), md);
+    // what the runs measured: the ranking, and Selfish-RNN against its equal-size peers
+    ok(md.includes("runs: by test ppl, selfish/adam 10.00 < static-uniform/adam 11.50"), md);
+    ok(md.includes("Selfish-RNN at 10.00 test ppl leads static-uniform (11.50); trails none"), md);
     ok(md.includes("failed seed 1: RangeError: set broke, badly"), md);
     const csv = await Deno.readTextFile(`${dir}/report/report.csv`);
-    ok(csv.startsWith("method,optimizer,done,runs,seeds,val_ppl_mean"), csv);
+    ok(csv.startsWith("model,method,variant,optimizer,density,done,runs,seeds,val_ppl_mean"), csv);
     for (const svg of ["val-ppl-per-epoch", "density-per-gate", "test-ppl-vs-train-flops"]) {
       const text = await Deno.readTextFile(`${dir}/report/${svg}.svg`);
       ok(text.startsWith("<svg") && text.includes("</svg>"), svg);
@@ -119,4 +127,53 @@ Deno.test({
     equal(bad.code, 2);
     await Deno.remove(dir, { recursive: true });
   },
+});
+
+Deno.test("report: runs of several models in table order, rows per variant, plots per model", async () => {
+  const dir = await Deno.makeTempDir();
+  const runs: [number, string, string, string, string, number][] = [
+    [2, "rhn", "RHN", "selfish", "", 9],
+    [0, "lstm", "stacked LSTM", "selfish", "", 10],
+    [1, "lstm", "stacked LSTM", "selfish", "er-init", 12],
+  ];
+  for (const [index, block, model, method, variant, val] of runs) {
+    const d = `${dir}/${block}-${method}${variant ? `-${variant}` : ""}-adam-seed1`;
+    await Deno.mkdir(d, { recursive: true });
+    await Deno.writeTextFile(
+      `${d}/config.json`,
+      JSON.stringify({ method, optimizer: "adam", seed: 1 }),
+    );
+    await Deno.writeTextFile(
+      `${d}/run.json`,
+      JSON.stringify({ index, block, model, method, variant, optimizer: "adam", density: 0.33 }),
+    );
+    await Deno.writeTextFile(`${d}/summary.json`, JSON.stringify(summary(val, val, 1, true)));
+  }
+  const read = await readExperimentRuns(dir);
+  deepEqual(read.map((r) => r.index), [0, 1, 2]);
+  const rows = reportRows(read);
+  deepEqual(rows.map((r) => [r.block, r.variant, r.density]), [
+    ["lstm", "", 0.33],
+    ["lstm", "er-init", 0.33],
+    ["rhn", "", 0.33],
+  ]);
+  const plots = reportPlots(read);
+  deepEqual(Object.keys(plots).sort(), [
+    "density-per-gate-lstm",
+    "density-per-gate-rhn",
+    "test-ppl-vs-train-flops-lstm",
+    "test-ppl-vs-train-flops-rhn",
+    "val-ppl-per-epoch-lstm",
+    "val-ppl-per-epoch-rhn",
+  ]);
+  ok(String(plots["val-ppl-per-epoch-rhn"].title).endsWith("(RHN)"));
+  const perEpoch = (plots["val-ppl-per-epoch-lstm"].data as { values: { run: string }[] }).values;
+  deepEqual([...new Set(perEpoch.map((v) => v.run))], [
+    "lstm selfish / adam",
+    "lstm selfish (er-init) / adam",
+  ]);
+  deepEqual(findings(rows), [
+    "stacked LSTM: by test ppl, selfish/adam 10.00 < selfish (er-init)/adam 12.00",
+  ]);
+  await Deno.remove(dir, { recursive: true });
 });

@@ -124,6 +124,16 @@ const SETTINGS: SparsitySettings = {
   seed: 7,
 };
 
+/** Plain SGD, for updates that read no optimizer state. */
+const PLAIN_SGD: OptimizerSettings = {
+  kind: "sgd",
+  lr: 0.1,
+  weightDecay: 0,
+  momentum: 0,
+  clip: 0,
+  adam: { beta1: 0, beta2: 0.999, eps: 1e-9 },
+};
+
 /** A one-epoch plan of `n` steps: no update inside it, so the schedule spans all `n` steps. */
 const ONE_EPOCH = (n: number): RunPlan => evenPlan(n, n, 0);
 
@@ -312,14 +322,7 @@ Deno.test({
     const run = async (method: "selfish" | "rigl") => {
       const params = makeParams(gpu, 5);
       const st = initSparsity(gpu, params, { ...SETTINGS, method });
-      const opt = createOptimizer(gpu, params, {
-        kind: "sgd",
-        lr: 0.1,
-        weightDecay: 0,
-        momentum: 0,
-        clip: 0,
-        adam: { beta1: 0, beta2: 0.999, eps: 1e-9 },
-      });
+      const opt = createOptimizer(gpu, params, PLAIN_SGD);
       const before = await readMasks(gpu, params);
       const grads = await Promise.all(params.slice(0, 2).map((p) => f32(gpu, p.grad)));
       await sparsityUpdate(gpu, st, params, { optimizer: opt, step: 40, plan: ONE_EPOCH(100) });
@@ -346,6 +349,60 @@ Deno.test({
     }
   },
 });
+
+for (const mode of ["magnitude", "gradient"] as const) {
+  Deno.test({
+    name: `selfish update (${mode} redistribution): each gate regrows its share of the ` +
+      "block statistic over active weights, capped at its free slots",
+    ...GPU_TEST,
+    fn: async () => {
+      const gpu = await testGpu();
+      const params = makeParams(gpu, 9);
+      // gate 2 of the 4-gate tensor gets 10x the gradient (and the weights 3x): the largest share
+      const n = 16 * 9, gate = n / 4;
+      const scale = (x: number, j: number, f: number) => Math.floor(j / gate) === 2 ? x * f : x;
+      const g0 = uniform(n, 31).map((x, j) => scale(x, j, 10));
+      gpu.write(params[0].grad, g0);
+      const w0 = uniform(n, 32).map((x, j) => scale(x, j, 3));
+      gpu.write(params[0].value, w0);
+      const st = initSparsity(gpu, params, { ...SETTINGS, redistribution: mode });
+      const opt = createOptimizer(gpu, params, PLAIN_SGD);
+      const before = (await readMasks(gpu, params))[0];
+      const w = await f32(gpu, params[0].value);
+      const grad = await f32(gpu, params[0].grad);
+      const r = await sparsityUpdate(gpu, st, params, {
+        optimizer: opt,
+        step: 0,
+        plan: ONE_EPOCH(100),
+      });
+      const after = (await readMasks(gpu, params))[0];
+      const t = r.state.tensors[0];
+      const k = Math.ceil(0.5 * t.budget);
+      const removed = expectedRemoval(w, before, k);
+      const kept = before.map((m, j) => (m === 1 && !removed.has(j) ? 1 : 0));
+      const stat = mode === "gradient" ? grad : w;
+      const means = [0, 1, 2, 3].map((g) => {
+        let sum = 0, count = 0;
+        for (let j = g * gate; j < (g + 1) * gate; j++) {
+          if (kept[j]) (sum += Math.abs(stat[j]), count++);
+        }
+        return count ? sum / count : 0;
+      });
+      const free = [0, 1, 2, 3].map((g) =>
+        gate - kept.slice(g * gate, (g + 1) * gate).reduce((a, b) => a + b, 0)
+      );
+      const want = splitProportionalCapped(k, means, free);
+      const grown = [0, 1, 2, 3].map((g) => {
+        let c = 0;
+        for (let j = g * gate; j < (g + 1) * gate; j++) if (after[j] === 1 && !kept[j]) c++;
+        return c;
+      });
+      assertEquals(grown, want);
+      ok(grown[2] === Math.max(...grown), `gate 2 regrows most: ${grown}`);
+      ok(after.reduce((a, b) => a + b, 0) === t.budget, "budget kept");
+    },
+  });
+}
 
 Deno.test({
   name: "SNT-ASGD: a weight's average restarts on regrowth and is dropped on removal",

@@ -106,6 +106,8 @@ export const NO_OVERRIDES: SpecOverrides = {
 
 /** One run of an experiment and its place in the table. */
 export interface PlannedRun {
+  /** Its position in the table's grid (what `--run-index` names). */
+  index: number;
   /** Its directory name in the experiment's (`lstm-selfish-ntasgd-seed1111`). */
   key: string;
   block: string;
@@ -261,6 +263,7 @@ export function planSpec(
                 `seed${config.seed}`,
               ].join("-");
               runs.push({
+                index: runs.length,
                 key,
                 block: block.key,
                 model: setup.label,

@@ -16,8 +16,15 @@ import { toCsv } from "../csv.ts";
 export interface ReportRun {
   /** Its directory or file name. */
   name: string;
+  /** Its place in the table's grid (`run.json`); runs of earlier versions sort by name. */
+  index: number | null;
+  /** The table block, model label and row variant (`run.json`; empty for earlier runs). */
+  block: string;
+  model: string;
   method: string;
+  variant: string;
   optimizer: string;
+  density: number | null;
   seed: number;
   status: "ok" | "failed" | "missing";
   /** The run's `summary.json` (snake_case) when it finished. */
@@ -25,10 +32,14 @@ export interface ReportRun {
   note: string;
 }
 
-/** One row of the report's table: a method and optimizer over its seeds. */
+/** One row of the report's table: a block's method, variant, optimizer and density over seeds. */
 export interface ReportRow {
+  block: string;
+  model: string;
   method: string;
+  variant: string;
   optimizer: string;
+  density: number | null;
   /** Finished runs, and all runs found. */
   done: number;
   runs: number;
@@ -70,8 +81,18 @@ export function stat(xs: readonly number[]): Stat | null {
 const num = (s: Record<string, unknown> | null, key: string): number =>
   typeof s?.[key] === "number" ? s[key] as number : NaN;
 
+/** The row a run belongs to: everything but its seed. */
+const rowKey = (r: ReportRun) =>
+  [r.block, r.method, r.variant, r.optimizer, r.density ?? ""].join("|");
+
+/** A run's row as a plot label (`lstm selfish (er-init) / adam`). */
+const label = (r: ReportRun | ReportRow) =>
+  `${r.block ? `${r.block} ` : ""}${r.method}${
+    r.variant ? ` (${r.variant})` : ""
+  } / ${r.optimizer}`;
+
 /**
- * The table rows of `runs`, in the order their method/optimizer first appears.
+ * The table rows of `runs`, in the order their row first appears.
  *
  * @example
  * ```ts ignore
@@ -80,10 +101,7 @@ const num = (s: Record<string, unknown> | null, key: string): number =>
  */
 export function reportRows(runs: readonly ReportRun[]): ReportRow[] {
   const groups = new Map<string, ReportRun[]>();
-  for (const r of runs) {
-    const key = `${r.method}/${r.optimizer}`;
-    groups.set(key, [...(groups.get(key) ?? []), r]);
-  }
+  for (const r of runs) groups.set(rowKey(r), [...(groups.get(rowKey(r)) ?? []), r]);
   return [...groups.values()].map((g) => {
     const ok = g.filter((r) => r.status === "ok");
     const first = ok[0]?.summary ?? null;
@@ -92,8 +110,12 @@ export function reportRows(runs: readonly ReportRun[]): ReportRow[] {
     );
     const hidden = ok.map((r) => r.summary?.hidden_sizes).filter(Array.isArray) as number[][];
     return {
+      block: g[0].block,
+      model: g[0].model,
       method: g[0].method,
+      variant: g[0].variant,
       optimizer: g[0].optimizer,
+      density: g[0].density,
       done: ok.length,
       runs: g.length,
       seeds: g.map((r) => r.seed),
@@ -126,16 +148,19 @@ const fmtInt = (x: number | null) =>
  * ```
  */
 export function reportMarkdown(title: string, rows: readonly ReportRow[]): string {
+  const found = findings(rows);
   const lines = [
     `# ${title}`,
     "",
-    "| method | optimizer | runs | val ppl | test ppl | active / total params | train FLOPs | " +
-    "inference FLOPs | hidden sizes | missing, failed |",
-    "|---|---|--:|--:|--:|--:|--:|--:|---|---|",
+    "| model | method | variant | optimizer | density | runs | val ppl | test ppl | " +
+    "active / total params | train FLOPs | inference FLOPs | hidden sizes | missing, failed |",
+    "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|",
     ...rows.map((r) =>
-      `| ${r.method} | ${r.optimizer} | ${r.done}/${r.runs} | ${fmtStat(r.valPpl)} | ${
-        fmtStat(r.testPpl)
-      } | ${fmtInt(r.activeParameters)} / ${fmtInt(r.parameters)} | ${fmtX(r.trainFlopsXDense)} | ${
+      `| ${r.model || "—"} | ${r.method} | ${r.variant || "—"} | ${r.optimizer} | ${
+        r.density ?? "—"
+      } | ${r.done}/${r.runs} | ${fmtStat(r.valPpl)} | ${fmtStat(r.testPpl)} | ${
+        fmtInt(r.activeParameters)
+      } / ${fmtInt(r.parameters)} | ${fmtX(r.trainFlopsXDense)} | ${
         fmtX(r.inferenceFlopsXDense)
       } | ${r.hiddenSizes || "—"} | ${r.note.replaceAll("|", "\\|") || "—"} |`
     ),
@@ -143,8 +168,56 @@ export function reportMarkdown(title: string, rows: readonly ReportRow[]): strin
     "Perplexities are mean ± sample std over the finished seeds (one value when one seed); FLOPs " +
     "are fractions of the dense model's (spec §9).",
     "",
+    ...(found.length ? ["## What the runs measured", "", ...found.map((f) => `- ${f}`), ""] : []),
   ];
   return lines.join("\n");
+}
+
+const rowName = (r: ReportRow) =>
+  `${r.method}${r.variant ? ` (${r.variant})` : ""}${r.optimizer ? `/${r.optimizer}` : ""}`;
+
+/**
+ * What the finished rows show, per model: the rows ranked by test perplexity, and where a
+ * Selfish-RNN row (its plain variant) has a result, which rows of the same optimizer at the
+ * same parameter count (within 2%) it leads and trails. Measured facts, not the paper's.
+ *
+ * @example
+ * ```ts ignore
+ * findings(rows); // ["stacked LSTM: by test ppl, rigl/adam 5.85 < selfish/adam 5.91 < ..."]
+ * ```
+ */
+export function findings(rows: readonly ReportRow[]): string[] {
+  const out: string[] = [];
+  const models = [...new Set(rows.map((r) => r.block))];
+  for (const block of models) {
+    const mine = rows.filter((r) => r.block === block && r.testPpl !== null);
+    if (mine.length < 2) continue;
+    const name = mine[0].model || block || "runs";
+    const ranked = [...mine].sort((a, b) => a.testPpl!.mean - b.testPpl!.mean);
+    out.push(
+      `${name}: by test ppl, ${
+        ranked.map((r) => `${rowName(r)} ${r.testPpl!.mean.toFixed(2)}`).join(" < ")
+      }`,
+    );
+    for (const self of mine.filter((r) => r.method === "selfish" && !r.variant)) {
+      const p = self.activeParameters ?? NaN;
+      const peers = mine.filter((r) =>
+        r !== self && r.optimizer === self.optimizer && r.method !== "selfish" &&
+        Math.abs((r.activeParameters ?? NaN) - p) <= 0.02 * p
+      );
+      if (peers.length === 0) continue;
+      const t = self.testPpl!.mean;
+      const list = (xs: ReportRow[]) =>
+        xs.map((r) => `${r.method} (${r.testPpl!.mean.toFixed(2)})`).join(", ") || "none";
+      out.push(
+        `${name}, ${self.optimizer}: Selfish-RNN at ${t.toFixed(2)} test ppl leads ${
+          list(peers.filter((r) => r.testPpl!.mean > t))
+        }; trails ${list(peers.filter((r) => r.testPpl!.mean <= t))} ` +
+          `(the rows with its ${fmtInt(p)} active parameters, ±2%)`,
+      );
+    }
+  }
+  return out;
 }
 
 /**
@@ -157,8 +230,11 @@ export function reportMarkdown(title: string, rows: readonly ReportRow[]): strin
  */
 export function reportCsv(rows: readonly ReportRow[]): string {
   const cols = [
+    "model",
     "method",
+    "variant",
     "optimizer",
+    "density",
     "done",
     "runs",
     "seeds",
@@ -176,8 +252,11 @@ export function reportCsv(rows: readonly ReportRow[]): string {
   return toCsv(
     cols,
     rows.map((r) => ({
+      model: r.model,
       method: r.method,
+      variant: r.variant,
       optimizer: r.optimizer,
+      density: r.density,
       done: r.done,
       runs: r.runs,
       seeds: r.seeds.join(" "),
@@ -198,11 +277,30 @@ export function reportCsv(rows: readonly ReportRow[]): string {
 /** A Vega-Lite specification (plain JSON). */
 export type VegaLiteSpec = Record<string, unknown>;
 
-const label = (r: ReportRun) => `${r.method}/${r.optimizer}`;
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json";
 
-/** The plots of a report, by file stem. */
+/**
+ * The plots of a report, by file stem: per model block when the runs hold several
+ * (`val-ppl-per-epoch-lstm`, ...), since their perplexities and tensors differ.
+ *
+ * @example
+ * ```ts ignore
+ * Object.keys(reportPlots(runs)); // ["val-ppl-per-epoch", "density-per-gate", ...]
+ * ```
+ */
 export function reportPlots(runs: readonly ReportRun[]): Record<string, VegaLiteSpec> {
+  const blocks = [...new Set(runs.map((r) => r.block))];
+  if (blocks.length <= 1) return blockPlots(runs, "");
+  return Object.fromEntries(blocks.flatMap((b) => {
+    const mine = runs.filter((r) => r.block === b);
+    return Object.entries(blockPlots(mine, ` (${mine[0].model || b})`)).map(([stem, spec]) => [
+      `${stem}-${b}`,
+      spec,
+    ]);
+  }));
+}
+
+function blockPlots(runs: readonly ReportRun[], titleSuffix: string): Record<string, VegaLiteSpec> {
   const ok = runs.filter((r) => r.status === "ok" && r.summary);
   const perEpoch = ok.flatMap((r) =>
     ((r.summary!.epoch_val_ppl as number[] | undefined) ?? []).map((ppl, i) => ({
@@ -238,7 +336,7 @@ export function reportPlots(runs: readonly ReportRun[]): Record<string, VegaLite
   return {
     "val-ppl-per-epoch": {
       $schema: SCHEMA,
-      title: "Validation perplexity at each epoch end",
+      title: `Validation perplexity at each epoch end${titleSuffix}`,
       width: 480,
       height: 300,
       data: { values: perEpoch },
@@ -252,7 +350,7 @@ export function reportPlots(runs: readonly ReportRun[]): Record<string, VegaLite
     },
     "density-per-gate": {
       $schema: SCHEMA,
-      title: "Density per row block (gate) after each connectivity update",
+      title: `Density per row block (gate) after each connectivity update${titleSuffix}`,
       data: { values: gates },
       mark: { type: "line", point: true },
       encoding: {
@@ -267,7 +365,7 @@ export function reportPlots(runs: readonly ReportRun[]): Record<string, VegaLite
     },
     "test-ppl-vs-train-flops": {
       $schema: SCHEMA,
-      title: "Test perplexity against training FLOPs (fraction of dense)",
+      title: `Test perplexity against training FLOPs (fraction of dense)${titleSuffix}`,
       width: 480,
       height: 300,
       data: { values: flops },
@@ -291,12 +389,16 @@ export function reportPlots(runs: readonly ReportRun[]): Record<string, VegaLite
  * ```
  */
 export function reportHtml(title: string, rows: readonly ReportRow[], svgs: string[]): string {
+  const found = findings(rows);
   const esc = (s: string) =>
     s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
   const cells = (xs: string[], tag: string) => xs.map((x) => `<${tag}>${esc(x)}</${tag}>`).join("");
   const head = [
+    "model",
     "method",
+    "variant",
     "optimizer",
+    "density",
     "runs",
     "val ppl",
     "test ppl",
@@ -309,8 +411,11 @@ export function reportHtml(title: string, rows: readonly ReportRow[], svgs: stri
   const body = rows.map((r) =>
     `<tr>${
       cells([
+        r.model || "—",
         r.method,
+        r.variant || "—",
         r.optimizer,
+        r.density === null ? "—" : String(r.density),
         `${r.done}/${r.runs}`,
         fmtStat(r.valPpl),
         fmtStat(r.testPpl),
@@ -325,13 +430,20 @@ export function reportHtml(title: string, rows: readonly ReportRow[], svgs: stri
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>${esc(title)}</title>
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,td:nth-child(2){text-align:left}</style>
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+4){text-align:left}</style>
 </head><body>
 <h1>${esc(title)}</h1>
 <table><tr>${cells(head, "th")}</tr>
 ${body.join("\n")}
 </table>
 <p>Perplexities: mean ± sample std over the finished seeds. FLOPs: fractions of dense.</p>
+${
+    found.length
+      ? `<h2>What the runs measured</h2>\n<ul>${
+        found.map((f) => `<li>${esc(f)}</li>`).join("\n")
+      }</ul>`
+      : ""
+  }
 ${svgs.map((f) => `<h2>${esc(f.replace(/\.svg$/, ""))}</h2>\n<img src="${esc(f)}">`).join("\n")}
 </body></html>
 `;

@@ -1,6 +1,7 @@
 /**
  * The runs of an experiment directory, as `report.ts` reads them: one directory per run
- * (`config.json`, `summary.json` once finished; `runner` in `experiment.ts`), or the flat
+ * (`run.json` its place in the table, `config.json`, `summary.json` once finished; the runner
+ * in `experiment.ts`), or the flat
  * `<method>-<optimizer>.json` summaries of earlier versions. A run with a config but no summary
  * is missing, or failed when its directory holds the runner's `failed.json` (with its note).
  *
@@ -19,7 +20,7 @@ async function readJson(path: string): Promise<Record<string, unknown> | null> {
 }
 
 /**
- * Every run found under `dir`, sorted by name.
+ * Every run found under `dir`, in table order (`run.json`'s index; by name where it is absent).
  *
  * @example
  * ```ts ignore
@@ -35,10 +36,16 @@ export async function readExperimentRuns(dir: string): Promise<ReportRun[]> {
       if (!config) continue;
       const summary = await readJson(`${dir}/${e.name}/summary.json`);
       const failed = summary ? null : await readJson(`${dir}/${e.name}/failed.json`);
+      const place = await readJson(`${dir}/${e.name}/run.json`);
       runs.push({
         name: e.name,
+        index: typeof place?.index === "number" ? place.index : null,
+        block: String(place?.block ?? ""),
+        model: String(place?.model ?? ""),
         method: String(config.method),
+        variant: String(place?.variant ?? ""),
         optimizer: String(config.optimizer),
+        density: typeof place?.density === "number" ? place.density : null,
         seed: Number(config.seed),
         status: summary ? "ok" : failed ? "failed" : "missing",
         summary,
@@ -50,8 +57,13 @@ export async function readExperimentRuns(dir: string): Promise<ReportRun[]> {
       if (!s || !config || typeof s.val_ppl !== "number") continue;
       runs.push({
         name: e.name,
+        index: null,
+        block: "",
+        model: "",
         method: String(config.method),
+        variant: "",
         optimizer: String(config.optimizer),
+        density: null,
         seed: Number(config.seed),
         status: "ok",
         summary: s,
@@ -59,5 +71,6 @@ export async function readExperimentRuns(dir: string): Promise<ReportRun[]> {
       });
     }
   }
-  return runs;
+  // table order where the runs know it (a stable sort keeps the rest by name)
+  return runs.sort((a, b) => (a.index ?? Infinity) - (b.index ?? Infinity));
 }
