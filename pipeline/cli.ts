@@ -42,6 +42,8 @@ Training:  --lr X --clip X --epochs N --batch-size N --bptt N --seed N --wdecay 
            --optimizer sgd|momentum|adam|ntasgd --momentum X --adam-beta1 X --nonmono N
            --asgd-restarts E,... (restart SNT-ASGD's averaging after these epochs)
            --asgd-eta per-step|lagging (averaged step size under per-step lrs; lagging = released code)
+           --lr-plateau F --lr-plateau-patience N (multiply the lr by F after more than N epochs
+           without a better validation loss: PyTorch's ReduceLROnPlateau; default off)
 Plan:      --max-steps N (the run's length when shorter than its epochs; every schedule
            spans it) --epoch-steps N (an epoch of N steps instead of one pass over the data)
 Sparsity:  --method dense|small-dense|static-uniform|static-er|gmp|iss|set|dsr|snfs|rigl|selfish

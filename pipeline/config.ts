@@ -71,6 +71,13 @@ export interface TrainConfig {
    */
   adamBeta1: number;
   weightDecay: number;
+  /**
+   * ReduceLROnPlateau on the epoch-end validation loss (`--lr-plateau F`, patience
+   * `--lr-plateau-patience N`): the Selfish-RNN code's Table 3 Adam halves its rate after 2
+   * epochs without improvement (spec §5.5); 0 = a constant rate (`pipeline/lr_plateau.ts`).
+   */
+  lrPlateau: number;
+  lrPlateauPatience: number;
   /** NT-ASGD's non-monotone interval n (spec §5.1). */
   nonmono: number;
   /** SNT-ASGD's step size when the lr changes per step (`optimizer.ts` AsgdEta). */
@@ -202,6 +209,8 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   momentum: 0.9,
   adamBeta1: 0.9,
   weightDecay: 0,
+  lrPlateau: 0,
+  lrPlateauPatience: 2,
   nonmono: 5,
   asgdEta: "per-step",
   asgdRestarts: [],
@@ -299,6 +308,8 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "momentum": ["momentum", "prob"],
   "adam-beta1": ["adamBeta1", "prob"],
   "wdecay": ["weightDecay", "number"],
+  "lr-plateau": ["lrPlateau", "prob"],
+  "lr-plateau-patience": ["lrPlateauPatience", "int"],
   "nonmono": ["nonmono", "posint"],
   "asgd-eta": ["asgdEta", "asgdEta"],
   "asgd-restarts": ["asgdRestarts", "epochs"],

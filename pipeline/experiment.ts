@@ -19,7 +19,7 @@ import { type CsvValue, toCsv } from "./csv.ts";
 import { type ProgressInfo, progressLine, ProgressPrinter } from "./progress.ts";
 import type { MethodName } from "./sparsity/method.ts";
 import { train, type TrainingData, type TrainSummary } from "./train.ts";
-import type { TrainConfig } from "./config.ts";
+import { DEFAULTS, type TrainConfig } from "./config.ts";
 import { sparsitySettings } from "./run/settings.ts";
 import { epochLengthText, planEpochs, type RunPlan, updateSteps } from "./plan.ts";
 import { removalRateAt, sparsityPlanProblem } from "./sparsity/stage.ts";
@@ -387,6 +387,21 @@ async function readIfExists(path: string): Promise<string | null> {
   }
 }
 
+/**
+ * Whether a run directory's `config.json` (`before`) is `config`: the same settings, where a
+ * setting `before` lacks counts as the same when `config` has its default (a later version's
+ * new setting does not orphan a sweep's runs).
+ */
+function sameConfig(before: Record<string, unknown>, config: TrainConfig): boolean {
+  const json = (v: unknown) => JSON.stringify(v);
+  const now = JSON.parse(json(config)) as Record<string, unknown>;
+  const defaults = DEFAULTS as unknown as Record<string, unknown>;
+  return Object.keys(before).every((k) => k in now) &&
+    Object.entries(now).every(([k, v]) =>
+      k in before ? json(before[k]) === json(v) : json(v) === json(defaults[k])
+    );
+}
+
 /** The row of a run that has no figures (yet): its names and nothing measured. */
 function emptyResult(run: PlannedRun) {
   return {
@@ -486,7 +501,7 @@ export async function runExperiment(
     await Deno.mkdir(dir, { recursive: true });
     const config = JSON.stringify(run.config, null, 2) + "\n";
     const before = await readIfExists(`${dir}/config.json`);
-    if (before !== null && before !== config) {
+    if (before !== null && !sameConfig(JSON.parse(before), run.config)) {
       throw new ExperimentError(
         `${dir} holds a run of another configuration: rerun with the same flags, or another --out`,
       );

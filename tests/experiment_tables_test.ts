@@ -153,10 +153,21 @@ function checkFields(where: string, config: TrainConfig, fields: Fields): void {
 /** What a row's optimizer and variant change from the model's command, by spec section. */
 function expected(run: PlannedRun): Fields {
   const { fields } = BY_MODEL[run.config.model];
-  const base: Fields = { ...fields, method: run.method, optimizer: run.optimizer };
+  const base: Fields = {
+    ...fields,
+    method: run.method,
+    optimizer: run.optimizer,
+    lrPlateau: 0,
+  };
   if (run.optimizer === "adam") {
     // spec §5.5: the code's Table 3 Adam (ε is optimizerSettings', checked below)
-    Object.assign(base, { lr: 1e-3, adamBeta1: 0, asgdRestarts: [] });
+    Object.assign(base, {
+      lr: 1e-3,
+      adamBeta1: 0,
+      lrPlateau: 0.5,
+      lrPlateauPatience: 2,
+      asgdRestarts: [],
+    });
   } else if (run.optimizer === "momentum") {
     // inferred (spec §5.5): momentum 0.9 at a tenth of the SGD lr; no averaging to restart
     Object.assign(base, { lr: (fields.lr as number) / 10, momentum: 0.9, asgdRestarts: [] });

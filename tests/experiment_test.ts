@@ -496,6 +496,21 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
     lines.join("\n"),
     /\[1\/4\] lstm-dense-adam-seed1111: done earlier \(val ppl 10.00\), kept/,
   );
+  // a run written before a setting existed (its config lacks it, at its default) is the same run
+  const cfgPath = `${dir}/lstm-dense-adam-seed1111/config.json`;
+  const older = JSON.parse(await Deno.readTextFile(cfgPath));
+  delete older.lrPlateau;
+  await Deno.writeTextFile(cfgPath, JSON.stringify(older));
+  const kept = await runExperiment({} as Gpu, runs.slice(0, 1), dataFor, {
+    outDir: dir,
+    available: () => true,
+    header,
+    quiet: true,
+    log: () => {},
+    trainFn: fakeTrain as never,
+    tables: false,
+  });
+  assert.deepEqual(kept[0], rows[0]);
   // another configuration in the same directory is refused
   await assert.rejects(
     () =>

@@ -588,3 +588,37 @@ Deno.test({
     if (JSON.stringify(c.asgdRestarts) !== "[500,1000]") throw new Error(`${c.asgdRestarts}`);
   },
 });
+
+Deno.test({
+  name: "train: --lr-plateau halves the rate after epochs without a better validation loss",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const dir = await Deno.makeTempDir();
+    const log = `${dir}/log.csv`;
+    // a rate far below f32's resolution of the weights: the model, and so its validation
+    // loss, stays bit-identical, so every epoch after the first is a bad one
+    await train(
+      gpu,
+      {
+        ...TINY,
+        lr: 1e-30,
+        epochs: 4,
+        epochSteps: 3,
+        lrPlateau: 0.5,
+        lrPlateauPatience: 0,
+        log,
+      },
+      tinyData(),
+      new LossRecorder(),
+    );
+    const rows = (await Deno.readTextFile(log)).trim().split("\n").map((l) => l.split(","));
+    const lr = rows[0].indexOf("lr"), val = rows[0].indexOf("val_ppl");
+    const body = rows.slice(1);
+    if (new Set(body.map((r) => r[val])).size !== 1) throw new Error(`val ppl moved: ${rows}`);
+    const got = body.map((r) => Number(r[lr]));
+    const want = [1e-30, 1e-30, 5e-31, 2.5e-31];
+    if (got.some((x, i) => Math.abs(x / want[i] - 1) > 1e-9)) throw new Error(`lr ${got}`);
+    await Deno.remove(dir, { recursive: true });
+  },
+});

@@ -41,7 +41,7 @@ const SMALL_OPTIMIZERS: Readonly<Partial<Record<OptimizerName, Settings>>> = {
 /**
  * The paper-scale optimizers over a preset whose optimizer is SGD → SNT-ASGD at `lr`
  * (spec §5): SNT-ASGD as the preset has it; Adam as the Selfish-RNN code's Table 3 (lr 1e-3,
- * β1 = 0, ε 1e-9, spec §5.5); momentum SGD 0.9 at lr / 10, the SGD step's size (inferred:
+ * β1 = 0, ε 1e-9, ReduceLROnPlateau factor 0.5 patience 2 per epoch, spec §5.5); momentum SGD 0.9 at lr / 10, the SGD step's size (inferred:
  * the code never passes a momentum). `extra` goes into the non-averaging ones (no ASGD
  * restarts).
  */
@@ -51,7 +51,7 @@ function paperOptimizers(
 ): Readonly<Partial<Record<OptimizerName, Settings>>> {
   return {
     ntasgd: {},
-    adam: { lr: 1e-3, "adam-beta1": 0, ...extra },
+    adam: { lr: 1e-3, "adam-beta1": 0, "lr-plateau": 0.5, "lr-plateau-patience": 2, ...extra },
     momentum: { lr: lr / 10, momentum: 0.9, ...extra },
   };
 }

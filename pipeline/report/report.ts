@@ -144,7 +144,7 @@ const fmtInt = (x: number | null) =>
  *
  * @example
  * ```ts ignore
- * await Deno.writeTextFile("report.md", reportMarkdown("table2-small", rows));
+ * await Deno.writeTextFile("report.md", reportMarkdown("table2", rows));
  * ```
  */
 export function reportMarkdown(title: string, rows: readonly ReportRow[]): string {

@@ -6,6 +6,7 @@
  */
 
 import type { RunContext, RunState } from "./types.ts";
+import { epochLr } from "./settings.ts";
 
 /**
  * Seconds of training so far, across resumed processes.
@@ -43,7 +44,7 @@ export async function flushLoss(ctx: RunContext, state: RunState): Promise<RunSt
     step: state.meta.step,
     totalSteps: ctx.plan.totalSteps,
     loss: last,
-    lr: ctx.config.lr,
+    lr: epochLr(ctx.config, state.meta.history),
     tokensPerSec: state.meta.trainTokens / Math.max(1e-9, trainSeconds(ctx, state)),
   });
   return { ...state, loss: { pending: 0, tokens: 0, last } };
@@ -63,7 +64,8 @@ export async function logEpoch(ctx: RunContext, state: RunState, valLoss: number
   await ctx.log?.append({
     step: meta.step,
     epoch: meta.epoch + 1,
-    lr: ctx.config.lr,
+    // the rate the epoch trained at (the history now holds its own validation too)
+    lr: epochLr(ctx.config, meta.history.slice(0, -1)),
     "train_loss": state.loss.last,
     "val_ppl": Math.exp(valLoss),
     "tokens_per_sec": meta.trainTokens / Math.max(1e-9, secs),

@@ -9,6 +9,7 @@ import type { TrainConfig } from "../config.ts";
 import type { InactiveState, OptimizerSettings } from "../optimizer.ts";
 import type { SparsitySettings } from "../sparsity/method.ts";
 import { sparsityMethod } from "../sparsity/stage.ts";
+import { plateauScale } from "../lr_plateau.ts";
 
 /**
  * The connectivity stage's settings from a run config.
@@ -32,6 +33,23 @@ export function sparsitySettings(config: TrainConfig): SparsitySettings {
     issThreshold: config.issThreshold,
     seed: config.seed >>> 0,
   };
+}
+
+/**
+ * The learning rate of the epoch after those whose validation losses are `history`: `--lr`,
+ * reduced on plateaus when `--lr-plateau` is set.
+ *
+ * @example
+ * ```ts ignore
+ * epochLr({ ...config, lr: 1e-3, lrPlateau: 0.5 }, [5, 4, 4, 4, 4]); // 5e-4
+ * ```
+ */
+export function epochLr(
+  config: Pick<TrainConfig, "lr" | "lrPlateau" | "lrPlateauPatience">,
+  history: readonly number[],
+): number {
+  return config.lr *
+    plateauScale(history, { factor: config.lrPlateau, patience: config.lrPlateauPatience });
 }
 
 /**

@@ -15,7 +15,7 @@ import { axpy, scale } from "../../kernels/dense/elementwise.ts";
 import { optimizerStep } from "../optimizer.ts";
 import { addTrainFlops, forwardFlops } from "../sparsity/flops.ts";
 import { sparsityDensities } from "../sparsity/stage.ts";
-import { optimizerSettings } from "./settings.ts";
+import { epochLr, optimizerSettings } from "./settings.ts";
 import type { RunContext, RunState } from "./types.ts";
 
 /**
@@ -47,7 +47,7 @@ export function trainStep(ctx: RunContext, state: RunState): RunState {
     gpu,
     ctx.model.params,
     state.opt,
-    optimizerSettings(config, config.lr * w.lrScale),
+    optimizerSettings(config, epochLr(config, meta.history) * w.lrScale),
   );
   const tokens = w.length * rd.train.cols;
   const flops = addTrainFlops(meta.flops, {
