@@ -25,20 +25,18 @@ import { METHOD_NAMES } from "./sparsity/method.ts";
 import type { RunPlan } from "./plan.ts";
 import {
   collectResults,
-  ExperimentError,
-  type ExperimentResult,
-  type PlannedRun,
   planProblems,
-  planSummary,
-  type ResultsHeader,
   runDir,
   runExperiment,
   writeResultTables,
-} from "./experiment.ts";
+} from "./experiment/runner.ts";
+import { type ExperimentResult, planSummary, type ResultsHeader } from "./experiment/results.ts";
 import {
   type CorpusName,
+  ExperimentError,
   type ExperimentSpec,
   NO_OVERRIDES,
+  type PlannedRun,
   planSpec,
   type Scale,
   SCALES,

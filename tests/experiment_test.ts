@@ -1,22 +1,26 @@
 import { evenPlan } from "../pipeline/plan.ts";
 import { TINY_SWEEP } from "./_train_util.ts";
 import assert from "node:assert/strict";
+import { planProblems, runExperiment } from "../pipeline/experiment/runner.ts";
 import {
-  ExperimentError,
   type ExperimentResult,
-  planProblems,
   planSummary,
   resultsCsv,
   type ResultsHeader,
   resultsMarkdown,
-  runExperiment,
-} from "../pipeline/experiment.ts";
+} from "../pipeline/experiment/results.ts";
 import { experimentList, parseExperimentArgs } from "../pipeline/experiment_cli.ts";
 import { METHOD_NAMES } from "../pipeline/sparsity/method.ts";
 import type { TrainingData, TrainSummary } from "../pipeline/train.ts";
 import type { Gpu } from "../kernels/runtime/runtime.ts";
 import { DEFAULTS, type TrainConfig } from "../pipeline/config.ts";
-import { NO_OVERRIDES, planSpec, SCALES, type SpecOverrides } from "../pipeline/experiment/spec.ts";
+import {
+  ExperimentError,
+  NO_OVERRIDES,
+  planSpec,
+  SCALES,
+  type SpecOverrides,
+} from "../pipeline/experiment/spec.ts";
 import { TABLES } from "../pipeline/experiment/tables.ts";
 import { experimentCost } from "../pipeline/experiment/cost.ts";
 
