@@ -504,7 +504,10 @@ export async function main(argv: string[]): Promise<number> {
     const mine = ex.runIndex === null ? runs : [runs[ex.runIndex]];
     const dataFor = dataLoader();
     const plans = new Map<PlannedRun, RunPlan>();
-    for (const r of mine) plans.set(r, runPlan(r.config, runData(r.config, await dataFor(r))));
+    for (const r of mine) {
+      const rd = runData(r.config, await dataFor(r));
+      plans.set(r, runPlan(r.config, (p) => rd.passWindows(p).length));
+    }
     const planOf = (r: PlannedRun) => plans.get(r)!;
     const problems = planProblems(mine, planOf);
     if (problems.length) throw new ExperimentError(problems.join("; "));

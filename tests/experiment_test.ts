@@ -505,13 +505,16 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
   const older = JSON.parse(await Deno.readTextFile(cfgPath));
   delete older.lrPlateau;
   await Deno.writeTextFile(cfgPath, JSON.stringify(older));
-  const kept = await runExperiment({} as Gpu, runs.slice(0, 1), dataFor, {
+  const silent = {
     outDir: dir,
     available: () => true,
     header,
     quiet: true,
     log: () => {},
     trainFn: fakeTrain as never,
+  };
+  const kept = await runExperiment({} as Gpu, runs.slice(0, 1), dataFor, {
+    ...silent,
     tables: false,
   });
   assert.deepEqual(kept[0], rows[0]);
@@ -522,14 +525,7 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
         {} as Gpu,
         runs.map((r) => ({ ...r, config: { ...r.config, lr: 9 } })),
         dataFor,
-        {
-          outDir: dir,
-          available: () => true,
-          header,
-          quiet: true,
-          log: () => {},
-          trainFn: fakeTrain as never,
-        },
+        silent,
       ),
     (e: Error) => e instanceof ExperimentError && /another configuration/.test(e.message),
   );

@@ -6,8 +6,7 @@
  * @module
  */
 
-import { planRun } from "../plan.ts";
-import { runModelConfig } from "../run/setup.ts";
+import { runModelConfig, runPlan } from "../run/setup.ts";
 import { forwardFlops } from "../sparsity/flops.ts";
 import {
   type CorpusName,
@@ -79,13 +78,7 @@ export function experimentCost(
   for (const r of runs) {
     const facts = corpusFacts(r.corpus);
     const c = r.config;
-    const plan = planRun({
-      passLength: () => passWindows(facts.trainTokens, c),
-      epochs: c.epochs,
-      epochSteps: c.epochSteps,
-      maxSteps: c.maxSteps,
-      updateEvery: c.updateEvery,
-    });
+    const plan = runPlan(c, () => passWindows(facts.trainTokens, c));
     const { family, trained } = runModelConfig(c, facts.vocab);
     const tokens = plan.totalSteps * c.batchSize * c.bptt;
     trainFlops += 3 * forwardFlops(family.weightMacs(trained)) * tokens;

@@ -220,6 +220,29 @@ const ONLSTM_1000 = withSettings(ONLSTM, {
   small: { "asgd-restarts": [4] },
 }, "SNT-ASGD restart at small scale after epoch 4");
 
+/** Tables 6 and 7's averaged rows: dense, RigL and Selfish-RNN with SNT-ASGD. */
+const averagedRows = (key: string, model: Readonly<Record<Scale, ModelSetup>>): TableBlock => ({
+  key,
+  model,
+  methods: ["dense", "rigl", "selfish"],
+  optimizers: both(["ntasgd"]),
+});
+
+/**
+ * Tables 6 and 7's rows on one model: SET, DSR, SNFS and RigL with a non-averaging optimizer
+ * (momentum SGD, inferred: spec §7), then the averaged rows (on `averaged`'s settings).
+ */
+function dstRows(
+  key: string,
+  model: Readonly<Record<Scale, ModelSetup>>,
+  averaged = model,
+): TableBlock[] {
+  return [
+    { key, model, methods: ["set", "dsr", "snfs", "rigl"], optimizers: both(["momentum"]) },
+    averagedRows(key, averaged),
+  ];
+}
+
 /** Table 1: the qualitative comparison (spec §7.9). */
 const TABLE1_PAGE = `# Table 1: sparse training methods compared (qualitative, spec §7.9)
 
@@ -320,24 +343,8 @@ export const TABLES: Readonly<Record<string, ExperimentSpec>> = {
     name: "table6",
     title: "Table 6: ON-LSTM on PTB, 1000 and 1300 epochs",
     blocks: [
-      {
-        key: "onlstm",
-        model: ONLSTM,
-        methods: ["set", "dsr", "snfs", "rigl"],
-        optimizers: both(["momentum"]),
-      },
-      {
-        key: "onlstm",
-        model: ONLSTM_1000,
-        methods: ["dense", "rigl", "selfish"],
-        optimizers: both(["ntasgd"]),
-      },
-      {
-        key: "onlstm-1300",
-        model: ONLSTM_1300,
-        methods: ["dense", "rigl", "selfish"],
-        optimizers: both(["ntasgd"]),
-      },
+      ...dstRows("onlstm", ONLSTM, ONLSTM_1000),
+      averagedRows("onlstm-1300", ONLSTM_1300),
     ],
     paperContext: "In the paper (density 0.45, 11.3M parameters), Selfish-RNN reaches " +
       "56.31 test perplexity in 1000 epochs and 55.82 in 1300, better than the dense ON-LSTM " +
@@ -347,20 +354,7 @@ export const TABLES: Readonly<Record<string, ExperimentSpec>> = {
   table7: {
     name: "table7",
     title: "Table 7: AWD-LSTM-MoS on WikiText-2",
-    blocks: [
-      {
-        key: "mos",
-        model: MOS,
-        methods: ["set", "dsr", "snfs", "rigl"],
-        optimizers: both(["momentum"]),
-      },
-      {
-        key: "mos",
-        model: MOS,
-        methods: ["dense", "rigl", "selfish"],
-        optimizers: both(["ntasgd"]),
-      },
-    ],
+    blocks: dstRows("mos", MOS),
     paperContext: "In the paper (density 0.45, 15.6M parameters, no fine-tuning), Selfish-RNN " +
       "reaches 63.05 test perplexity against the dense model's 63.33; RigL with SNT-ASGD " +
       "65.18; SET, DSR, SNFS and RigL 66.9–76.2.",

@@ -21,7 +21,7 @@ import {
   sparsityMethod,
   sparsityPlanProblem,
 } from "../sparsity/stage.ts";
-import { type RunData, runData, type TrainingData } from "./data.ts";
+import { runData, type TrainingData } from "./data.ts";
 import { applyInitWeights, type InitWeights } from "./init_from.ts";
 import { optimizerSettings, sparsitySettings } from "./settings.ts";
 import type { RunContext, RunMeta, RunState } from "./types.ts";
@@ -74,16 +74,18 @@ export function runModelConfig(config: TrainConfig, vocab: number) {
 }
 
 /**
- * The plan a run of `config` follows over the windows of `rd` (its epochs, updates, length).
+ * The plan a run of `config` follows over passes of `passLength(p)` windows (its epochs,
+ * updates, length).
  *
  * @example
  * ```ts ignore
- * const plan = runPlan(config, runData(config, data)); // plan.totalSteps
+ * const rd = runData(config, data);
+ * const plan = runPlan(config, (p) => rd.passWindows(p).length); // plan.totalSteps
  * ```
  */
-export function runPlan(config: TrainConfig, rd: Pick<RunData, "passWindows">): RunPlan {
+export function runPlan(config: TrainConfig, passLength: (pass: number) => number): RunPlan {
   return planRun({
-    passLength: (p) => rd.passWindows(p).length,
+    passLength,
     epochs: config.epochs,
     epochSteps: config.epochSteps,
     maxSteps: config.maxSteps,
@@ -109,7 +111,7 @@ export function createRun(
   init: InitWeights | null = null,
 ): { ctx: RunContext; state: RunState } {
   const rd = runData(config, data);
-  const plan = runPlan(config, rd);
+  const plan = runPlan(config, (p) => rd.passWindows(p).length);
   const settings = sparsitySettings(config);
   const method = sparsityMethod(settings.method);
   const problem = sparsityPlanProblem(settings, plan);
