@@ -5,6 +5,7 @@
  * @module
  */
 
+import { writeAtomic } from "./atomic.ts";
 import { csvField, type CsvValue } from "./csv.ts";
 
 /** One progress report. */
@@ -92,26 +93,42 @@ export const LOG_COLUMNS = [
 
 /**
  * Appends evaluation rows to a CSV file, writing the header when the file is new or empty, so a
- * resumed run continues the same log.
+ * resumed run continues the same log. A run resumed at step S first drops the rows logged after
+ * S: a process killed between an evaluation's row and its checkpoint repeats that evaluation,
+ * and the log keeps one row per step.
  *
  * @example
  * ```ts ignore
  * const log = await CsvLog.open("run.csv");
  * await log.append({ step: 100, epoch: 1, lr: 20, train_loss: 5.1, val_ppl: 160, tokens_per_sec: 900, elapsed_sec: 12 });
+ * const resumed = await CsvLog.open("run.csv", 50); // the step-100 row is gone
  * ```
  */
 export class CsvLog {
   private constructor(readonly path: string) {}
 
-  /** Opens (creating if needed) the log at `path`. */
-  static async open(path: string): Promise<CsvLog> {
-    let size = 0;
+  /**
+   * Opens (creating if needed) the log at `path`; with `resumedAt`, rows whose step is later
+   * than it are removed (the file is rewritten atomically).
+   */
+  static async open(path: string, resumedAt: number | null = null): Promise<CsvLog> {
+    let text = "";
     try {
-      size = (await Deno.stat(path)).size;
+      text = await Deno.readTextFile(path);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
-    if (size === 0) await Deno.writeTextFile(path, LOG_COLUMNS.join(",") + "\n");
+    if (text.length === 0) {
+      await Deno.writeTextFile(path, LOG_COLUMNS.join(",") + "\n");
+    } else if (resumedAt !== null) {
+      const [header, ...rows] = text.split("\n").filter((l) => l.length > 0);
+      const stepColumn = header.split(",").indexOf("step");
+      if (stepColumn < 0) throw new Error(`${path}: not a training log (no "step" column)`);
+      const kept = rows.filter((r) => Number(r.split(",")[stepColumn]) <= resumedAt);
+      if (kept.length < rows.length) {
+        await writeAtomic(path, [header, ...kept].map((l) => l + "\n").join(""));
+      }
+    }
     return new CsvLog(path);
   }
 

@@ -89,7 +89,9 @@ export async function train(
   let { ctx, state } = createRun(gpu, config, data, printer, null, init);
   if (config.resume) state = await resumeRun(ctx, state, config.resume);
   // opened once the run is known to start: a refused resume writes nothing
-  ctx.log = config.log ? await CsvLog.open(config.log) : null;
+  ctx.log = config.log
+    ? await CsvLog.open(config.log, config.resume ? state.meta.step : null)
+    : null;
   if (ctx.csr) {
     state = { ...state, opt: toCsrStorage(gpu, ctx.model.params, state.opt, state.sparsity) };
   }
@@ -125,7 +127,6 @@ export async function train(
       if (epochEnd && config.save) state = await saveRun(ctx, state, config.save);
     }
     state = await flushLoss(ctx, state);
-    state = { ...state, meta: { ...state.meta, trainSeconds: trainSeconds(ctx, state) } };
     if (stopReason) {
       const path = config.save ?? "selfish-rnn-interrupted.ckpt";
       state = await saveRun(ctx, state, path);
@@ -140,5 +141,7 @@ export async function train(
     } catch { /* see addSignalListener */ }
     printer.end();
   }
+  // the saves above wrote this total into the checkpoint; the summary reports it
+  state = { ...state, meta: { ...state.meta, trainSeconds: trainSeconds(ctx, state) } };
   return await finishRun(ctx, state, stopReason);
 }

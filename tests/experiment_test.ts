@@ -444,6 +444,10 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
     settings: [],
   };
   const lines: string[] = [];
+  // a log left by an attempt killed before its first checkpoint: the run starts over, so does it
+  const setDir = `${dir}/lstm-set-adam-seed1111`;
+  await Deno.mkdir(setDir, { recursive: true });
+  await Deno.writeTextFile(`${setDir}/log.csv`, "step,epoch\n100,1\n");
   const rows = await runExperiment({} as Gpu, runs, dataFor, {
     outDir: dir,
     available: (m) => m !== "gmp",
@@ -480,7 +484,9 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
     "ptb",
   ]);
   // the same command again: finished runs are kept, the failed one runs, from its checkpoint
-  await Deno.writeTextFile(`${dir}/lstm-set-adam-seed1111/run.ckpt`, "a checkpoint");
+  assert.deepEqual([...Deno.readDirSync(setDir)].some((e) => e.name === "log.csv"), false);
+  await Deno.writeTextFile(`${setDir}/run.ckpt`, "a checkpoint");
+  await Deno.writeTextFile(`${setDir}/log.csv`, "step,epoch\n100,1\n"); // the checkpoint's
   const again: TrainConfig[] = [];
   const rerun = await runExperiment({} as Gpu, runs, dataFor, {
     outDir: dir,
@@ -495,6 +501,7 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
     `${dir}/lstm-set-adam-seed1111/run.ckpt`,
   ]]);
   assert.deepEqual(rerun.map((r) => r.status), ["ok", "skipped", "failed", "ok"]);
+  assert.deepEqual(await Deno.readTextFile(`${setDir}/log.csv`), "step,epoch\n100,1\n");
   assert.deepEqual(rerun[3], rows[3]);
   assert.match(
     lines.join("\n"),

@@ -73,3 +73,33 @@ Deno.test("CsvLog writes the header once and appends rows across reopenings", as
   }
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("CsvLog: a run resumed at step S drops the rows logged after S, once", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/log.csv`;
+  const row = (step: number) => ({
+    step,
+    epoch: step / 100,
+    lr: 20,
+    "train_loss": 5,
+    "val_ppl": 100,
+    "tokens_per_sec": 1000,
+    "elapsed_sec": step / 10,
+    "density": 1,
+    "train_flops": 1e12,
+    "train_flops_x_dense": 1,
+  });
+  const log = await CsvLog.open(path);
+  for (const step of [100, 200, 300]) await log.append(row(step));
+  // killed after step 300's row, before its checkpoint: the resume starts from step 200
+  await (await CsvLog.open(path, 200)).append(row(300));
+  const steps = (await Deno.readTextFile(path)).trim().split("\n").slice(1).map((l) =>
+    l.split(",")[0]
+  );
+  if (steps.join() !== "100,200,300") throw new Error(`steps ${steps.join()}`);
+  // a fresh open (no resume) keeps everything, as before
+  await CsvLog.open(path);
+  const again = (await Deno.readTextFile(path)).trim().split("\n").length;
+  if (again !== 4) throw new Error(`${again} lines`);
+  await Deno.remove(dir, { recursive: true });
+});

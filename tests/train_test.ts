@@ -5,7 +5,7 @@ import { runData } from "../pipeline/run/data.ts";
 import { inactiveStatePolicy } from "../pipeline/run/settings.ts";
 import { LossRecorder, tinyData } from "./_train_util.ts";
 import { syntheticCorpus } from "../pipeline/data/synthetic.ts";
-import { CheckpointError } from "../pipeline/checkpoint.ts";
+import { CheckpointError, readCheckpoint } from "../pipeline/checkpoint.ts";
 import { GPU_TEST, testGpu } from "./_util.ts";
 
 const TINY: TrainConfig = {
@@ -37,7 +37,14 @@ Deno.test({
     const run = { ...TINY, maxSteps: N };
     const straight = new LossRecorder();
     const log = `${dir}/log.csv`;
-    const summary = await train(gpu, { ...run, log }, data, straight);
+    const straightCkpt = `${dir}/straight.ckpt`;
+    const summary = await train(gpu, { ...run, log, save: straightCkpt }, data, straight);
+    // an epoch end's checkpoint holds the time trained so far, so a killed run resumes its clock
+    const clock = ((await readCheckpoint(straightCkpt)).meta as { trainSeconds: number })
+      .trainSeconds;
+    if (!(clock > 0 && clock <= summary.elapsedSec)) {
+      throw new Error(`epoch-end checkpoint: ${clock} s trained of ${summary.elapsedSec}`);
+    }
     // One CSV row per evaluation: epoch 1 and the run's end (a cut epoch 2).
     const rows = (await Deno.readTextFile(log)).trim().split("\n");
     if (rows.length !== 3 || !rows[0].startsWith("step,epoch,lr,train_loss,val_ppl")) {

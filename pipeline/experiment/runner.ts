@@ -243,6 +243,8 @@ export async function runExperiment(
     );
     const ckpt = `${dir}/run.ckpt`;
     const resume = await Deno.stat(ckpt).then(() => ckpt, () => null);
+    // without a checkpoint the run starts over, and so does its log
+    if (!resume) await Deno.remove(`${dir}/log.csv`).catch(() => {});
     log(
       `${tag}: lr ${run.config.lr}, clip ${run.config.clip}` +
         (resume ? `; resuming from ${ckpt}` : ""),

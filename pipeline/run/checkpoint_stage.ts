@@ -21,6 +21,7 @@ import {
 } from "../checkpoint.ts";
 import { type OptimizerState, type ParamState, startAveraging } from "../optimizer.ts";
 import { planDifference } from "../plan.ts";
+import { trainSeconds } from "./log_stage.ts";
 import { RUN_STATE_VERSION } from "./setup.ts";
 import { inMaskedForm } from "./storage_switch.ts";
 import type { RunContext, RunMeta, RunState } from "./types.ts";
@@ -75,7 +76,11 @@ export async function saveRun(ctx: RunContext, state: RunState, path: string): P
       eta: next.opt.eta,
     },
   };
-  await writeCheckpoint(path, { meta, tensors });
+  // the file holds the time trained so far; the state keeps this process's starting point
+  await writeCheckpoint(path, {
+    meta: { ...meta, trainSeconds: trainSeconds(ctx, next) },
+    tensors,
+  });
   return { ...next, meta };
 }
 
