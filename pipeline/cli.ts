@@ -49,7 +49,8 @@ Plan:      --max-steps N (the run's length when shorter than its epochs; every s
 Sparsity:  --method dense|small-dense|static-uniform|static-er|gmp|iss|set|dsr|snfs|rigl|selfish
            --density D | --sparsity S  --sparse-init uniform|er  --death-rate P0
            --death-rate-min P  --update-every N (0 = per epoch)  --dense-tensors NAME,...
-           --redistribution uniform|none|magnitude|momentum|gradient  --prune-start F --prune-end F
+           --redistribution uniform|none|magnitude|momentum|gradient  --growth random|gradient
+           (Selfish-RNN's regrowth inside each gate's share)  --prune-start F --prune-end F
            --iss-lambda X (ISS's group Lasso) --iss-threshold F (remove a unit below F x its
            layer's median group norm, at each update)
            --storage masked|csr (csr: true sparse weights, O(density) memory)

@@ -10,7 +10,13 @@
  */
 
 import { parseArgs } from "node:util";
-import { METHOD_NAMES, type MethodName, type Redistribution } from "./sparsity/method.ts";
+import {
+  type Growth,
+  METHOD_NAMES,
+  type MethodName,
+  type Redistribution,
+} from "./sparsity/method.ts";
+import { GROWTHS } from "./sparsity/growth.ts";
 import { csrUnsupported, type Storage } from "./sparsity/storage.ts";
 import { METHODS } from "./sparsity/methods/mod.ts";
 
@@ -143,6 +149,8 @@ export interface TrainConfig {
   updateEvery: number;
   /** Selfish-RNN's regrowth split over gates (spec §4.4; Table 5 variants). */
   redistribution: Redistribution;
+  /** Where Selfish-RNN regrows inside each gate's share (spec §10.2; `sparsity/growth.ts`). */
+  growth: Growth;
   /** Gradual-pruning window, fractions of training (spec §7.8). */
   pruneStart: number;
   pruneEnd: number;
@@ -236,6 +244,7 @@ export const DEFAULTS: Readonly<TrainConfig> = {
   deathRateMin: 0.005,
   updateEvery: 0,
   redistribution: "uniform",
+  growth: "random",
   pruneStart: 0.1,
   pruneEnd: 0.75,
   issLambda: 0.002,
@@ -270,6 +279,7 @@ type Kind =
   | "method"
   | "init"
   | "redistribution"
+  | "growth"
   | "list"
   | "sparsity"
   | "storage"
@@ -336,6 +346,7 @@ const FLAGS: Readonly<Record<string, readonly [keyof TrainConfig, Kind]>> = {
   "death-rate-min": ["deathRateMin", "unit"],
   "update-every": ["updateEvery", "int"],
   "redistribution": ["redistribution", "redistribution"],
+  "growth": ["growth", "growth"],
   "prune-start": ["pruneStart", "unit"],
   "prune-end": ["pruneEnd", "unit"],
   "iss-lambda": ["issLambda", "number"],
@@ -374,6 +385,7 @@ function convert(where: string, kind: Kind, raw: unknown): unknown {
   if (kind === "method") return oneOf(raw, METHOD_NAMES, fail);
   if (kind === "init") return oneOf(raw, ["uniform", "er"] as const, fail);
   if (kind === "redistribution") return oneOf(raw, REDISTRIBUTIONS, fail);
+  if (kind === "growth") return oneOf(raw, GROWTHS, fail);
   if (kind === "storage") return oneOf(raw, ["masked", "csr"] as const, fail);
   if (kind === "model") return oneOf(raw, Object.keys(MODEL_FAMILIES), fail);
   if (kind === "wdropConvention") return oneOf(raw, WEIGHT_DROP_CONVENTIONS, fail);
@@ -671,9 +683,17 @@ function checkConfig(out: TrainConfig): void {
       `--prune-start (${out.pruneStart}) must be below --prune-end (${out.pruneEnd})`,
     );
   }
-  const why = out.storage === "csr" ? csrUnsupported(out.method) : null;
+  if (out.growth !== "random" && !METHODS[out.method]?.growthChoice) {
+    throw new ConfigError(
+      `--growth ${out.growth} applies to --method selfish; ${out.method} has its own growth rule`,
+    );
+  }
+  const why = out.storage === "csr" ? csrUnsupported(out.method, out.growth) : null;
   if (why) {
-    throw new ConfigError(`--storage csr cannot train --method ${out.method}: ${why}`);
+    throw new ConfigError(
+      `--storage csr cannot train --method ${out.method}` +
+        (out.growth !== "random" ? ` with --growth ${out.growth}` : "") + `: ${why}`,
+    );
   }
   if (out.storage === "csr" && out.inactiveState !== "auto" && out.inactiveState !== "clear") {
     throw new ConfigError(

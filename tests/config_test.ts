@@ -72,6 +72,17 @@ Deno.test("parseTrainArgs: unknown flags and bad values are errors naming the fl
     ["--inactive-state", "clear", "--method", "snfs", "--optimizer", "momentum"],
     "cannot train --method snfs",
   );
+  await expectConfigError(["--growth", "momentum"], "--growth: expected one of random");
+  await expectConfigError(
+    ["--growth", "gradient", "--method", "set"],
+    "--growth gradient applies to --method selfish; set has its own growth rule",
+  );
+  await expectConfigError(
+    ["--growth", "gradient", "--method", "selfish", "--storage", "csr"],
+    "cannot train --method selfish with --growth gradient: gradient growth reads the dense",
+  );
+  const c = await parseTrainArgs(["--growth", "gradient", "--method", "selfish"]);
+  if (c.growth !== "gradient" || DEFAULTS.growth !== "random") throw new Error(c.growth);
 });
 
 Deno.test("parseTrainArgs: the plan's flags and --stop-after", async () => {

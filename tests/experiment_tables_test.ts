@@ -178,6 +178,7 @@ function expected(run: PlannedRun): Fields {
   }
   if (run.variant?.key === "no-redistribution") base.redistribution = "none";
   if (run.variant?.key === "er-init") base.sparseInit = "er";
+  if (run.variant?.key === "gradient-growth") base.growth = "gradient";
   // spec §7.7: Wen et al.'s λ 0.00245 at lr 1.0, the same shrink per step at the preset's lr
   if (run.method === "iss") base.issLambda = 0.00245 / (fields.lr as number);
   return base;
@@ -203,7 +204,7 @@ Deno.test("paper specs: every run of every table has the paper's settings, field
       checked++;
     }
   }
-  assert.deepEqual(checked, 22 + 15 + 16 + 5 + 10 + 7 + 22);
+  assert.deepEqual(checked, 22 + 15 + 20 + 5 + 10 + 7 + 22);
 });
 
 Deno.test("paper specs: each table's grid", () => {

@@ -149,14 +149,17 @@ Deno.test("experiments: row variants change what they name, and nothing else", (
     "lstm-selfish-full-ntasgd-seed1111",
     "lstm-selfish-no-sntasgd-momentum-seed1111",
     "lstm-selfish-no-redistribution-ntasgd-seed1111",
+    "lstm-selfish-gradient-growth-ntasgd-seed1111",
     "lstm-selfish-er-init-ntasgd-seed1111",
   ]);
-  const [full, noAvg, noRedist, er] = lstm.map((r) => r.config);
+  const [full, noAvg, noRedist, gradGrowth, er] = lstm.map((r) => r.config);
   assert.deepEqual([noAvg.optimizer, noAvg.momentum, noAvg.lr], ["momentum", 0.9, 2]);
   assert.deepEqual(noRedist.redistribution, "none");
   assert.deepEqual(er.sparseInit, "er");
   assert.deepEqual({ ...noRedist, redistribution: "uniform" }, full);
   assert.deepEqual({ ...er, sparseInit: "uniform" }, full);
+  assert.deepEqual({ ...gradGrowth, growth: "random" }, full);
+  assert.equal(gradGrowth.growth, "gradient");
   const t5 = small("table5");
   assert.deepEqual(t5.map((r) => r.config.redistribution), [
     "uniform",

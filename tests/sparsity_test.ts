@@ -10,6 +10,7 @@ import { addTrainFlops, forwardFlops, trainFlopsPerToken } from "../pipeline/spa
 import {
   initSparsity,
   removalRateAt,
+  runMethod,
   smallDenseConfig,
   sparseParameterCount,
   sparsityDue,
@@ -18,6 +19,8 @@ import {
   sparsityUpdate,
 } from "../pipeline/sparsity/stage.ts";
 import type { SparsitySettings } from "../pipeline/sparsity/method.ts";
+import { csrUnsupported } from "../pipeline/sparsity/storage.ts";
+import { METHODS } from "../pipeline/sparsity/methods/mod.ts";
 import { evenPlan, type RunPlan } from "../pipeline/plan.ts";
 import {
   createOptimizer,
@@ -93,6 +96,11 @@ Deno.test("sparsity flops: the paper's stacked LSTM numbers (spec §9) and the m
   let t = { tokens: 0, train: 0, denseTrain: 0 };
   t = addTrainFlops(t, { tokens: 700, model: "sparse", fS, fD, fRef: fD });
   ok(Math.abs(t.train / t.denseTrain - 0.33) < 1e-12 && t.tokens === 700);
+  // Selfish-RNN's gradient growth pays RigL's dense gradient at updates and cannot run on CSR
+  const g = runMethod({ method: "selfish", growth: "gradient" });
+  ok(g.flops === "rigl" && runMethod({ method: "selfish" }).flops === "sparse");
+  ok(csrUnsupported("selfish", "gradient") && !csrUnsupported("selfish"));
+  ok(runMethod({ method: "set", growth: "gradient" }) === METHODS.set, "set keeps its own rule");
 });
 
 Deno.test("small dense: the narrowed model does not exceed the sparse parameter count", () => {
@@ -350,6 +358,29 @@ Deno.test({
   },
 });
 
+/**
+ * Initialises `settings`' masks and runs the update at step 0 (p = 0.5) of a 100-step epoch;
+ * what tensor 0 held before and after, and which of its weights the removal must have kept.
+ */
+async function firstUpdate(gpu: Gpu, params: Param[], settings: SparsitySettings) {
+  const st = initSparsity(gpu, params, settings);
+  const opt = createOptimizer(gpu, params, PLAIN_SGD);
+  const before = (await readMasks(gpu, params))[0];
+  const w = await f32(gpu, params[0].value);
+  const grad = await f32(gpu, params[0].grad);
+  const r = await sparsityUpdate(gpu, st, params, {
+    optimizer: opt,
+    step: 0,
+    plan: ONE_EPOCH(100),
+  });
+  const after = (await readMasks(gpu, params))[0];
+  const t = r.state.tensors[0];
+  const k = Math.ceil(0.5 * t.budget);
+  const removed = expectedRemoval(w, before, k);
+  const kept = before.map((m, j) => (m === 1 && !removed.has(j) ? 1 : 0));
+  return { w, grad, after, t, k, kept };
+}
+
 for (const mode of ["magnitude", "gradient"] as const) {
   Deno.test({
     name: `selfish update (${mode} redistribution): each gate regrows its share of the ` +
@@ -365,21 +396,10 @@ for (const mode of ["magnitude", "gradient"] as const) {
       gpu.write(params[0].grad, g0);
       const w0 = uniform(n, 32).map((x, j) => scale(x, j, 3));
       gpu.write(params[0].value, w0);
-      const st = initSparsity(gpu, params, { ...SETTINGS, redistribution: mode });
-      const opt = createOptimizer(gpu, params, PLAIN_SGD);
-      const before = (await readMasks(gpu, params))[0];
-      const w = await f32(gpu, params[0].value);
-      const grad = await f32(gpu, params[0].grad);
-      const r = await sparsityUpdate(gpu, st, params, {
-        optimizer: opt,
-        step: 0,
-        plan: ONE_EPOCH(100),
+      const { w, grad, after, t, k, kept } = await firstUpdate(gpu, params, {
+        ...SETTINGS,
+        redistribution: mode,
       });
-      const after = (await readMasks(gpu, params))[0];
-      const t = r.state.tensors[0];
-      const k = Math.ceil(0.5 * t.budget);
-      const removed = expectedRemoval(w, before, k);
-      const kept = before.map((m, j) => (m === 1 && !removed.has(j) ? 1 : 0));
       const stat = mode === "gradient" ? grad : w;
       const means = [0, 1, 2, 3].map((g) => {
         let sum = 0, count = 0;
@@ -403,6 +423,37 @@ for (const mode of ["magnitude", "gradient"] as const) {
     },
   });
 }
+
+Deno.test({
+  name: "selfish update (--growth gradient): each gate regrows its equal share at its largest " +
+    "dense |grad| (the growth ablation)",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const params = makeParams(gpu, 11);
+    const n = 16 * 9, gate = n / 4;
+    // gate 1 holds every large gradient: RigL's tensor-wide rule would grow there only
+    gpu.write(
+      params[0].grad,
+      uniform(n, 41).map((x, j) => Math.floor(j / gate) === 1 ? x * 50 : x),
+    );
+    const { grad, after, t, k, kept } = await firstUpdate(gpu, params, {
+      ...SETTINGS,
+      growth: "gradient",
+    });
+    const gates = [0, 1, 2, 3].map((g) => [...Array(gate).keys()].map((j) => g * gate + j));
+    const free = gates.map((js) => js.filter((j) => !kept[j]).length);
+    const grown = gates.map((js) => js.filter((j) => after[j] === 1 && !kept[j]));
+    assertEquals(grown.map((js) => js.length), splitEqualCapped(k, free));
+    gates.forEach((js, g) => {
+      const left = js.filter((j) => after[j] === 0);
+      const minGrown = Math.min(...grown[g].map((j) => Math.abs(grad[j])));
+      const maxLeft = Math.max(...left.map((j) => Math.abs(grad[j])));
+      ok(minGrown >= maxLeft, `gate ${g}: grown |grad| ${minGrown} < left ${maxLeft}`);
+    });
+    ok(after.reduce((a, b) => a + b, 0) === t.budget, "budget kept");
+  },
+});
 
 Deno.test({
   name: "SNT-ASGD: a weight's average restarts on regrowth and is dropped on removal",

@@ -145,6 +145,36 @@ Deno.test({
 });
 
 Deno.test({
+  name: "train: --growth gradient reaches Selfish-RNN's update and costs RigL's FLOPs",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const data = tinyData();
+    const cfg: TrainConfig = {
+      ...TINY,
+      method: "selfish",
+      density: 0.3,
+      updateEvery: 7,
+      epochSteps: 14,
+      maxSteps: 14,
+    };
+    const random = new LossRecorder(), gradient = new LossRecorder();
+    const a = await train(gpu, cfg, data, random);
+    const b = await train(gpu, { ...cfg, growth: "gradient" }, data, gradient);
+    // the same steps until the update after step 7, then other connectivity
+    const same = (i: number) => random.losses[i] === gradient.losses[i];
+    if (![...Array(7).keys()].every(same) || [7, 8, 9, 10].every(same)) {
+      throw new Error(`losses ${random.losses} vs ${gradient.losses}`);
+    }
+    // the update step pays the dense gradient (spec §9): more than the random rule's 0.3
+    const ratio = (r: typeof a) => r.trainFlops / r.denseTrainFlops;
+    if (!(ratio(b) > ratio(a) + 0.005) || Math.abs(ratio(a) - 0.3) > 0.01) {
+      throw new Error(`flops ${ratio(a)} vs ${ratio(b)}`);
+    }
+  },
+});
+
+Deno.test({
   name:
     "train: a resumed sparse run continues the connectivity schedule identically (selfish, SNT-ASGD)",
   ...GPU_TEST,

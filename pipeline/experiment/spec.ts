@@ -185,7 +185,9 @@ function cellConfig(
     ...overrides.config,
     ...(cell.seed !== null ? { seed: cell.seed } : {}),
     data: overrides.data(setup.corpus),
-    storage: overrides.storage === "csr" && !csrUnsupported(cell.method) ? "csr" : "masked",
+    storage: overrides.storage === "csr" && !csrUnsupported(cell.method, config.growth)
+      ? "csr"
+      : "masked",
     summary: null,
     save: null,
     log: null,

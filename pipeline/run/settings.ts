@@ -27,6 +27,7 @@ export function sparsitySettings(config: TrainConfig): SparsitySettings {
     deathRate: config.deathRate,
     deathRateMin: config.deathRateMin,
     redistribution: config.redistribution,
+    growth: config.growth,
     pruneStart: config.pruneStart,
     pruneEnd: config.pruneEnd,
     issLambda: config.issLambda,

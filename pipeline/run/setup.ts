@@ -16,6 +16,7 @@ import type { CsvLog, ProgressPrinter } from "../progress.ts";
 import { forwardFlops } from "../sparsity/flops.ts";
 import {
   initSparsity,
+  runMethod,
   smallDenseConfig,
   sparseParameterCount,
   sparsityMethod,
@@ -113,7 +114,7 @@ export function createRun(
   const rd = runData(config, data);
   const plan = runPlan(config, (p) => rd.passWindows(p).length);
   const settings = sparsitySettings(config);
-  const method = sparsityMethod(settings.method);
+  const method = runMethod(settings);
   const problem = sparsityPlanProblem(settings, plan);
   if (problem) throw new ConfigError(problem);
   const { family, trained, full } = runModelConfig(config, data.corpus.vocab.size);

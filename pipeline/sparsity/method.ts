@@ -46,6 +46,12 @@ export const METHOD_NAMES: readonly MethodName[] = [
 /** How Selfish-RNN splits its regrowth over an LSTM tensor's gates (spec §4.4, §8). */
 export type Redistribution = "uniform" | "none" | "magnitude" | "momentum" | "gradient";
 
+/**
+ * Where Selfish-RNN regrows inside each gate's share: uniformly at random (the paper's rule) or
+ * at the largest dense |∇W| (RigL's rule; the random-vs-gradient growth ablation, spec §10.2).
+ */
+export type Growth = "random" | "gradient";
+
 /** Settings of the sparse-training stage (from `TrainConfig`). */
 export interface SparsitySettings {
   method: MethodName;
@@ -59,6 +65,8 @@ export interface SparsitySettings {
   deathRateMin: number;
   /** Selfish-RNN's cell-weight redistribution (spec §4.4, Table 5). */
   redistribution: Redistribution;
+  /** Selfish-RNN's growth rule; optional: checkpoints written before it lack it (random). */
+  growth?: Growth;
   /** Gradual pruning window as fractions of training (spec §7.8). */
   pruneStart: number;
   pruneEnd: number;
@@ -130,6 +138,8 @@ export interface SparsityMethod {
   matchesSparseCount?: boolean;
   /** Why the method cannot train with true sparse (CSR) storage; absent when it can. */
   csrUnsupported?: string;
+  /** Does `--growth` choose where it regrows (Selfish-RNN)? Others have their rule built in. */
+  growthChoice?: boolean;
   /** Training FLOPs model of spec §9 (Table 8). */
   flops: "sparse" | "dense" | "snfs" | "rigl" | "pruning";
   /**

@@ -185,17 +185,51 @@ export function growRandom(
   seed: number,
   stream: number,
 ): void {
+  growByKeys(ctx, t, perBlock, "smallest", (keys) => randomKeys(ctx.gpu, { keys, seed, stream }));
+}
+
+/**
+ * Grows the inactive positions with the largest `|score|` (the dense gradient for RigL, the
+ * momentum for SNFS), ties to the lower index: `k` over the whole tensor, or `perBlock[g]`
+ * within row block g (Selfish-RNN's gradient growth inside each gate's share).
+ *
+ * @example
+ * ```ts ignore
+ * growByScore(ctx, t, k, t.param.grad);
+ * growByScore(ctx, t, [r0, r1, r2, r3], t.param.grad);
+ * ```
+ */
+export function growByScore(
+  ctx: OpsContext,
+  t: SparseTensor,
+  k: number | readonly number[],
+  score: Tensor,
+): void {
+  growByKeys(ctx, t, typeof k === "number" ? [k] : k, "largest", (keys) => {
+    magnitudeKeys(ctx.gpu, { x: flat(score), keys });
+  });
+}
+
+/** Turns on the `perBlock[g]` inactive positions of block g with the smallest or largest keys. */
+function growByKeys(
+  ctx: OpsContext,
+  t: SparseTensor,
+  perBlock: readonly number[],
+  order: "smallest" | "largest",
+  writeKeys: (keys: Tensor<"u32">) => void,
+): void {
   const total = perBlock.reduce((s, x) => s + x, 0);
-  checkCount("growRandom", t, total, t.param.value.size - t.nnz);
+  const what = order === "smallest" ? "growRandom" : "growByScore";
+  checkCount(what, t, total, t.param.value.size - t.nnz);
   if (total === 0) return;
   const n = t.param.value.size;
   const { keys, flags } = scratch(ctx, n);
-  randomKeys(ctx.gpu, { keys, seed, stream });
+  writeKeys(keys);
   const m = mask(t);
   const spans = perBlock.length === 1 ? [{ start: 0, size: n }] : spansOf(t);
   if (spans.length !== perBlock.length) {
     throw new RangeError(
-      `growRandom ${t.param.name}: ${perBlock.length} counts for ${spans.length} row blocks`,
+      `${what} ${t.param.name}: ${perBlock.length} counts for ${spans.length} row blocks`,
     );
   }
   perBlock.forEach((k, b) => {
@@ -203,40 +237,13 @@ export function growRandom(
     selectTopK(ctx.gpu, {
       keys: keys.view(start, [size]),
       k,
-      order: "smallest",
+      order,
       selected: flags.view(start, [size]),
       candidates: { mask: m.view(start, [size]), active: false },
     });
   });
   applyMaskFlags(ctx.gpu, { mask: m, flags, on: true, clear: clearList(ctx, t) });
   t.nnz += total;
-}
-
-/**
- * Grows the `k` inactive positions with the largest `|score|` (the dense gradient for RigL, the
- * momentum for SNFS), ties to the lower index.
- *
- * @example
- * ```ts ignore
- * growByScore(ctx, t, k, t.param.grad);
- * ```
- */
-export function growByScore(ctx: OpsContext, t: SparseTensor, k: number, score: Tensor): void {
-  checkCount("growByScore", t, k, t.param.value.size - t.nnz);
-  if (k === 0) return;
-  const n = t.param.value.size;
-  const { keys, flags } = scratch(ctx, n);
-  magnitudeKeys(ctx.gpu, { x: flat(score), keys });
-  const m = mask(t);
-  selectTopK(ctx.gpu, {
-    keys,
-    k,
-    order: "largest",
-    selected: flags,
-    candidates: { mask: m, active: false },
-  });
-  applyMaskFlags(ctx.gpu, { mask: m, flags, on: true, clear: clearList(ctx, t) });
-  t.nnz += k;
 }
 
 /**

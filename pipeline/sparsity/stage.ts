@@ -42,6 +42,7 @@ import {
   type SparseTensor,
 } from "./ops.ts";
 import { METHODS } from "./methods/mod.ts";
+import { withGrowth } from "./growth.ts";
 
 /** Host record of one sparse tensor (serialisable). */
 export interface SparseTensorInfo {
@@ -87,6 +88,18 @@ export function sparsityMethod(name: MethodName): SparsityMethod {
   const m = METHODS[name];
   if (!m) throw new RangeError(`unknown sparse-training method ${JSON.stringify(name)}`);
   return m;
+}
+
+/**
+ * The method a run's settings select, with their growth rule's costs (`growth.ts`).
+ *
+ * @example
+ * ```ts ignore
+ * runMethod({ ...settings, method: "selfish", growth: "gradient" }).flops; // "rigl"
+ * ```
+ */
+export function runMethod(settings: Pick<SparsitySettings, "method" | "growth">): SparsityMethod {
+  return withGrowth(sparsityMethod(settings.method), settings.growth);
 }
 
 /** Parameters a method masks: every `sparse` tensor (non-bias, spec §2) not listed as dense. */

@@ -22,7 +22,8 @@ import type { Tensor } from "../../kernels/runtime/tensor.ts";
 import type { Param } from "../../models/params.ts";
 import { densifyParam, sparsifyParam } from "../../models/sparse_params.ts";
 import type { OptimizerState, ParamState } from "../optimizer.ts";
-import type { MethodName } from "./method.ts";
+import type { Growth, MethodName } from "./method.ts";
+import { withGrowth } from "./growth.ts";
 import { METHODS } from "./methods/mod.ts";
 import type { SparsityState } from "./stage.ts";
 
@@ -32,17 +33,20 @@ export type Storage = "masked" | "csr";
 const STATE_KEYS = ["buf", "m", "v", "age", "ax", "count"] as const;
 
 /**
- * Why `method` cannot train with CSR storage, or null when it can: RigL grows by the dense
- * gradient and SNFS by the dense momentum, which true sparse training never computes.
+ * Why `method` (with `growth`, `growth.ts`) cannot train with CSR storage, or null when it can:
+ * RigL and gradient growth read the dense gradient and SNFS the dense momentum, which true
+ * sparse training never computes.
  *
  * @example
  * ```ts
  * import { csrUnsupported } from "./storage.ts";
  * csrUnsupported("selfish"); // null
+ * csrUnsupported("selfish", "gradient"); // "gradient growth reads the dense gradient, ..."
  * ```
  */
-export function csrUnsupported(method: MethodName): string | null {
-  return METHODS[method]?.csrUnsupported ?? null;
+export function csrUnsupported(method: MethodName, growth: Growth = "random"): string | null {
+  const m = METHODS[method];
+  return m ? withGrowth(m, growth).csrUnsupported ?? null : null;
 }
 
 function convertStates(

@@ -9,7 +9,8 @@
  *    weights, `gradient` = to the block's mean |∇w| of the last minibatch (Table 5 variants),
  *    `none` = over the whole tensor at once (what the released code
  *    runs, spec §12.1); every block capped at its free slots, surplus to the others;
- * 3. grow uniformly at random among each block's inactive positions; grown weights and their
+ * 3. grow uniformly at random among each block's inactive positions (`--growth gradient`: at
+ *    the largest dense |∇W| instead, the ablation of spec §10.2); grown weights and their
  *    optimizer state start at 0 (spec §4.5), so SNT-ASGD restarts their averages.
  *
  * @module
@@ -17,7 +18,8 @@
 
 import type { SparsityMethod, UpdateInput, UpdateReport } from "../method.ts";
 import { growthStream } from "../method.ts";
-import { blockActiveCounts, blockMeanAbs, growRandom, removeByMagnitude } from "../ops.ts";
+import { blockActiveCounts, blockMeanAbs, removeByMagnitude } from "../ops.ts";
+import { GROWTH_RULES } from "../growth.ts";
 import { splitEqualCapped, splitProportionalCapped } from "../budget.ts";
 import { blockSpans } from "../../../models/params.ts";
 
@@ -30,6 +32,7 @@ async function update(input: UpdateInput): Promise<UpdateReport> {
     removed += k;
   }
   const mode = settings.redistribution;
+  const rule = GROWTH_RULES[settings.growth ?? "random"];
   const active = await blockActiveCounts(ops.gpu, tensors);
   const stats = mode === "magnitude"
     ? await blockMeanAbs(ops.gpu, tensors, (t) => t.param.value)
@@ -47,7 +50,7 @@ async function update(input: UpdateInput): Promise<UpdateReport> {
       : mode === "uniform"
       ? splitEqualCapped(r, free)
       : splitProportionalCapped(r, stats![i], free);
-    growRandom(ops, t, perBlock, settings.seed, growthStream(input.update, t.index));
+    rule.grow(ops, t, perBlock, settings.seed, growthStream(input.update, t.index));
     grown += r;
   });
   return { removed, grown };
@@ -67,5 +70,6 @@ export const selfish: SparsityMethod = {
   startsDense: false,
   dynamic: true,
   flops: "sparse",
+  growthChoice: true,
   update,
 };
