@@ -246,6 +246,21 @@ Deno.test({
     } catch (e) {
       if (!(e instanceof CheckpointError) || !e.message.includes("method selfish")) throw e;
     }
+    // so is one of other sparsity settings or another optimizer, naming what differs
+    for (
+      const [other, text] of [
+        [{ growth: "gradient" }, 'other sparsity settings (growth "random" vs "gradient")'],
+        [{ density: 0.4 }, "(density 0.3 vs 0.4)"],
+        [{ optimizer: "adam", lr: 0.01 }, "--optimizer ntasgd, this run is --optimizer adam"],
+      ] as const
+    ) {
+      try {
+        await train(gpu, { ...cfg, ...other, resume: ckpt }, data, new LossRecorder());
+        throw new Error(`checkpoint resumed with ${JSON.stringify(other)}`);
+      } catch (e) {
+        if (!(e instanceof CheckpointError) || !e.message.includes(text)) throw e;
+      }
+    }
     await Deno.remove(dir, { recursive: true });
   },
 });

@@ -6,8 +6,8 @@
  * `#age`, `#ax`, `#count`, and the carried state by the session's names (`state.h0`, ...).
  *
  * A resume refuses a checkpoint of another format or run-state version, model (family and
- * config, naming the field that differs), data, seed, method or plan, and leaves the file as
- * it was.
+ * config, naming the field that differs), data, seed, method, sparsity setting, optimizer or
+ * plan, and leaves the file as it was.
  *
  * @module
  */
@@ -25,6 +25,7 @@ import { trainSeconds } from "./log_stage.ts";
 import { RUN_STATE_VERSION } from "./setup.ts";
 import { inMaskedForm } from "./storage_switch.ts";
 import type { RunContext, RunMeta, RunState } from "./types.ts";
+import type { SparsitySettings } from "../sparsity/method.ts";
 
 const STATE_KEYS = ["buf", "m", "v", "age", "ax", "count"] as const;
 
@@ -95,6 +96,21 @@ function configDifference(a: unknown, b: unknown): string | null {
   return null;
 }
 
+/**
+ * The first sparsity setting by which a checkpoint's run and this one differ, or `null`. A
+ * setting the checkpoint predates ran as its default did (random growth; ISS's λ and threshold
+ * mattered only to ISS, which came with them).
+ */
+function sparsityDifference(saved: SparsitySettings, ours: SparsitySettings): string | null {
+  const { issLambda, issThreshold, ...rest } = ours;
+  const now = {
+    ...rest,
+    ...(saved.issLambda !== undefined ? { issLambda } : {}),
+    ...(saved.issThreshold !== undefined ? { issThreshold } : {}),
+  };
+  return configDifference({ growth: "random", ...saved }, { growth: "random", ...now });
+}
+
 /** Why the checkpoint's meta `m` cannot continue the run `meta`, or `null`. */
 function incompatibility(m: Partial<RunMeta> & { format?: string }, meta: RunMeta): string | null {
   if (m?.format !== meta.format || m.version !== RUN_STATE_VERSION) {
@@ -112,6 +128,13 @@ function incompatibility(m: Partial<RunMeta> & { format?: string }, meta: RunMet
   if (m.seed !== meta.seed) return `made with seed ${m.seed}, this run has seed ${meta.seed}`;
   const method = m.sparsity?.settings.method, ours = meta.sparsity.settings.method;
   if (method !== ours) return `made with method ${method}, this run is method ${ours}`;
+  const sparsity = sparsityDifference(m.sparsity!.settings, meta.sparsity.settings);
+  if (sparsity) {
+    return `made with other sparsity settings (${sparsity}): resume with the saved run's flags`;
+  }
+  if (m.optimizer?.kind !== meta.optimizer.kind) {
+    return `made with --optimizer ${m.optimizer?.kind}, this run is --optimizer ${meta.optimizer.kind}`;
+  }
   const plan = planDifference(m.plan!, meta.plan);
   if (plan) {
     return `planned as ${JSON.stringify(m.plan)}, this run plans ${JSON.stringify(meta.plan)} ` +
