@@ -16,6 +16,8 @@ export interface ProgressInfo {
   loss: number;
   lr: number;
   tokensPerSec: number;
+  /** Seconds the run has taken to reach `step`, across resumed processes (the ETA's rate). */
+  seconds: number;
 }
 
 function fmtDuration(seconds: number): string {
@@ -26,17 +28,26 @@ function fmtDuration(seconds: number): string {
 }
 
 /**
- * The text of one progress line (pure; the ETA assumes the current rate holds).
+ * The text of one progress line (pure; the ETA assumes the run's rate so far holds, so a resumed
+ * run's first lines are not read as the remaining steps taking a moment).
  *
  * @example
  * ```ts
  * import { progressLine } from "./progress.ts";
- * progressLine({ epoch: 1, step: 50, totalSteps: 100, loss: 5.3, lr: 20, tokensPerSec: 1000 }, 30);
+ * progressLine({
+ *   epoch: 1,
+ *   step: 50,
+ *   totalSteps: 100,
+ *   loss: 5.3,
+ *   lr: 20,
+ *   tokensPerSec: 1000,
+ *   seconds: 30,
+ * });
  * // "epoch 1 | step 50/100 | loss 5.300 | ppl 200.34 | lr 20 | 1000 tok/s | ETA 0m30s"
  * ```
  */
-export function progressLine(p: ProgressInfo, elapsedSec: number): string {
-  const eta = p.step > 0 ? (elapsedSec / p.step) * (p.totalSteps - p.step) : NaN;
+export function progressLine(p: ProgressInfo): string {
+  const eta = p.step > 0 ? (p.seconds / p.step) * (p.totalSteps - p.step) : NaN;
   return `epoch ${p.epoch} | step ${p.step}/${p.totalSteps} | loss ${p.loss.toFixed(3)} | ` +
     `ppl ${Math.exp(p.loss).toFixed(2)} | lr ${+p.lr.toPrecision(4)} | ` +
     `${Math.round(p.tokensPerSec)} tok/s | ETA ${fmtDuration(eta)}`;
@@ -45,7 +56,6 @@ export function progressLine(p: ProgressInfo, elapsedSec: number): string {
 /** Writes progress to stdout: `\r`-updated on a TTY, one line per report otherwise. */
 export class ProgressPrinter {
   #tty: boolean;
-  #start = performance.now();
   #open = false;
   #enc = new TextEncoder();
 
@@ -55,7 +65,7 @@ export class ProgressPrinter {
 
   /** Reports progress. */
   update(p: ProgressInfo): void {
-    const line = progressLine(p, (performance.now() - this.#start) / 1000);
+    const line = progressLine(p);
     if (this.#tty) {
       Deno.stdout.writeSync(this.#enc.encode(`\r\x1b[2K${line}`));
       this.#open = true;

@@ -12,12 +12,15 @@ import { type ProgressInfo, ProgressPrinter } from "../pipeline/progress.ts";
 /** Records every reported training loss and message instead of printing. */
 export class LossRecorder extends ProgressPrinter {
   losses: number[] = [];
+  /** Each report's seconds trained so far (the ETA's base). */
+  seconds: number[] = [];
   messages: string[] = [];
   constructor() {
     super(false);
   }
   override update(p: ProgressInfo): void {
     this.losses.push(p.loss);
+    this.seconds.push(p.seconds);
   }
   override say(message: string): void {
     this.messages.push(message);

@@ -9,7 +9,8 @@ Deno.test("progressLine shows epoch, step, loss, perplexity, lr, rate and ETA", 
     loss: Math.log(150),
     lr: 40,
     tokensPerSec: 1234.4,
-  }, 10);
+    seconds: 10,
+  });
   for (
     const part of [
       "epoch 2",
@@ -24,7 +25,7 @@ Deno.test("progressLine shows epoch, step, loss, perplexity, lr, rate and ETA", 
     if (!line.includes(part)) throw new Error(`"${line}" lacks "${part}"`);
   }
   if (
-    !progressLine({ epoch: 1, step: 0, totalSteps: 9, loss: 1, lr: 1, tokensPerSec: 0 }, 0)
+    !progressLine({ epoch: 1, step: 0, totalSteps: 9, loss: 1, lr: 1, tokensPerSec: 0, seconds: 0 })
       .endsWith("ETA ?")
   ) {
     throw new Error("ETA before the first step should be unknown");

@@ -212,6 +212,10 @@ Deno.test({
         throw new Error(`step ${i + 1}: resumed ${resumed[i]} != straight ${straight.losses[i]}`);
       }
     }
+    // the resumed process's clock (its ETA's base) goes on from the saved run's
+    if (!(second.seconds[0] > first.seconds.at(-1)!)) {
+      throw new Error(`resumed at ${second.seconds[0]} s after ${first.seconds.at(-1)} s`);
+    }
     const updates = straight.messages.filter((m) => /^step \d+: selfish update/.test(m));
     const at = a.updates.map((u) => u.step);
     if (updates.length !== 6 || JSON.stringify(at) !== "[7,14,21,28,35,42]") {

@@ -54,17 +54,13 @@ export function planProblems(
 
 /** A progress printer whose lines carry the run's name; silent when `quiet`. */
 export class PrefixedPrinter extends ProgressPrinter {
-  #start = performance.now();
-
   constructor(readonly prefix: string, readonly quiet = false) {
     super(false);
   }
 
   override update(p: ProgressInfo): void {
     if (!this.quiet) {
-      console.log(
-        `  [${this.prefix}] ${progressLine(p, (performance.now() - this.#start) / 1000)}`,
-      );
+      console.log(`  [${this.prefix}] ${progressLine(p)}`);
     }
   }
 

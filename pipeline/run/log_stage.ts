@@ -39,13 +39,15 @@ export async function flushLoss(ctx: RunContext, state: RunState): Promise<RunSt
   if (pending === 0) return state;
   const host = (await ctx.gpu.read(ctx.lossSums.view(0, [pending]))) as Float32Array;
   const last = host.reduce((a, b) => a + b, 0) / tokens;
+  const seconds = trainSeconds(ctx, state);
   ctx.printer.update({
     epoch: state.meta.epoch + 1,
     step: state.meta.step,
     totalSteps: ctx.plan.totalSteps,
     loss: last,
     lr: epochLr(ctx.config, state.meta.history),
-    tokensPerSec: state.meta.trainTokens / Math.max(1e-9, trainSeconds(ctx, state)),
+    tokensPerSec: state.meta.trainTokens / Math.max(1e-9, seconds),
+    seconds,
   });
   return { ...state, loss: { pending: 0, tokens: 0, last } };
 }
