@@ -497,13 +497,20 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
     header,
     quiet: true,
     log: (l) => lines.push(l),
-    trainFn: ((g: Gpu, c: TrainConfig) => (again.push(c), fakeTrain(g, c))) as never,
+    // the resumed run now finishes; its clock holds the 500 s its checkpoint recorded
+    trainFn: ((g: Gpu, c: TrainConfig) => {
+      again.push(c);
+      return fakeTrain(g, { ...c, method: "selfish" })
+        .then((s) => ({ ...s, method: c.method, elapsedSec: 500 }));
+    }) as never,
   });
   assert.deepEqual(again.map((c) => [c.method, c.resume]), [[
     "set",
     `${dir}/lstm-set-adam-seed1111/run.ckpt`,
   ]]);
-  assert.deepEqual(rerun.map((r) => r.status), ["ok", "skipped", "failed", "ok"]);
+  assert.deepEqual(rerun.map((r) => r.status), ["ok", "skipped", "ok", "ok"]);
+  assert.deepEqual(rerun[2].elapsedSec, 500);
+  assert.match(lines.join("\n"), /lstm-set-adam-seed1111: val ppl 10.00, .* \(500 s with the/);
   assert.deepEqual(await Deno.readTextFile(`${setDir}/log.csv`), "step,epoch\n100,1\n");
   assert.deepEqual(rerun[3], rows[3]);
   assert.match(

@@ -87,7 +87,10 @@ export interface ExperimentResult {
   activeParameters: number | null;
   trainFlopsXDense: number | null;
   inferenceFlopsXDense: number | null;
-  /** Wall-clock seconds of the run, training and evaluation. */
+  /**
+   * Wall-clock seconds of the run, training and evaluation; a resumed run adds the time its
+   * checkpoint recorded (`summary.elapsedSec`).
+   */
   elapsedSec: number | null;
   /** Connectivity updates the run did, and p_t at its first and last one. */
   updates: number | null;

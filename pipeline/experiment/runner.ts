@@ -267,21 +267,24 @@ export async function runExperiment(
         await flush();
         break;
       }
-      const row = resultFromSummary(run, s, wall);
+      // a resumed run's clock holds the time its earlier processes trained (not their setup)
+      const total = Math.max(wall, s.elapsedSec);
+      const row = resultFromSummary(run, s, total);
       if (s.averagedAfterEpoch !== null) {
         row.note = `averaged weights from epoch ${s.averagedAfterEpoch + 1}`;
       }
       rows.push(row);
       await writeAtomic(
         `${dir}/summary.json`,
-        JSON.stringify({ ...summaryJson(s), "wall_sec": wall, config: run.config }, null, 2) +
+        JSON.stringify({ ...summaryJson(s), "wall_sec": total, config: run.config }, null, 2) +
           "\n",
       );
       await writeAtomic(`${dir}/result.json`, JSON.stringify(row, null, 2) + "\n");
       await Deno.remove(`${dir}/failed.json`).catch(() => {}); // an earlier attempt's
       log(
         `${tag}: val ppl ${s.valPpl.toFixed(2)}, test ppl ${s.testPpl.toFixed(2)}, ` +
-          `${s.activeParameters}/${s.parameters} params, ${wall.toFixed(0)} s`,
+          `${s.activeParameters}/${s.parameters} params, ${wall.toFixed(0)} s` +
+          (resume ? ` (${total.toFixed(0)} s with the interrupted part)` : ""),
       );
     } catch (e) {
       const wall = (performance.now() - t0) / 1000;
