@@ -260,6 +260,12 @@ export interface ModelFamily<C = unknown> {
   paramSpecs(config: C): ParamSpec[];
   weightMacs(config: C): WeightMacs[];
   /**
+   * Cells run one after another per time step (stacked layers; the RHN's micro-layers): the
+   * launches a step cannot batch over time, which bound small models on devices where a launch
+   * costs more than its arithmetic (`pipeline/experiment/cost.ts`).
+   */
+  cellsPerTimestep(config: C): number;
+  /**
    * The reference implementation's state-dict keys for `config` (spec §2, §14) and the parameter
    * each holds: every parameter once, a tied decoder once more under its own key.
    */

@@ -43,12 +43,12 @@ import {
   type SpecOverrides,
 } from "./experiment/spec.ts";
 import { TABLES } from "./experiment/tables.ts";
-import { DEFAULT_RATE, durationText, experimentCost } from "./experiment/cost.ts";
+import { type DeviceRate, durationText, experimentCost, LLVMPIPE } from "./experiment/cost.ts";
 
 const OPTIMIZERS: readonly OptimizerName[] = ["adam", "momentum", "sgd", "ntasgd"];
 
 const USAGE = `usage: deno task experiment TABLE [--scale small|paper] [flags]
-       deno task experiment list [--gflops R]   (every table: runs, steps, estimated cost)
+       deno task experiment list [--gflops R] [--cell-ms M]   (every table: runs, steps, estimated cost)
 
 Tables:
 ${Object.values(TABLES).map((e) => `  ${e.name.padEnd(8)} ${e.title}`).join("\n")}
@@ -318,8 +318,9 @@ function timestamp(date: Date): string {
 
 /**
  * `deno task experiment list`: every table at both scales with its runs, their length, their
- * dense-equivalent training FLOPs on the paper's corpora and the time that takes at `rate`
- * FLOP/s; small scale also on the synthetic corpus (the default data).
+ * dense-equivalent training FLOPs on the paper's corpora and the time training and evaluation
+ * take on `device` (`experiment/cost.ts`); small scale also on the synthetic corpus (the
+ * default data).
  *
  * @example
  * ```ts
@@ -327,17 +328,22 @@ function timestamp(date: Date): string {
  * experimentList().includes("table2"); // true
  * ```
  */
-export function experimentList(rate = DEFAULT_RATE): string {
+export function experimentList(device: DeviceRate = LLVMPIPE): string {
   const synth = syntheticCorpus();
-  const synthetic = { vocab: synth.vocab.size, trainTokens: synth.train.length };
+  const synthetic = {
+    vocab: synth.vocab.size,
+    trainTokens: synth.train.length,
+    validTokens: synth.valid.length,
+    testTokens: synth.test.length,
+  };
   const rows = Object.values(TABLES).flatMap((t) => {
     if (t.page) return [`  ${t.name.padEnd(8)} ${"".padEnd(6)} ${t.title}`];
     return SCALES.map((scale) => {
-      const c = experimentCost(t, scale, NO_OVERRIDES, rate);
+      const c = experimentCost(t, scale, NO_OVERRIDES, device);
       const steps = c.minSteps === c.maxSteps ? `${c.maxSteps}` : `${c.minSteps}–${c.maxSteps}`;
       const onSynthetic = scale === "small"
         ? `, ${
-          durationText(experimentCost(t, scale, NO_OVERRIDES, rate, () => synthetic).seconds)
+          durationText(experimentCost(t, scale, NO_OVERRIDES, device, () => synthetic).seconds)
         } ` +
           "on the synthetic corpus"
         : "";
@@ -346,11 +352,14 @@ export function experimentList(rate = DEFAULT_RATE): string {
         `≈ ${durationText(c.seconds)}${onSynthetic}  ${t.title}`;
     });
   });
+  const measured = device.flops === LLVMPIPE.flops && device.cellSeconds === LLVMPIPE.cellSeconds;
   return [
     `tables (runs × steps per run; training FLOPs dense-equivalent on the paper's corpora, an ` +
-    `upper bound for the sparse runs; time at ${(rate / 1e9).toFixed(1)} GFLOP/s, training only` +
-    (rate === DEFAULT_RATE ? ", llvmpipe's measured rate (bench/results/train-llvmpipe.csv)" : "") +
-    "; --gflops R for another device):",
+    `upper bound for the sparse runs; time of training and evaluation at ` +
+    `${(device.flops / 1e9).toFixed(1)} GFLOP/s or ${+(device.cellSeconds * 1e3).toFixed(3)} ms ` +
+    "per cell and time step of a training step, whichever bounds it" +
+    (measured ? ", llvmpipe as measured here (bench/results/)" : "") +
+    "; --gflops R and --cell-ms M for another device):",
     ...rows,
   ].join("\n");
 }
@@ -481,9 +490,17 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     if (argv[0] === "list") {
-      const i = argv.indexOf("--gflops");
-      const rate = i < 0 ? null : number("gflops", argv[i + 1], (x) => x > 0, "a number > 0");
-      console.log(experimentList(rate === null ? DEFAULT_RATE : rate * 1e9));
+      const flag = (name: string, ok: (x: number) => boolean, what: string) => {
+        const i = argv.indexOf(`--${name}`);
+        return i < 0 ? null : number(name, argv[i + 1], ok, what);
+      };
+      const gflops = flag("gflops", (x) => x > 0, "a number > 0");
+      const cellMs = flag("cell-ms", (x) => x >= 0, "a number >= 0");
+      console.log(experimentList({
+        ...LLVMPIPE,
+        ...(gflops !== null ? { flops: gflops * 1e9 } : {}),
+        ...(cellMs !== null ? { cellSeconds: cellMs / 1e3 } : {}),
+      }));
       return 0;
     }
     const args = parseExperimentArgs(argv);

@@ -604,9 +604,22 @@ Deno.test("experiment CLI: parser rejects bad input with one clear message", () 
     assert.match(list, new RegExp(`${t} +paper `));
     assert.match(list, new RegExp(`${t} +small `));
   }
-  // at twice the rate, half the time
-  const at = (rate: number) => experimentCost(TABLES.table3, "small", NO_OVERRIDES, rate).seconds;
-  assert.ok(Math.abs(at(2e10) / at(1e10) - 0.5) < 1e-12);
+  // FLOPs-bound (no launch cost): twice the rate, half the time; launch-bound (a slow rate's
+  // FLOPs take no time against a second per cell step): every window of every pass pays
+  const at = (flops: number, cellSeconds: number) =>
+    experimentCost(TABLES.table3, "small", NO_OVERRIDES, {
+      flops,
+      cellSeconds,
+      evalCellFraction: 0.5,
+    }).seconds;
+  assert.ok(Math.abs(at(2e10, 0) / at(1e10, 0) - 0.5) < 1e-12);
+  assert.ok(at(1e10, 1e-2) > at(1e10, 0));
+  const windows = (tokens: number, batch: number) => Math.ceil(tokens / (batch * 35));
+  // the small LSTM: 2 cells × 35 steps per window; 800 steps, then at batch 20 8 validations
+  // of 20,000 tokens, the best weights' full one (73,760 tokens) and the test (82,430)
+  const launches = 70 * (800 + 0.5 * (8 * windows(20000, 20) + windows(73760, 20) +
+        windows(82430, 20)));
+  assert.ok(Math.abs(at(1e3 * 1e30, 1) / 15 - launches) < 1e-6, `${at(1e33, 1) / 15}`);
   // --optimizers narrows the grid, kept in the table's order
   const t3 = parseExperimentArgs(["table3", "--optimizers", "ntasgd,momentum"]);
   const runs = planSpec(TABLES.table3, "small", t3.overrides);

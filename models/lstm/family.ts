@@ -172,6 +172,7 @@ export const lstmFamily: ModelFamily<LstmLmConfig> = {
       c.tied ? [{ key: "decoder.weight", param: "encoder.weight" }] : [],
     ),
   weightMacs: lstmWeightMacs,
+  cellsPerTimestep: (c) => c.layers,
   // unit k of layer l: its gate rows in W_ih_l and W_hh_l, and the columns reading h_l[k] (W_hh_l,
   // then W_ih_{l+1} or the decoder: with a tied decoder, the embedding's columns)
   hiddenUnits: (c) =>

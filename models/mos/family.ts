@@ -226,6 +226,7 @@ export const mosFamily: ModelFamily<MosConfig> = {
         : undefined,
     ),
   weightMacs: mosWeightMacs,
+  cellsPerTimestep: (c) => c.layers,
   headBuffers: (c, rows, training) =>
     mosHeadBufferShapes({ K: c.experts, E: c.embed, V: c.vocab }, rows, training),
   width: (c) => c.hidden,

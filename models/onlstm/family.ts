@@ -217,6 +217,7 @@ export const onLstmFamily: ModelFamily<OnLstmConfig> = {
       c.tied ? [{ key: "decoder.weight", param: "encoder.weight" }] : [],
     ),
   weightMacs: onLstmWeightMacs,
+  cellsPerTimestep: (c) => c.layers,
   headBuffers: (c, rows) => decoderHeadBufferShapes(c.vocab, rows),
   // the width is counted in chunks, so every width small-dense tries is a valid model
   width: (c) => c.hidden / c.chunkSize,

@@ -205,6 +205,7 @@ export const rhnFamily: ModelFamily<RhnConfig> = {
       c.tied ? [{ key: "fc1.weight", param: "embedding.weight" }] : [],
     ),
   weightMacs: rhnWeightMacs,
+  cellsPerTimestep: (c) => c.depth,
   headBuffers: (c, rows) => decoderHeadBufferShapes(c.vocab, rows),
   width: (c) => c.hidden,
   withWidth: (c, w) => ({ ...c, hidden: w, embed: c.embed === c.hidden ? w : c.embed }),

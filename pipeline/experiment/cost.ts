@@ -17,23 +17,52 @@ import {
 } from "./spec.ts";
 import type { TrainConfig } from "../config.ts";
 
-/** A corpus's vocabulary and training tokens (with `<eos>`). */
+/** A corpus's vocabulary and its splits' tokens (with `<eos>`). */
 export interface CorpusFacts {
   vocab: number;
   trainTokens: number;
+  validTokens: number;
+  testTokens: number;
 }
 
 /** The paper's corpora's facts. */
 export const CORPUS_FACTS: Readonly<Record<CorpusName, CorpusFacts>> = {
-  ptb: { vocab: 10_000, trainTokens: 929_589 },
-  "wikitext-2": { vocab: 33_278, trainTokens: 2_088_628 },
+  ptb: { vocab: 10_000, trainTokens: 929_589, validTokens: 73_760, testTokens: 82_430 },
+  "wikitext-2": {
+    vocab: 33_278,
+    trainTokens: 2_088_628,
+    validTokens: 217_646,
+    testTokens: 245_569,
+  },
 };
 
 /**
- * The training rate the estimates assume by default: the stacked LSTM's measured training step
- * on llvmpipe (`bench/results/train-llvmpipe.csv`: 15.9 GFLOP/s), in FLOP/s.
+ * What the estimates know of a device: the FLOP rate its kernels sustain, and what a training
+ * step pays per cell and time step when launches, not arithmetic, bound it (small models on
+ * llvmpipe, where every launch synchronises its thread pool). A step costs the larger of the two;
+ * an evaluation window, forward only, the larger of its FLOPs and `evalCellFraction` of the
+ * launch cost.
  */
-export const DEFAULT_RATE = 15.9e9;
+export interface DeviceRate {
+  /** FLOP/s. */
+  flops: number;
+  /** Seconds per cell per time step of a training step (forward, backward, update). */
+  cellSeconds: number;
+  /** An evaluation window's launch cost per cell and time step, as a fraction of training's. */
+  evalCellFraction: number;
+}
+
+/**
+ * llvmpipe on this project's machine: the stacked LSTM's training step at 2 × 200, vocabulary
+ * 10,000 (`bench/results/train-llvmpipe.csv`: 15.9 GFLOP/s), and the launch costs of the
+ * small-scale LSTM runs (2 × 128, vocabulary 201), whose steps take 3× their FLOPs' time
+ * (`bench/results/table2-small-synthetic-v2.md`).
+ */
+export const LLVMPIPE: Readonly<DeviceRate> = {
+  flops: 15.9e9,
+  cellSeconds: 3.3e-3,
+  evalCellFraction: 0.15,
+};
 
 /** Windows of one pass over a corpus of `tokens` at `config`'s batch and (mean) window length. */
 export function passWindows(tokens: number, config: TrainConfig): number {
@@ -51,12 +80,23 @@ export interface ExperimentCost {
   maxSteps: number;
   /** Dense-equivalent training FLOPs of every run (3 × forward per token, spec §9): a bound. */
   trainFlops: number;
-  /** `trainFlops` at the given rate, in seconds (training only; evaluations come on top). */
+  /** Training and evaluation (every validation and the test) on the device, in seconds. */
   seconds: number;
 }
 
+/** Seconds of `windows` windows of `tokens` tokens each at `flopsPerToken`, or their launches. */
+function windowSeconds(
+  windows: number,
+  tokens: number,
+  flopsPerToken: number,
+  launchSeconds: number,
+  device: DeviceRate,
+): number {
+  return windows * Math.max((tokens * flopsPerToken) / device.flops, launchSeconds);
+}
+
 /**
- * The cost of `spec` at `scale` on the paper's corpora (or `corpusFacts`'), at `rate` FLOP/s.
+ * The cost of `spec` at `scale` on the paper's corpora (or `corpusFacts`'), on `device`.
  *
  * @example
  * ```ts
@@ -70,28 +110,45 @@ export function experimentCost(
   spec: ExperimentSpec,
   scale: Scale,
   overrides: SpecOverrides,
-  rate = DEFAULT_RATE,
+  device: DeviceRate = LLVMPIPE,
   corpusFacts: (corpus: CorpusName) => CorpusFacts = (c) => CORPUS_FACTS[c],
 ): ExperimentCost {
   const runs = planSpec(spec, scale, overrides);
-  let trainFlops = 0, minSteps = Infinity, maxSteps = 0;
+  let trainFlops = 0, seconds = 0, minSteps = Infinity, maxSteps = 0;
   for (const r of runs) {
     const facts = corpusFacts(r.corpus);
     const c = r.config;
     const plan = runPlan(c, () => passWindows(facts.trainTokens, c));
     const { family, trained } = runModelConfig(c, facts.vocab);
-    const tokens = plan.totalSteps * c.batchSize * c.bptt;
-    trainFlops += 3 * forwardFlops(family.weightMacs(trained)) * tokens;
+    const forward = forwardFlops(family.weightMacs(trained));
+    const cellSteps = family.cellsPerTimestep(trained) * c.bptt;
+    const windowTokens = c.batchSize * c.bptt;
+    trainFlops += 3 * forward * windowTokens * plan.totalSteps;
+    seconds += windowSeconds(
+      plan.totalSteps,
+      windowTokens,
+      3 * forward,
+      cellSteps * device.cellSeconds,
+      device,
+    );
+    const evalLaunch = cellSteps * device.cellSeconds * device.evalCellFraction;
+    const evaluation = (tokens: number, batch: number, times: number) =>
+      times * windowSeconds(
+        Math.ceil(tokens / (batch * c.bptt)),
+        batch * c.bptt,
+        forward,
+        evalLaunch,
+        device,
+      );
+    // each epoch's validation (on its first --valid-tokens), the best weights' full one, the test
+    const valid = Math.min(c.validTokens ?? Infinity, facts.validTokens);
+    seconds += evaluation(valid, c.evalBatchSize, plan.epochEnds.length);
+    if (c.validTokens !== null) seconds += evaluation(facts.validTokens, c.evalBatchSize, 1);
+    seconds += evaluation(facts.testTokens, c.testBatchSize ?? c.evalBatchSize, 1);
     minSteps = Math.min(minSteps, plan.totalSteps);
     maxSteps = Math.max(maxSteps, plan.totalSteps);
   }
-  return {
-    runs: runs.length,
-    minSteps: runs.length ? minSteps : 0,
-    maxSteps,
-    trainFlops,
-    seconds: trainFlops / rate,
-  };
+  return { runs: runs.length, minSteps: runs.length ? minSteps : 0, maxSteps, trainFlops, seconds };
 }
 
 /**
