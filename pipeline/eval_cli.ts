@@ -14,6 +14,7 @@ import { DEFAULTS } from "./config.ts";
 import { batchify } from "./data/batches.ts";
 import { GPU_FLAG_OPTIONS, GPU_FLAG_USAGE, openGpuFromFlags } from "./gpu_flags.ts";
 import { evaluate } from "./run/evaluation.ts";
+import { evaluationProgress } from "./progress.ts";
 import { loadModelFile, modelData, uploadWeights } from "./saved_model.ts";
 
 const USAGE = `usage: deno task eval (RUN.ckpt | FILE.safetensors) [flags]
@@ -74,7 +75,14 @@ export function main(argv: string[]): Promise<number> {
     const model = family.create(gpu, meta.config, 0);
     uploadWeights(gpu, model, loaded.weights);
     const session = model.session({ maxT: bptt, B, training: false });
-    const loss = await evaluate(gpu, session, matrix, bptt, family.evalNormalisation);
+    const loss = await evaluate(
+      gpu,
+      session,
+      matrix,
+      bptt,
+      family.evalNormalisation,
+      evaluationProgress(console.log, split),
+    );
     const ppl = Math.exp(loss);
     console.log(
       `${split} ppl ${ppl.toFixed(2)} (loss ${loss.toFixed(4)}) on ${data.description}: ` +

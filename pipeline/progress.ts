@@ -87,6 +87,41 @@ export class ProgressPrinter {
   }
 }
 
+/**
+ * A listener for a long evaluation's progress (`evaluate`'s `progress`): says
+ * `label: 45% (1060/2355 windows), 1m20s left` through `say` once `minSeconds` have passed since
+ * the start or the last line, so a short evaluation says nothing. `now` is the clock, in ms.
+ *
+ * @example
+ * ```ts
+ * import { evaluationProgress } from "./progress.ts";
+ * let t = 0;
+ * const lines: string[] = [];
+ * const hear = evaluationProgress((m) => lines.push(m), "test", 10, () => t);
+ * t = 12_000;
+ * hear(1060, 2355); // lines: ["test: 45% (1060/2355 windows), 0m15s left"]
+ * ```
+ */
+export function evaluationProgress(
+  say: (message: string) => void,
+  label: string,
+  minSeconds = 10,
+  now: () => number = () => performance.now(),
+): (windowsDone: number, windows: number) => void {
+  const start = now();
+  let last = start;
+  return (done, total) => {
+    const t = now();
+    if (t - last < minSeconds * 1000) return;
+    last = t;
+    const left = ((t - start) / 1000 / done) * (total - done);
+    say(
+      `${label}: ${Math.floor((100 * done) / total)}% (${done}/${total} windows), ` +
+        `${fmtDuration(left)} left`,
+    );
+  };
+}
+
 /** Columns of the `--log` CSV: one row per evaluation. */
 export const LOG_COLUMNS = [
   "step",

@@ -1,4 +1,4 @@
-import { CsvLog, LOG_COLUMNS, progressLine } from "../pipeline/progress.ts";
+import { CsvLog, evaluationProgress, LOG_COLUMNS, progressLine } from "../pipeline/progress.ts";
 import { csvField, toCsv } from "../pipeline/csv.ts";
 
 Deno.test("progressLine shows epoch, step, loss, perplexity, lr, rate and ETA", () => {
@@ -30,6 +30,26 @@ Deno.test("progressLine shows epoch, step, loss, perplexity, lr, rate and ETA", 
   ) {
     throw new Error("ETA before the first step should be unknown");
   }
+});
+
+Deno.test("evaluationProgress: a line once 10 s have passed since the last, with the time left", () => {
+  let t = 1000;
+  const lines: string[] = [];
+  const hear = evaluationProgress((m) => lines.push(m), "test", 10, () => t);
+  t = 9000;
+  hear(100, 1000); // 8 s in: nothing yet
+  t = 21_000;
+  hear(400, 1000); // 20 s for 400 windows: 30 s for the other 600
+  t = 25_000;
+  hear(500, 1000); // 4 s after the last line
+  t = 31_000;
+  hear(999, 1000);
+  if (
+    JSON.stringify(lines) !== JSON.stringify([
+      "test: 40% (400/1000 windows), 0m30s left",
+      "test: 99% (999/1000 windows), 0m00s left",
+    ])
+  ) throw new Error(JSON.stringify(lines));
 });
 
 Deno.test("csv fields quote commas, quotes and newlines (RFC 4180)", () => {

@@ -9,6 +9,7 @@ import { csrUnsupported } from "../pipeline/sparsity/storage.ts";
 import { GPU_TEST, testGpu } from "./_util.ts";
 import { runData } from "../pipeline/run/data.ts";
 import { evaluate } from "../pipeline/run/evaluation.ts";
+import { bpttWindows } from "../pipeline/data/batches.ts";
 import { modelFamily } from "../models/families.ts";
 import { runModelConfig } from "../pipeline/run/setup.ts";
 
@@ -190,6 +191,21 @@ Deno.test({
     // the same sum over (rows − 1)·cols targets, or over rows·cols
     const want = perTarget * (m.rows - 1) / m.rows;
     if (Math.abs(perRow - want) > 1e-12 * want) throw new Error(`${perRow} vs ${want}`);
+    // a listener hears each twentieth of the windows, and the loss is the same
+    const heard: number[] = [];
+    const windows = bpttWindows(m, cfg.bptt).length;
+    const listened = await evaluate(gpu, session, m, cfg.bptt, "targets", (d, n) => {
+      if (n !== windows) throw new Error(`${n} windows, not ${windows}`);
+      heard.push(d);
+    });
+    const every = Math.ceil(windows / 20);
+    const want20 = Array.from(
+      { length: Math.ceil(windows / every) - 1 },
+      (_, i) => (i + 1) * every,
+    );
+    if (listened !== perTarget || JSON.stringify(heard) !== JSON.stringify(want20)) {
+      throw new Error(`${listened} vs ${perTarget}; heard ${heard} of ${windows}`);
+    }
     // a run tests on the B = 1 session: its test differs from the same run's at B = 4
     const short = { ...cfg, maxSteps: 3, epochs: 1 };
     const a = await train(gpu, short, data, new LossRecorder());

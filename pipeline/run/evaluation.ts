@@ -21,6 +21,9 @@ import type { RunContext, RunState } from "./types.ts";
  * stacked LSTM's and RHN's `main.py`: rows − 1 per column) or by the matrix's rows·columns
  * (`"rows"`, the ON-LSTM script's `total_loss / len(data_source)`; spec §1). Reads back once.
  *
+ * `progress`, when given, hears after each twentieth of the windows, once the device has done
+ * them (a sync each: long evaluations, such as the paper's batch-1 test, show how far they are).
+ *
  * @example
  * ```ts ignore
  * const loss = await evaluate(gpu, ctx.evaluation, ctx.rd.test, 35);
@@ -32,17 +35,24 @@ export async function evaluate(
   matrix: TokenMatrix,
   bptt: number,
   per: EvalNormalisation = "targets",
+  progress?: (windowsDone: number, windows: number) => void,
 ): Promise<number> {
   session.resetState();
   const windows = bpttWindows(matrix, bptt);
   const sums = gpu.zeros([Math.max(1, windows.length)]);
+  const chunk = Math.ceil(windows.length / 20);
   let tokens = 0;
-  windows.forEach((w, i) => {
+  for (let i = 0; i < windows.length; i++) {
+    const w = windows[i];
     const { input, target } = windowTokens(matrix, w);
     const batch = session.writeBatch({ T: w.length, input, target });
     reduce(gpu, { op: "sum", x: session.evalLoss(batch), out: sums, outIndex: i });
     tokens += w.length * matrix.cols;
-  });
+    if (progress && (i + 1) % chunk === 0 && i + 1 < windows.length) {
+      await gpu.sync();
+      progress(i + 1, windows.length);
+    }
+  }
   const host = await gpu.read(sums);
   gpu.release(sums);
   let total = 0;

@@ -11,6 +11,7 @@ import { toMaskedStorage } from "../sparsity/storage.ts";
 import { gateDensities } from "../sparsity/stage.ts";
 import { forwardFlops } from "../sparsity/flops.ts";
 import { evaluate, validate } from "./evaluation.ts";
+import { evaluationProgress } from "../progress.ts";
 import { issHiddenSizes } from "../sparsity/methods/iss.ts";
 import type { RunContext, RunState, TrainSummary } from "./types.ts";
 
@@ -46,10 +47,18 @@ export async function finishRun(
       const m = ctx.best.masks[i];
       if (p.mask && m) gpu.copy(m, p.mask);
     });
+    const say = (label: string) => evaluationProgress((m) => ctx.printer.say(m), label);
     if (ctx.rd.valid !== ctx.rd.validFull) {
-      valLoss = await evaluate(gpu, ctx.evaluation, ctx.rd.validFull, config.bptt, per);
+      valLoss = await evaluate(
+        gpu,
+        ctx.evaluation,
+        ctx.rd.validFull,
+        config.bptt,
+        per,
+        say("validation of the best weights"),
+      );
     }
-    testLoss = await evaluate(gpu, ctx.testing, ctx.rd.test, config.bptt, per);
+    testLoss = await evaluate(gpu, ctx.testing, ctx.rd.test, config.bptt, per, say("test"));
   }
   // the topology figures describe the model the test measured (the best one's masks)
   const perBlock = await gateDensities(gpu, s.sparsity, model.params);
