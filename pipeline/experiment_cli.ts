@@ -30,7 +30,12 @@ import {
   runExperiment,
   writeResultTables,
 } from "./experiment/runner.ts";
-import { type ExperimentResult, planSummary, type ResultsHeader } from "./experiment/results.ts";
+import {
+  type ExperimentResult,
+  planSummary,
+  type ResultsHeader,
+  runIdentity,
+} from "./experiment/results.ts";
 import {
   type CorpusName,
   ExperimentError,
@@ -528,6 +533,18 @@ export async function main(argv: string[]): Promise<number> {
     const planOf = (r: PlannedRun) => plans.get(r)!;
     const problems = planProblems(mine, planOf);
     if (problems.length) throw new ExperimentError(problems.join("; "));
+    if (ex.runIndex === null) {
+      // the grid, for the report to mark the runs no process has started yet
+      await Deno.mkdir(outDir, { recursive: true });
+      await writeAtomic(
+        `${outDir}/plan.json`,
+        JSON.stringify(
+          { experiment: spec.name, scale: args.scale, runs: runs.map(runIdentity) },
+          null,
+          2,
+        ) + "\n",
+      );
+    }
     if (ex.kind === "slurm" && ex.runIndex === null) {
       return await submitSweep(spec.name, argv, outDir, runs.length, ex);
     }

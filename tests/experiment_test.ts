@@ -829,6 +829,13 @@ Deno.test({
       ]
     ) assert.ok(script.includes(line), `${line} in\n${script}`);
     assert.ok(!script.includes("--dry-run") && !script.includes("--executor"), script);
+    // the grid beside it, for the report to mark tasks not started yet
+    const plan = JSON.parse(await Deno.readTextFile(`${out}/plan.json`));
+    assert.deepEqual(plan.runs.map((r: { method: string }) => r.method), [
+      "dense",
+      "static-uniform",
+      "selfish",
+    ]);
     await Deno.remove(dir, { recursive: true });
   },
 });

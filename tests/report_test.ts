@@ -35,10 +35,11 @@ async function fakeExperiment(dir: string): Promise<void> {
     ["static-uniform", "adam", 2, null], // missing: started, never finished
     ["set", "adam", 1, null], // failed (results.csv)
   ];
-  for (const [method, optimizer, seed, val] of runs) {
+  for (const [index, [method, optimizer, seed, val]] of runs.entries()) {
     const d = `${dir}/${method}-${optimizer}-seed${seed}`;
     await Deno.mkdir(d, { recursive: true });
     await Deno.writeTextFile(`${d}/config.json`, JSON.stringify({ method, optimizer, seed }));
+    await Deno.writeTextFile(`${d}/run.json`, JSON.stringify({ index, method, optimizer, seed }));
     if (val !== null) {
       await Deno.writeTextFile(
         `${d}/summary.json`,
@@ -46,6 +47,16 @@ async function fakeExperiment(dir: string): Promise<void> {
       );
     }
   }
+  // the sweep's grid: one more run no process has started (no directory yet)
+  const planned = runs.map(([method, optimizer, seed], index) => ({
+    index,
+    key: `${method}-${optimizer}-seed${seed}`,
+    method,
+    optimizer,
+    seed,
+  }));
+  planned.push({ index: 5, key: "rigl-adam-seed1", method: "rigl", optimizer: "adam", seed: 1 });
+  await Deno.writeTextFile(`${dir}/plan.json`, JSON.stringify({ runs: planned }));
   // the runner's record of a failed run (a note may hold commas, quotes and newlines)
   await Deno.writeTextFile(
     `${dir}/set-adam-seed1/failed.json`,
@@ -62,9 +73,10 @@ Deno.test("report: rows over seeds with mean ± std, missing and failed runs mar
     [
       "selfish-adam-seed1 ok",
       "selfish-adam-seed2 ok",
-      "set-adam-seed1 failed",
       "static-uniform-adam-seed1 ok",
       "static-uniform-adam-seed2 missing",
+      "set-adam-seed1 failed",
+      "rigl-adam-seed1 missing",
     ],
   );
   const rows = reportRows(runs);
@@ -75,6 +87,8 @@ Deno.test("report: rows over seeds with mean ± std, missing and failed runs mar
   equal(by.get("static-uniform")!.runs, 2);
   ok(by.get("static-uniform")!.note.includes("missing seed 2"));
   ok(by.get("set")!.note.includes("failed seed 1: RangeError: set broke, badly"));
+  equal(by.get("rigl")!.done, 0);
+  ok(by.get("rigl")!.note.includes("missing seed 1"), by.get("rigl")!.note);
   equal(by.get("set")!.valPpl, null);
   deepEqual(stat([1, 3]), { mean: 2, std: Math.SQRT2, n: 2 });
   await Deno.remove(dir, { recursive: true });
@@ -94,7 +108,7 @@ Deno.test({
     }).output();
     const out = new TextDecoder().decode(p.stdout) + new TextDecoder().decode(p.stderr);
     equal(p.code, 0, out);
-    ok(out.includes("3 of 5 runs finished"), out);
+    ok(out.includes("3 of 6 runs finished"), out);
     const md = await Deno.readTextFile(`${dir}/report/report.md`);
     ok(
       md.includes(
@@ -103,6 +117,7 @@ Deno.test({
       md,
     );
     ok(md.includes("| — | static-uniform | — | adam | — | 1/2 | 12.00 |"), md);
+    ok(md.includes("| — | rigl | — | adam | — | 0/1 | — |"), md); // planned, never started
     // what the runs measured: the ranking, and Selfish-RNN against its equal-size peers
     ok(md.includes("runs: by test ppl, selfish/adam 10.00 < static-uniform/adam 11.50"), md);
     ok(md.includes("Selfish-RNN at 10.00 test ppl leads static-uniform (11.50); trails none"), md);

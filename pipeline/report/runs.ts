@@ -3,7 +3,9 @@
  * (`run.json` its place in the table, `config.json`, `summary.json` once finished; the runner
  * in `experiment.ts`), or the flat
  * `<method>-<optimizer>.json` summaries of earlier versions. A run with a config but no summary
- * is missing, or failed when its directory holds the runner's `failed.json` (with its note).
+ * is missing, or failed when its directory holds the runner's `failed.json` (with its note); so
+ * is every run of the sweep's `plan.json` (its grid, written as it starts) without a directory
+ * yet (a Slurm task still queued, the rest of an interrupted local sweep).
  *
  * @module
  */
@@ -70,6 +72,26 @@ export async function readExperimentRuns(dir: string): Promise<ReportRun[]> {
         note: "",
       });
     }
+  }
+  const plan = await readJson(`${dir}/plan.json`);
+  const found = new Set(runs.map((r) => r.name));
+  for (const p of (plan?.runs ?? []) as Record<string, unknown>[]) {
+    const name = String(p.key);
+    if (found.has(name)) continue;
+    runs.push({
+      name,
+      index: typeof p.index === "number" ? p.index : null,
+      block: String(p.block ?? ""),
+      model: String(p.model ?? ""),
+      method: String(p.method),
+      variant: String(p.variant ?? ""),
+      optimizer: String(p.optimizer),
+      density: typeof p.density === "number" ? p.density : null,
+      seed: Number(p.seed),
+      status: "missing",
+      summary: null,
+      note: "not started",
+    });
   }
   // table order where the runs know it (a stable sort keeps the rest by name)
   return runs.sort((a, b) => (a.index ?? Infinity) - (b.index ?? Infinity));
