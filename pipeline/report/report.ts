@@ -300,6 +300,14 @@ export function reportPlots(runs: readonly ReportRun[]): Record<string, VegaLite
   }));
 }
 
+/** One colour per run label: 20 of them (a table's 11 methods), labels in full. */
+const RUN_COLOR = {
+  field: "run",
+  type: "nominal",
+  scale: { scheme: "tableau20" },
+  legend: { labelLimit: 400 },
+} as const;
+
 function blockPlots(runs: readonly ReportRun[], titleSuffix: string): Record<string, VegaLiteSpec> {
   const ok = runs.filter((r) => r.status === "ok" && r.summary);
   const perEpoch = ok.flatMap((r) =>
@@ -343,8 +351,9 @@ function blockPlots(runs: readonly ReportRun[], titleSuffix: string): Record<str
       mark: { type: "line", point: true },
       encoding: {
         x: { field: "epoch", type: "ordinal" },
-        y: { field: "ppl", type: "quantitative", scale: { type: "log" } },
-        color: { field: "run", type: "nominal" },
+        // the data's own range: a padded decade would flatten the final epochs' differences
+        y: { field: "ppl", type: "quantitative", scale: { type: "log", nice: false } },
+        color: RUN_COLOR,
         detail: { field: "seed", type: "nominal" },
       },
     },
@@ -373,7 +382,7 @@ function blockPlots(runs: readonly ReportRun[], titleSuffix: string): Record<str
       encoding: {
         x: { field: "train_flops_x_dense", type: "quantitative", title: "training FLOPs × dense" },
         y: { field: "test_ppl", type: "quantitative", title: "test ppl", scale: { zero: false } },
-        color: { field: "run", type: "nominal" },
+        color: RUN_COLOR,
         shape: { field: "run", type: "nominal" },
       },
     },
