@@ -23,6 +23,10 @@
  * - every row is the median over `reps` rounds after 2 warm-up steps; each round measures every
  *   row once (interleaved), because this machine's speed drifts by up to 2x within a minute.
  *
+ * Memory (in `train_step`'s `config`): the peak tensor bytes of one step, from the runtime's
+ * allocation counts, and the host RSS that 10 further steps keep per step, which catches
+ * memory a driver holds outside our buffers.
+ *
  * @module
  */
 
@@ -311,8 +315,16 @@ export async function benchTrain(
   gpu.resetPeakBytes();
   await trainMs();
   const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  // Host memory that steps keep: the driver's, invisible to the tensor counts (a software
+  // adapter once leaked MBs per weight-gradient dispatch and a long run ran out of memory).
+  const rssSteps = 10;
+  const rss0 = Deno.memoryUsage().rss;
+  for (let i = 0; i < rssSteps; i++) await trainMs();
+  const rssPerStep = (Deno.memoryUsage().rss - rss0) / rssSteps;
   const memory = `peak tensor memory during a step ${mb(gpu.memory().peak)} (the training ` +
-    `session's buffers ${mb(sessionBytes)}; from the allocations)`;
+    `session's buffers ${mb(sessionBytes)}; from the allocations); host RSS ` +
+    `${rssPerStep >= 0 ? "+" : "−"}${(Math.abs(rssPerStep) / 2 ** 20).toFixed(2)} MiB per step ` +
+    `over ${rssSteps} more steps`;
   opts.log(memory);
   const rounds = `median of ${opts.reps} interleaved rounds after ${warmup} warm-up steps`;
   const synced = `timing: recorded then awaited with gpu.sync(), batch upload not timed; ${rounds}`;

@@ -107,6 +107,7 @@ Deno.test({
     }
     const byPhase = new Map(rows.map((r) => [r.phase, r]));
     const step = byPhase.get("train_step")!;
+    ok(/host RSS [+−]\d+\.\d\d MiB per step over 10 more steps/.test(step.config), step.config);
     const N = 15;
     // ms is rounded to 0.01 and tokens/s (from the unrounded time) to 0.1: on a fast step the
     // first rounding alone moves N / ms by more than any fixed tolerance
