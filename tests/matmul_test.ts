@@ -1,6 +1,7 @@
 import type { Gpu } from "../kernels/runtime/runtime.ts";
 import { matmul } from "../kernels/dense/matmul.ts";
 import { matmulRef } from "../kernels/dense/matmul_ref.ts";
+import { regblockMatmulSpec } from "../kernels/dense/matmul_regblock.ts";
 import { ShapeError } from "../kernels/runtime/tensor.ts";
 import {
   assertClose,
@@ -118,6 +119,41 @@ Deno.test({
     await check(gpu, { m: 130, n: 260, k: 1998, transB: true, bias: true }, seed++);
     await check(gpu, { m: 130, n: 260, k: 2000, beta: 0.5 }, seed++);
     await check(gpu, { m: 130, n: 260, k: 2000, transA: true }, seed++);
+  },
+});
+
+Deno.test({
+  name: "matmul Aᵀ·B on the register-blocked family is a transpose into scratch and A·B",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = (await testGpu()).withVariant("regblock");
+    const a = gpu.tensor([40, 24]), b = gpu.tensor([40, 32]), c = gpu.tensor([24, 32]);
+    await gpu.sync();
+    const [d0, live0] = [gpu.dispatchCount, gpu.memory().live];
+    matmul(gpu, { a, b, c, transA: true });
+    if (gpu.dispatchCount - d0 !== 2) throw new Error(`${gpu.dispatchCount - d0} dispatches`);
+    if (gpu.memory().live !== live0) throw new Error("the scratch transpose was not released");
+    const cfg = {
+      transA: true,
+      transB: false,
+      widthA: 4,
+      widthB: 4,
+      widthC: 4,
+      hasBias: false,
+      hasMask: false,
+      readC: false,
+      tm: 16,
+      tn: 16,
+      wx: 8,
+      wy: 8,
+    } as const;
+    try {
+      regblockMatmulSpec(cfg);
+    } catch (e) {
+      if (e instanceof RangeError && e.message.includes("transpose A")) return;
+      throw e;
+    }
+    throw new Error("regblockMatmulSpec built an Aᵀ kernel");
   },
 });
 

@@ -1,7 +1,8 @@
 /**
  * Dense and masked matmul: C = α·op(A)·op(B ⊙ mask) + β·C + bias, op ∈ {N, T} on each side.
  * Picks the kernel family from `gpu.variant` ({@linkcode regblockMatmulSpec} for CPU
- * rasterisers, {@linkcode tiledMatmulSpec} for GPUs) and the tile from the shape.
+ * rasterisers, {@linkcode tiledMatmulSpec} for GPUs) and the tile from the shape. On the
+ * register-blocked family `transA` is a transpose of A into scratch followed by A·B.
  *
  * RNN usage: the input and recurrent projections are `Y = X·Wᵀ` with `W: [4H, in]` (transB),
  * the data gradient is `dX = dY·W` (NN) and the weight gradient is `dW = dYᵀ·X` (transA).
@@ -189,7 +190,6 @@ export function matmul(gpu: Gpu, args: MatmulArgs): void {
           `execute (${SOFTWARE_LOOP_BUDGET}); split K into chunks accumulated with beta = 1`,
       );
     }
-    // vec4 fragments along M (transA) need TM % 4 == 0; every tile the chooser returns has it.
     spec = cachedSpec(regblockMatmulSpec, { ...base, ...tile, kTail: k % 4 !== 0 });
     grid = [Math.ceil(n / (tile.tn * tile.wx)), Math.ceil(m / (tile.tm * tile.wy)), 1];
   }

@@ -10,7 +10,7 @@
  * arrays in memory.
  *
  * Math, per thread (rows m0..m0+TM, TN columns n0 + col(j), see `columnOf`), with op()
- * applied by indexing:
+ * applied by indexing (op(A) = A: `matmul` transposes A first for Aᵀ):
  *
  *   acc[i][j] = Σ_k op(A)[m0+i, k] · op(B ⊙ mask)[k, n0+col(j)]
  *   C[m, n]   = α·acc + β·C[m, n] + bias[n]            (m < M, n < N only)
@@ -50,7 +50,7 @@ export interface MatmulConfig {
    * it is a third of a big tile's compile time on llvmpipe (64×32: 27 s with it, 15 s without).
    */
   kTail?: boolean;
-  /** Thread tile; TN is a multiple of 4, and TM too when transA. */
+  /** Thread tile; TN is a multiple of 4. */
   tm: number;
   tn: number;
   /** Workgroup size (x over columns, y over rows). */
@@ -217,7 +217,12 @@ ${
  * ```
  */
 export function regblockMatmulSpec(cfg: MatmulConfig): KernelSpec {
-  const { tm, tn, transA, transB, hasMask } = cfg;
+  const { tm, tn, transB, hasMask } = cfg;
+  if (cfg.transA) {
+    // matmul() transposes A first: this family's Aᵀ kernel ran several times slower than A·B
+    // on llvmpipe and leaked host memory with every dispatch.
+    throw new RangeError("regblockMatmulSpec: no transA variant; transpose A and use A·B");
+  }
   const qn = tn / 4;
   const bLoad = (idx: string) => `ld4_B(${idx})${hasMask ? ` * ld4_mask(${idx})` : ""}`;
   const col = columnOf(cfg);
@@ -236,31 +241,21 @@ export function regblockMatmulSpec(cfg: MatmulConfig): KernelSpec {
     loadB = R(tn, (j) => `let bt${j} = ${bLoad(`(n0 + ${col(j)}u) * P.K + k`)};`);
     b = (kk, q) => `vec4<f32>(${R(4, (c) => `bt${4 * q + c}[${kk}]`, ", ")})`;
   }
-  // Then row groups: the A fragment of a group (one row, or four rows when transA, whose
-  // vec4s run along M) is loaded right before the group's FMAs, which run accumulator by
-  // accumulator over the 4 K steps. This order keeps few values live at once: LLVM spills
+  // Then rows: the A fragment of a row is loaded right before the row's FMAs, which run
+  // accumulator by accumulator over the 4 K steps. This order keeps few values live at once: LLVM spills
   // the tile either way, and accumulator-major FMAs reload each spilled accumulator once per
   // 4 FMAs instead of once per FMA (measured on llvmpipe at 512³: 64×16 tiles went from 16.5
   // to 25 GFLOP/s with this order; loading all of A up front, or kk-major FMAs, lost it again).
-  const group = transA ? 4 : 1;
-  const fmaGroup = (g: number): string => {
-    const rows = Array.from({ length: group }, (_, r) => g * group + r);
-    const load = transA
-      ? R(4, (kk) => `let a${kk}_${g} = ld4_A((k + ${kk}u) * P.M + m0 + ${4 * g}u);`)
-      : `let a${g} = ld4_A((m0 + ${g}u) * P.K + k);`;
-    const a = (i: number, kk: number) => transA ? `a${kk}_${g}[${i & 3}]` : `a${i}[${kk}]`;
-    return [
-      load,
-      ...rows.flatMap((i) =>
-        Array.from(
-          { length: qn },
-          (_, q) =>
-            R(4, (kk) => `acc${i}_${q} = fma(vec4<f32>(${a(i, kk)}), ${b(kk, q)}, acc${i}_${q});`),
-        )
+  const fmaRow = (i: number): string =>
+    [
+      `let a${i} = ld4_A((m0 + ${i}u) * P.K + k);`,
+      ...Array.from(
+        { length: qn },
+        (_, q) =>
+          R(4, (kk) => `acc${i}_${q} = fma(vec4<f32>(a${i}[${kk}]), ${b(kk, q)}, acc${i}_${q});`),
       ),
     ].join("\n");
-  };
-  const loadAndFma = R(tm / group, fmaGroup);
+  const loadAndFma = R(tm, fmaRow);
 
   const body = `${matmulHelpers(cfg)}
 @compute @workgroup_size(${cfg.wx}, ${cfg.wy})
@@ -278,7 +273,7 @@ ${cfg.kTail ? tailLoop(cfg) : ""}
 ${epilogue(cfg)}
 }`;
   return {
-    name: `matmul_regblock_${transA ? "T" : "N"}${transB ? "T" : "N"}_${tm}x${tn}`,
+    name: `matmul_regblock_N${transB ? "T" : "N"}_${tm}x${tn}`,
     ...matmulInterface(cfg),
     body,
   };
