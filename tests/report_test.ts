@@ -40,6 +40,9 @@ async function fakeExperiment(dir: string): Promise<void> {
     await Deno.mkdir(d, { recursive: true });
     await Deno.writeTextFile(`${d}/config.json`, JSON.stringify({ method, optimizer, seed }));
     await Deno.writeTextFile(`${d}/run.json`, JSON.stringify({ index, method, optimizer, seed }));
+    if (val === null && method === "static-uniform") {
+      await Deno.writeTextFile(`${d}/log.csv`, "step,epoch,lr\n100,1,0.01\n200,2,0.01\n");
+    }
     if (val !== null) {
       await Deno.writeTextFile(
         `${d}/summary.json`,
@@ -85,7 +88,7 @@ Deno.test("report: rows over seeds with mean ± std, missing and failed runs mar
   equal(by.get("selfish")!.done, 2);
   equal(by.get("static-uniform")!.done, 1);
   equal(by.get("static-uniform")!.runs, 2);
-  ok(by.get("static-uniform")!.note.includes("missing seed 2"));
+  ok(by.get("static-uniform")!.note.includes("missing seed 2: started, logged to step 200"));
   ok(by.get("set")!.note.includes("failed seed 1: RangeError: set broke, badly"));
   equal(by.get("rigl")!.done, 0);
   ok(by.get("rigl")!.note.includes("missing seed 1"), by.get("rigl")!.note);

@@ -1,11 +1,11 @@
 /**
  * The runs of an experiment directory, as `report.ts` reads them: one directory per run
  * (`run.json` its place in the table, `config.json`, `summary.json` once finished; the runner
- * in `experiment.ts`), or the flat
- * `<method>-<optimizer>.json` summaries of earlier versions. A run with a config but no summary
- * is missing, or failed when its directory holds the runner's `failed.json` (with its note); so
- * is every run of the sweep's `plan.json` (its grid, written as it starts) without a directory
- * yet (a Slurm task still queued, the rest of an interrupted local sweep).
+ * in `experiment.ts`), or the flat `<method>-<optimizer>.json` summaries of earlier versions.
+ * A run with a config but no summary is missing (noted with the last step its log reached), or
+ * failed when its directory holds the runner's `failed.json` (with its note); so is every run
+ * of the sweep's `plan.json` (its grid, written as it starts) without a directory yet (a Slurm
+ * task still queued, the rest of an interrupted local sweep).
  *
  * @module
  */
@@ -19,6 +19,25 @@ async function readJson(path: string): Promise<Record<string, unknown> | null> {
     if (e instanceof Deno.errors.NotFound) return null;
     throw new Error(`${path}: ${(e as Error).message}`);
   }
+}
+
+/**
+ * What a started run without a summary has done: the last step its log reached (it is still
+ * running, or stopped there; the sweep's rerun resumes it from its checkpoint).
+ */
+async function startedNote(logPath: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(logPath);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return "started, nothing logged yet";
+    throw e;
+  }
+  const last = text.trimEnd().split("\n").at(-1) ?? "";
+  const step = Number(last.split(",")[0]);
+  return Number.isInteger(step) && step > 0
+    ? `started, logged to step ${step} (running, or stopped there)`
+    : "started, nothing logged yet";
 }
 
 /**
@@ -51,7 +70,11 @@ export async function readExperimentRuns(dir: string): Promise<ReportRun[]> {
         seed: Number(config.seed),
         status: summary ? "ok" : failed ? "failed" : "missing",
         summary,
-        note: failed ? String(failed.note) : "",
+        note: failed
+          ? String(failed.note)
+          : summary
+          ? ""
+          : await startedNote(`${dir}/${e.name}/log.csv`),
       });
     } else if (e.isFile && e.name.endsWith(".json")) {
       const s = await readJson(`${dir}/${e.name}`);
