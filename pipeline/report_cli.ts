@@ -7,6 +7,7 @@
  * @module
  */
 
+import "./report/quiet_deprecations.ts"; // before render.ts's npm packages
 import { writeAtomic } from "./atomic.ts";
 import { runCommand, UsageError } from "./command.ts";
 import { readExperimentRuns } from "./report/runs.ts";
