@@ -34,7 +34,7 @@ import type { Tensor } from "../kernels/runtime/tensor.ts";
 import { matmul } from "../kernels/dense/matmul.ts";
 import { spmm, spmmT } from "../kernels/sparse/spmm.ts";
 import { sampleDense, sddmm } from "../kernels/sparse/sddmm.ts";
-import { transpose } from "../kernels/dense/transpose.ts";
+import { transposed } from "../kernels/dense/transpose.ts";
 import { sparseToDense } from "../kernels/sparse/sparse_convert.ts";
 import type { SparseMatrix } from "../kernels/sparse/sparse_matrix.ts";
 import { embeddingBackward, embeddingForward } from "../kernels/cells/embedding.ts";
@@ -155,13 +155,6 @@ export function reusedWeight(
     param: { ...param, value: dense, csr: undefined, mask: undefined },
     release: () => gpu.release(dense),
   };
-}
-
-/** `t: [M, C]` transposed into pooled scratch `[C, M]`; the caller releases it after recording. */
-function transposed(gpu: Gpu, t: Tensor): Tensor<"f32"> {
-  const out = gpu.tensor([t.shape[1], t.shape[0]]);
-  transpose(gpu, { x: f32(t), out });
-  return out;
 }
 
 /** The weight expanded into pooled scratch `[out, in]`; the caller releases it after recording. */

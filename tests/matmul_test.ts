@@ -133,6 +133,8 @@ Deno.test({
     matmul(gpu, { a, b, c, transA: true });
     if (gpu.dispatchCount - d0 !== 2) throw new Error(`${gpu.dispatchCount - d0} dispatches`);
     if (gpu.memory().live !== live0) throw new Error("the scratch transpose was not released");
+    // K = 0 (an empty batch): C = bias, through the same path
+    await check(gpu, { m: 5, n: 6, k: 0, transA: true, bias: true }, 9);
     const cfg = {
       transA: true,
       transB: false,

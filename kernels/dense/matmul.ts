@@ -17,7 +17,7 @@ import { tiledMatmulSpec } from "./matmul_tiled.ts";
 import { fmtShape, ShapeError, type Tensor } from "../runtime/tensor.ts";
 import { checkOverlap } from "../runtime/alias.ts";
 import { SOFTWARE_LOOP_BUDGET } from "../runtime/device.ts";
-import { transpose } from "./transpose.ts";
+import { transposed } from "./transpose.ts";
 
 /** Arguments of {@linkcode matmul}. All tensors are f32 and 2-D (bias 1-D). */
 export interface MatmulArgs {
@@ -154,12 +154,11 @@ export function matmul(gpu: Gpu, args: MatmulArgs): void {
   // Every output element reads whole rows/columns of the inputs: no aliasing is safe.
   checkOverlap("matmul", { c }, { a, b, bias: args.bias, mask: args.mask });
   if (m === 0 || n === 0) return;
-  if (transA && !useTiled(gpu, m, k) && k > 0) {
-    // On llvmpipe the register-blocked Aᵀ kernel runs ~6× slower than A·B at LSTM weight-gradient
-    // shapes and its dispatches leak host memory (MBs each, a training run's RSS grew without
-    // bound); a transpose pass into scratch and the plain kernel cost a fraction of that.
-    const at = gpu.tensor([m, k]);
-    transpose(gpu, { x: a as Tensor<"f32">, out: at }); // dims2 checked the dtype
+  if (transA && !useTiled(gpu, m, k)) {
+    // On llvmpipe a register-blocked Aᵀ kernel ran ~4.5× slower than A·B at LSTM weight-gradient
+    // shapes and its dispatches leaked host memory (MBs each: a sweep's RSS grew to 24 GB); a
+    // transpose pass into scratch and the plain kernel cost a fraction of that.
+    const at = transposed(gpu, a);
     matmul(gpu, { ...args, a: at, transA: false });
     gpu.release(at);
     return;

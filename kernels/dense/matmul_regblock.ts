@@ -242,9 +242,9 @@ export function regblockMatmulSpec(cfg: MatmulConfig): KernelSpec {
     b = (kk, q) => `vec4<f32>(${R(4, (c) => `bt${4 * q + c}[${kk}]`, ", ")})`;
   }
   // Then rows: the A fragment of a row is loaded right before the row's FMAs, which run
-  // accumulator by accumulator over the 4 K steps. This order keeps few values live at once: LLVM spills
-  // the tile either way, and accumulator-major FMAs reload each spilled accumulator once per
-  // 4 FMAs instead of once per FMA (measured on llvmpipe at 512³: 64×16 tiles went from 16.5
+  // accumulator by accumulator over the 4 K steps. This order keeps few values live at once:
+  // LLVM spills the tile either way, and accumulator-major FMAs reload each spilled accumulator
+  // once per 4 FMAs instead of once per FMA (measured on llvmpipe at 512³: 64×16 tiles went from 16.5
   // to 25 GFLOP/s with this order; loading all of A up front, or kk-major FMAs, lost it again).
   const fmaRow = (i: number): string =>
     [

@@ -208,3 +208,21 @@ export function transpose(gpu: Gpu, args: TransposeArgs): void {
     gridFor(tiles, REG_WG),
   );
 }
+
+/**
+ * `x: [R, C]` transposed into pooled scratch `[C, R]`; the caller releases it after recording
+ * the work that reads it.
+ *
+ * @example
+ * ```ts ignore
+ * const dyT = transposed(gpu, dy);
+ * sddmm(gpu, { dy: dyT, x: xT, transposed: true, w, out });
+ * gpu.release(dyT);
+ * ```
+ */
+export function transposed(gpu: Gpu, x: Tensor): Tensor<"f32"> {
+  if (x.dtype !== "f32") throw new ShapeError(`transposed: x must be f32, got ${x}`);
+  const out = gpu.tensor([x.shape[1], x.shape[0]]);
+  transpose(gpu, { x: x as Tensor<"f32">, out });
+  return out;
+}
