@@ -74,6 +74,40 @@ Deno.test({
 });
 
 Deno.test({
+  name: "the buffer pool reuses a released buffer up to twice the request, exact sizes first",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await Gpu.create();
+    try {
+      const created = () => gpu.memory().created;
+      const big = gpu.tensor([1000]), exact = gpu.tensor([600]);
+      gpu.release(big);
+      gpu.release(exact);
+      const before = created();
+      // an exact fit wins over a larger free buffer
+      const a = gpu.tensor([600]);
+      if (a.buffer !== exact.buffer) throw new Error("exact-size buffer not reused");
+      // a shorter window reuses the larger buffer; the tensor sees only its own elements
+      const b = gpu.tensor([700]);
+      if (b.buffer !== big.buffer || b.size !== 700) throw new Error("larger buffer not reused");
+      if (created() !== before) throw new Error(`created ${created() - before} bytes`);
+      if (gpu.memory().live !== 1600 * 4) throw new Error(`live ${gpu.memory().live} bytes`);
+      gpu.release(b);
+      // more than twice the request: a new buffer, so small tensors never pin large ones
+      const c = gpu.tensor([400]);
+      if (c.buffer === big.buffer || created() !== before + 400 * 4) {
+        throw new Error("a buffer over twice the request was reused");
+      }
+      gpu.write(c, new Float32Array(400).fill(2));
+      const back = await gpu.read(c);
+      if (back.length !== 400 || back[399] !== 2) throw new Error("pooled tensor read back wrong");
+    } finally {
+      gpu.destroy();
+    }
+  },
+});
+
+Deno.test({
   name: "a lost device turns readbacks and allocations into DeviceLostError, not a hang",
   ...GPU_TEST,
   fn: async () => {

@@ -124,7 +124,6 @@ export class Gpu {
     this.variant = variant;
   }
 
-  /** Dispatches recorded since creation (all views); benchmarks and tests use it to count work. */
   /**
    * Tensor memory: bytes of the buffers callers hold now (`live`), the most they held at once
    * since the last {@linkcode Gpu.resetPeakBytes} (`peak`), and every buffer created (`created`:
@@ -145,6 +144,7 @@ export class Gpu {
     this.#s.peakBytes = this.#s.liveBytes;
   }
 
+  /** Dispatches recorded since creation (all views); benchmarks and tests use it to count work. */
   get dispatchCount(): number {
     return this.#s.dispatchCount;
   }
@@ -201,12 +201,28 @@ export class Gpu {
       );
     }
     const s = this.#s;
-    s.liveBytes += size;
+    const pooled = this.#pooled(size);
+    const buffer = pooled ?? this.device.createBuffer({ size, usage: STORAGE_USAGE });
+    if (!pooled) s.createdBytes += size;
+    s.liveBytes += buffer.size;
     s.peakBytes = Math.max(s.peakBytes, s.liveBytes);
-    const free = s.pool.get(size);
-    if (free?.length) return free.pop()!;
-    s.createdBytes += size;
-    return this.device.createBuffer({ size, usage: STORAGE_USAGE });
+    return buffer;
+  }
+
+  /**
+   * A released buffer of exactly `size` bytes, else the smallest one of at most twice that: a
+   * step over a shorter window (an epoch's last chunk) then reuses the full window's scratch
+   * instead of creating buffers, and no request holds more than twice its bytes.
+   */
+  #pooled(size: number): GPUBuffer | undefined {
+    const pool = this.#s.pool;
+    let best = pool.get(size)?.length ? size : 0;
+    if (!best) {
+      for (const [have, list] of pool) {
+        if (list.length && have > size && have <= 2 * size && (!best || have < best)) best = have;
+      }
+    }
+    return best ? pool.get(best)!.pop() : undefined;
   }
 
   /**
