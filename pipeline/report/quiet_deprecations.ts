@@ -9,4 +9,5 @@
 
 import process from "node:process";
 
-process.noDeprecation = true;
+// Node documents `process.noDeprecation`; Deno's Node types omit it.
+(process as { noDeprecation?: boolean }).noDeprecation = true;
