@@ -34,6 +34,11 @@ export interface ParamSpec {
    * Selfish-RNN's per-gate regrowth, per-gate densities and NNSTD read them.
    */
   blocks: readonly number[];
+  /**
+   * What each row block is, in order (`["i", "f", "g", "o"]` for LSTM weights), for reports;
+   * absent where the blocks are not gates (a vocabulary's rows, ON-LSTM's `chunk4` blocks).
+   */
+  blockNames?: readonly string[];
   /** True for every tensor whose name does not contain "bias" (the Selfish-RNN rule, spec §2). */
   sparse: boolean;
   init: ParamInit;

@@ -86,6 +86,8 @@ Deno.test("experiments: table2 holds every method of Table 2 on both models, in 
     assert.deepEqual([c.emsize, c.nhid], [128, 128]);
     assert.deepEqual([c.batchSize, c.bptt, c.evalBatchSize], [20, 35, 20]);
     assert.deepEqual(c.density, r.block === "lstm" ? 0.33 : 0.472);
+    // the table's density column: 1 for the dense model, the target (matched) for the rest
+    assert.deepEqual(r.density, r.method === "dense" ? 1 : c.density);
     assert.deepEqual([c.optimizer, c.lr, c.adamBeta1], ["adam", 1e-2, 0]);
     assert.deepEqual(c.clip, r.block === "lstm" ? 0 : 0.25);
     // the small-scale protocol: 8 epochs of 100 steps, one update after each epoch's
@@ -430,6 +432,7 @@ Deno.test("experiments: the runner records failures and skips and keeps going", 
       activeParameters: c.method === "dense" ? 100 : 33,
       densities: {},
       gateDensities: {},
+      gateNames: {},
       hiddenSizes: null,
       trainFlops: c.method === "dense" ? 50 : 20,
       denseTrainFlops: 50,
@@ -712,6 +715,11 @@ Deno.test({
       const s = JSON.parse(await Deno.readTextFile(`${out}/${f}/summary.json`));
       assert.deepEqual(s.steps, 4);
       assert.deepEqual(s.config.nhid, 16);
+      // what the report's gate plot labels a sparse run's row blocks with
+      assert.deepEqual(
+        s.gate_names?.["rnn.weight_hh_l0"],
+        f.includes("selfish") ? ["i", "f", "g", "o"] : undefined,
+      );
     }
     assert.deepEqual([...Deno.readDirSync(out)].filter((e) => e.name.endsWith(".tmp")).length, 0);
     const runFiles = [...Deno.readDirSync(`${out}/lstm-selfish-adam-seed1111`)].map((e) => e.name)

@@ -4,8 +4,9 @@ import { readExperimentRuns } from "../pipeline/report/runs.ts";
 
 const CLI = new URL("../pipeline/report_cli.ts", import.meta.url).pathname;
 
-function summary(val: number, test: number, seed: number, gates: boolean) {
+function summary(val: number, test: number, seed: number, gates: boolean, named = true) {
   return {
+    ...(gates && named ? { "gate_names": { "rnn.weight_hh_l0": ["i", "f", "g", "o"] } } : {}),
     "val_ppl": val,
     "test_ppl": test,
     parameters: 1000,
@@ -131,9 +132,10 @@ Deno.test({
       const text = await Deno.readTextFile(`${dir}/report/${svg}.svg`);
       ok(text.startsWith("<svg") && text.includes("</svg>"), svg);
     }
-    // the gate plot holds one line per gate: its four labels
+    // the gate plot holds one line per gate: its four labels, the gates' names
     const gates = await Deno.readTextFile(`${dir}/report/density-per-gate.svg`);
-    for (const g of ["block 0", "block 3"]) ok(gates.includes(g), g);
+    for (const g of ["i", "f", "g", "o"]) ok(gates.includes(`>${g}</text>`), g);
+    ok(!gates.includes("block 0"), "numbered blocks where the summary names the gates");
     const html = await Deno.readTextFile(`${dir}/report/index.html`);
     ok(html.includes('<img src="val-ppl-per-epoch.svg">') && html.includes("<td>selfish</td>"));
     // not an experiment directory: exit 2
@@ -165,7 +167,12 @@ Deno.test("report: runs of several models in table order, rows per variant, plot
       `${d}/run.json`,
       JSON.stringify({ index, block, model, method, variant, optimizer: "adam", density: 0.33 }),
     );
-    await Deno.writeTextFile(`${d}/summary.json`, JSON.stringify(summary(val, val, 1, true)));
+    // the RHN run's summary predates gate names
+    const named = block !== "rhn";
+    await Deno.writeTextFile(
+      `${d}/summary.json`,
+      JSON.stringify(summary(val, val, 1, true, named)),
+    );
   }
   const read = await readExperimentRuns(dir);
   deepEqual(read.map((r) => r.index), [0, 1, 2]);
@@ -185,6 +192,11 @@ Deno.test("report: runs of several models in table order, rows per variant, plot
     "val-ppl-per-epoch-rhn",
   ]);
   ok(String(plots["val-ppl-per-epoch-rhn"].title).endsWith("(RHN)"));
+  const gateLabels = (stem: string) => [
+    ...new Set((plots[stem].data as { values: { gate: string }[] }).values.map((v) => v.gate)),
+  ];
+  deepEqual(gateLabels("density-per-gate-lstm"), ["i", "f", "g", "o"]);
+  deepEqual(gateLabels("density-per-gate-rhn"), ["block 0", "block 1", "block 2", "block 3"]);
   const perEpoch = (plots["val-ppl-per-epoch-lstm"].data as { values: { run: string }[] }).values;
   deepEqual([...new Set(perEpoch.map((v) => v.run))], [
     "lstm selfish / adam",

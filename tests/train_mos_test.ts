@@ -77,6 +77,9 @@ Deno.test({
     const blocks = a.gateDensities["rnns.0.weight_hh_l0"];
     if (blocks?.length !== 4) throw new Error(`blocks ${JSON.stringify(a.gateDensities)}`);
     if (a.gateDensities["latent.0.weight"]?.length !== 1) throw new Error("latent blocks");
+    const names = a.gateNames["rnns.0.weight_hh_l0"]?.join();
+    if (names !== "i,f,g,o") throw new Error(`gate names ${names}`);
+    if ("latent.0.weight" in a.gateNames) throw new Error("the head's single block is named");
     if (a.model.family !== "awd-mos") throw new Error(`family ${a.model.family}`);
     await Deno.remove(dir, { recursive: true });
   },

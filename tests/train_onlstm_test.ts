@@ -79,6 +79,8 @@ Deno.test({
     // Selfish-RNN's per-block regrowth acts on the true gate blocks [n, n, H, H, H, H]
     const blocks = a.gateDensities["rnn.cells.0.hh.weight"];
     if (blocks?.length !== 6) throw new Error(`blocks ${JSON.stringify(a.gateDensities)}`);
+    const names = a.gateNames["rnn.cells.0.hh.weight"]?.join();
+    if (names !== "master i,master f,o,ĉ,i,f") throw new Error(`gate names ${names}`);
     if (a.model.family !== "onlstm") throw new Error(`family ${a.model.family}`);
     await Deno.remove(dir, { recursive: true });
   },

@@ -69,6 +69,8 @@ Deno.test({
     // the per-block regrowth of Selfish-RNN acts on the RHN's [H; T] blocks
     const blocks = a.gateDensities["rnns.0.highways.1.R.weight"];
     if (blocks.length !== 2) throw new Error(`blocks ${JSON.stringify(a.gateDensities)}`);
+    const names = a.gateNames["rnns.0.highways.1.R.weight"]?.join();
+    if (names !== "H,T") throw new Error(`gate names ${names}`);
     if (a.model.family !== "rhn") throw new Error(`family ${a.model.family}`);
     await Deno.remove(dir, { recursive: true });
   },

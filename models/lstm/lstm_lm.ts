@@ -119,6 +119,9 @@ export interface LstmLm extends GatedStack {
   decoderBias: Param;
 }
 
+/** The LSTM gate row blocks in PyTorch's order: input, forget, cell candidate, output. */
+export const LSTM_GATE_NAMES: readonly string[] = ["i", "f", "g", "o"];
+
 /** The LSTM cell as the gated layer runs it: 4H pre-activations, blocks i, f, g, o. */
 export const LSTM_CELL: GatedCell = {
   width: (H) => 4 * H,
@@ -154,7 +157,7 @@ export function lstmLmParamSpecs(config: LstmLmConfig): ParamSpec[] {
   const { vocab: V, embed: E, hidden: H, layers: L } = config;
   const r = 1 / Math.sqrt(H);
   const lstm = { kind: "uniform", lo: -r, hi: r } as const;
-  const gates = equalBlocks(4 * H, 4);
+  const gateRows = { blocks: equalBlocks(4 * H, 4), blockNames: LSTM_GATE_NAMES };
   const specs: ParamSpec[] = [{
     name: "encoder.weight",
     shape: [V, E],
@@ -168,13 +171,19 @@ export function lstmLmParamSpecs(config: LstmLmConfig): ParamSpec[] {
       {
         name: `rnn.weight_ih_l${l}`,
         shape: [4 * H, inSize],
-        blocks: gates,
+        ...gateRows,
         sparse: true,
         init: lstm,
       },
-      { name: `rnn.weight_hh_l${l}`, shape: [4 * H, H], blocks: gates, sparse: true, init: lstm },
-      { name: `rnn.bias_ih_l${l}`, shape: [4 * H], blocks: gates, sparse: false, init: lstm },
-      { name: `rnn.bias_hh_l${l}`, shape: [4 * H], blocks: gates, sparse: false, init: lstm },
+      {
+        name: `rnn.weight_hh_l${l}`,
+        shape: [4 * H, H],
+        ...gateRows,
+        sparse: true,
+        init: lstm,
+      },
+      { name: `rnn.bias_ih_l${l}`, shape: [4 * H], ...gateRows, sparse: false, init: lstm },
+      { name: `rnn.bias_hh_l${l}`, shape: [4 * H], ...gateRows, sparse: false, init: lstm },
     );
   }
   if (!config.tied) {

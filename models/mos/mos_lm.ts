@@ -26,7 +26,7 @@ import { equalBlocks } from "../model.ts";
 import { type AwdDevices, checkStackSettings, type GatedStack } from "../parts/gated_stack.ts";
 import { mosStackHead } from "../parts/mos_head.ts";
 import type { WeightDropConvention } from "../parts/weight_drop.ts";
-import { LSTM_CELL } from "../lstm/lstm_lm.ts";
+import { LSTM_CELL, LSTM_GATE_NAMES } from "../lstm/lstm_lm.ts";
 
 /** Architecture and regularisers of AWD-LSTM-MoS. */
 export interface MosConfig {
@@ -158,13 +158,13 @@ export function mosParamSpecs(config: MosConfig): ParamSpec[] {
   }];
   sizes.forEach((H, l) => {
     const inSize = l === 0 ? E : sizes[l - 1];
-    const gates = equalBlocks(4 * H, 4);
+    const gates = { blocks: equalBlocks(4 * H, 4), blockNames: LSTM_GATE_NAMES };
     const n = mosLayerNames(l), init = u(1 / Math.sqrt(H));
     specs.push(
-      { name: n.ih, shape: [4 * H, inSize], blocks: gates, sparse: true, init },
-      { name: n.hh, shape: [4 * H, H], blocks: gates, sparse: true, init },
-      { name: n.bih, shape: [4 * H], blocks: gates, sparse: false, init },
-      { name: n.bhh, shape: [4 * H], blocks: gates, sparse: false, init },
+      { name: n.ih, shape: [4 * H, inSize], ...gates, sparse: true, init },
+      { name: n.hh, shape: [4 * H, H], ...gates, sparse: true, init },
+      { name: n.bih, shape: [4 * H], ...gates, sparse: false, init },
+      { name: n.bhh, shape: [4 * H], ...gates, sparse: false, init },
     );
   });
   const head = u(1 / Math.sqrt(D));

@@ -39,6 +39,9 @@ import type { WeightDropConvention } from "../parts/weight_drop.ts";
  */
 export type OnLstmGateBlocks = "gates" | "chunk4";
 
+/** The true gates' row blocks in the pre-activation order: master input and forget, o, ĉ, i, f. */
+export const ONLSTM_GATE_NAMES: readonly string[] = ["master i", "master f", "o", "ĉ", "i", "f"];
+
 /** The gate-block choices, for flag parsing. */
 export const ONLSTM_GATE_BLOCKS: readonly OnLstmGateBlocks[] = ["gates", "chunk4"];
 
@@ -204,15 +207,17 @@ export function onLstmParamSpecs(config: OnLstmConfig): ParamSpec[] {
   sizes.forEach((H, l) => {
     const n = H / C, G = onLstmActWidth(H, n);
     const inSize = l === 0 ? E : sizes[l - 1];
-    const blocks = config.gateBlocks === "gates" ? [n, n, H, H, H, H] : chunk4(G);
+    const rows = config.gateBlocks === "gates"
+      ? { blocks: [n, n, H, H, H, H], blockNames: ONLSTM_GATE_NAMES }
+      : { blocks: chunk4(G) };
     const u = (fanIn: number) =>
       ({ kind: "uniform", lo: -1 / Math.sqrt(fanIn), hi: 1 / Math.sqrt(fanIn) }) as const;
     const names = onLstmLayerNames(l);
     specs.push(
-      { name: names.ih, shape: [G, inSize], blocks, sparse: true, init: u(inSize) },
-      { name: names.bih, shape: [G], blocks, sparse: false, init: u(inSize) },
-      { name: names.hh, shape: [G, H], blocks, sparse: true, init: u(H) },
-      { name: names.bhh, shape: [G], blocks, sparse: false, init: u(H) },
+      { name: names.ih, shape: [G, inSize], ...rows, sparse: true, init: u(inSize) },
+      { name: names.bih, shape: [G], ...rows, sparse: false, init: u(inSize) },
+      { name: names.hh, shape: [G, H], ...rows, sparse: true, init: u(H) },
+      { name: names.bhh, shape: [G], ...rows, sparse: false, init: u(H) },
     );
   });
   if (!config.tied) {

@@ -143,7 +143,8 @@ function checkConfig(c: RhnConfig): void {
 export function rhnParamSpecs(config: RhnConfig): ParamSpec[] {
   checkConfig(config);
   const { vocab: V, embed: E, hidden: H, depth: L } = config;
-  const blocks = equalBlocks(2 * H, 2);
+  // the candidate (H) and transform gate (T) rows
+  const rows = { blocks: equalBlocks(2 * H, 2), blockNames: ["H", "T"] };
   const linear = (fanIn: number) => {
     const r = 1 / Math.sqrt(fanIn);
     return { kind: "uniform", lo: -r, hi: r } as const;
@@ -156,13 +157,19 @@ export function rhnParamSpecs(config: RhnConfig): ParamSpec[] {
       sparse: true,
       init: { kind: "uniform", lo: -0.1, hi: 0.1 },
     },
-    { name: `${prefix}.0.W.weight`, shape: [2 * H, E], blocks, sparse: true, init: linear(E) },
-    { name: `${prefix}.0.W.bias`, shape: [2 * H], blocks, sparse: false, init: linear(E) },
+    { name: `${prefix}.0.W.weight`, shape: [2 * H, E], ...rows, sparse: true, init: linear(E) },
+    { name: `${prefix}.0.W.bias`, shape: [2 * H], ...rows, sparse: false, init: linear(E) },
   ];
   for (let l = 0; l < L; l++) {
     specs.push(
-      { name: `${prefix}.${l}.R.weight`, shape: [2 * H, H], blocks, sparse: true, init: linear(H) },
-      { name: `${prefix}.${l}.R.bias`, shape: [2 * H], blocks, sparse: false, init: linear(H) },
+      {
+        name: `${prefix}.${l}.R.weight`,
+        shape: [2 * H, H],
+        ...rows,
+        sparse: true,
+        init: linear(H),
+      },
+      { name: `${prefix}.${l}.R.bias`, shape: [2 * H], ...rows, sparse: false, init: linear(H) },
     );
   }
   if (!config.tied) {

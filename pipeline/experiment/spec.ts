@@ -13,6 +13,7 @@
 import type { FlagValue } from "../../models/model.ts";
 import { type OptimizerName, type TrainConfig, trainConfig } from "../config.ts";
 import type { MethodName } from "../sparsity/method.ts";
+import { METHODS } from "../sparsity/methods/mod.ts";
 import { csrUnsupported, type Storage } from "../sparsity/storage.ts";
 
 /** `paper`: the paper's configuration (for a GPU); `small`: sizes and lengths that run here. */
@@ -118,8 +119,17 @@ export interface PlannedRun {
   /** The row variant's key and label (`null`: the method's plain row). */
   variant: { key: string; label: string } | null;
   optimizer: OptimizerName;
+  /**
+   * The row's density: the sparse methods' target, which small dense matches in parameters,
+   * and 1 for the dense model (whose config still carries the table's target, unused).
+   */
   density: number;
   config: TrainConfig;
+}
+
+function rowDensity(method: MethodName, density: number): number {
+  const m = METHODS[method];
+  return m.sparse || m.matchesSparseCount ? density : 1;
 }
 
 /** Bad experiment name, scale or option; the CLI prints the message and exits with code 2. */
@@ -273,7 +283,7 @@ export function planSpec(
                 method,
                 variant: variant ? { key: variant.key, label: variant.label } : null,
                 optimizer,
-                density: config.density,
+                density: rowDensity(method, config.density),
                 config,
               });
             }

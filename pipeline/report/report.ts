@@ -326,6 +326,8 @@ function blockPlots(runs: readonly ReportRun[], titleSuffix: string): Record<str
   })).filter((d) => Number.isFinite(d.test_ppl) && Number.isFinite(d.train_flops_x_dense));
   const gates = ok.flatMap((r) => {
     const ups = (r.summary!.connectivity_updates as Record<string, unknown>[] | undefined) ?? [];
+    // runs from before summaries named their gates show numbered blocks
+    const names = (r.summary!.gate_names as Record<string, string[]> | undefined) ?? {};
     return ups.flatMap((u) => {
       const per = u.density_per_gate as Record<string, number[]> | null | undefined;
       if (!per) return [];
@@ -335,7 +337,7 @@ function blockPlots(runs: readonly ReportRun[], titleSuffix: string): Record<str
           seed: r.seed,
           step: u.step as number,
           tensor,
-          gate: `block ${gate}`,
+          gate: names[tensor]?.[gate] ?? `block ${gate}`,
           density,
         }))
       );

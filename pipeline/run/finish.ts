@@ -103,6 +103,9 @@ export async function finishRun(
     activeParameters: active,
     densities,
     gateDensities: perBlock,
+    gateNames: Object.fromEntries(
+      model.params.flatMap((p) => p.blockNames && perBlock[p.name] ? [[p.name, p.blockNames]] : []),
+    ),
     hiddenSizes,
     trainFlops: meta.flops.train,
     denseTrainFlops: meta.flops.denseTrain,
@@ -154,6 +157,7 @@ export function summaryJson(s: TrainSummary): Record<string, unknown> {
     "active_parameters": s.activeParameters,
     "density_per_tensor": s.densities,
     "density_per_gate": s.gateDensities,
+    "gate_names": s.gateNames,
     "hidden_sizes": s.hiddenSizes,
     "train_flops": s.trainFlops,
     "train_flops_x_dense": s.trainFlops / Math.max(1e-30, s.denseTrainFlops),

@@ -145,6 +145,8 @@ export interface TrainSummary {
   /** Density of each sparse tensor and of each of its row blocks, in the tested (best) model. */
   densities: Record<string, number>;
   gateDensities: Record<string, number[]>;
+  /** What each of those row blocks is (`["i", "f", "g", "o"]`), where the model names them. */
+  gateNames: Record<string, readonly string[]>;
   /** Hidden units left in each layer (ISS); `null` for unstructured methods. */
   hiddenSizes: number[] | null;
   /** Training FLOPs of the run (spec §9) and the dense model's for the same tokens. */
