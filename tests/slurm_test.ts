@@ -169,7 +169,7 @@ Deno.test({
         }
       });
       ok(
-        md.includes("| stacked LSTM | dense | — | adam | 0.33 | 1/1 |") &&
+        md.includes("| stacked LSTM | dense | — | adam | 1 | 1/1 |") &&
           md.includes("| stacked LSTM | selfish | — | adam | 0.33 | 1/1 |"),
         `${md}\n${tasks.join("\n")}`,
       );
