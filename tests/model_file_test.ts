@@ -239,6 +239,12 @@ Deno.test("model file: every family's state dict names each parameter once, tied
       const entries = family.stateDict(trained);
       const keys = entries.map((e) => e.key);
       assertEquals(new Set(keys).size, keys.length, `${name}: keys unique`);
+      // row blocks cover each tensor's rows; where named, one name per block (the gate plot)
+      for (const s of family.paramSpecs(trained)) {
+        assertEquals(s.blocks.reduce((a, b) => a + b, 0), s.shape[0], `${name} ${s.name} blocks`);
+        if (s.blockNames) assertEquals(s.blockNames.length, s.blocks.length, `${name} ${s.name}`);
+      }
+      assert(family.paramSpecs(trained).some((s) => s.sparse && s.blockNames), `${name}: gates`);
       const specs = family.paramSpecs(trained).map((s) => s.name);
       assertEquals([...new Set(entries.map((e) => e.param))].sort(), [...specs].sort(), name);
       assertEquals(keys.length, specs.length + (tied ? 1 : 0), `${name} tied ${tied}`);

@@ -216,13 +216,12 @@ export class Gpu {
    */
   #pooled(size: number): GPUBuffer | undefined {
     const pool = this.#s.pool;
-    let best = pool.get(size)?.length ? size : 0;
-    if (!best) {
-      for (const [have, list] of pool) {
-        if (list.length && have > size && have <= 2 * size && (!best || have < best)) best = have;
-      }
+    if (pool.get(size)?.length) return pool.get(size)!.pop();
+    let best = Infinity;
+    for (const [have, list] of pool) {
+      if (list.length && have > size && have <= 2 * size && have < best) best = have;
     }
-    return best ? pool.get(best)!.pop() : undefined;
+    return pool.get(best)?.pop();
   }
 
   /**

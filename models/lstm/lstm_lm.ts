@@ -119,8 +119,21 @@ export interface LstmLm extends GatedStack {
   decoderBias: Param;
 }
 
-/** The LSTM gate row blocks in PyTorch's order: input, forget, cell candidate, output. */
-export const LSTM_GATE_NAMES: readonly string[] = ["i", "f", "g", "o"];
+const LSTM_GATE_NAMES: readonly string[] = ["i", "f", "g", "o"];
+
+/**
+ * Row blocks of an LSTM layer's `4H` gate rows and their names, in PyTorch's order: input,
+ * forget, cell candidate, output.
+ *
+ * @example
+ * ```ts
+ * import { lstmGateRows } from "./lstm_lm.ts";
+ * lstmGateRows(2); // { blocks: [2, 2, 2, 2], blockNames: ["i", "f", "g", "o"] }
+ * ```
+ */
+export function lstmGateRows(H: number): Pick<ParamSpec, "blocks" | "blockNames"> {
+  return { blocks: equalBlocks(4 * H, 4), blockNames: LSTM_GATE_NAMES };
+}
 
 /** The LSTM cell as the gated layer runs it: 4H pre-activations, blocks i, f, g, o. */
 export const LSTM_CELL: GatedCell = {
@@ -157,7 +170,7 @@ export function lstmLmParamSpecs(config: LstmLmConfig): ParamSpec[] {
   const { vocab: V, embed: E, hidden: H, layers: L } = config;
   const r = 1 / Math.sqrt(H);
   const lstm = { kind: "uniform", lo: -r, hi: r } as const;
-  const gateRows = { blocks: equalBlocks(4 * H, 4), blockNames: LSTM_GATE_NAMES };
+  const gateRows = lstmGateRows(H);
   const specs: ParamSpec[] = [{
     name: "encoder.weight",
     shape: [V, E],

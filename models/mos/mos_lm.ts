@@ -22,11 +22,10 @@
 import type { Gpu } from "../../kernels/runtime/runtime.ts";
 import { MOS_MAX_EXPERTS } from "../../kernels/cells/mos.ts";
 import { createParams, type Param, type ParamSpec } from "../params.ts";
-import { equalBlocks } from "../model.ts";
 import { type AwdDevices, checkStackSettings, type GatedStack } from "../parts/gated_stack.ts";
 import { mosStackHead } from "../parts/mos_head.ts";
 import type { WeightDropConvention } from "../parts/weight_drop.ts";
-import { LSTM_CELL, LSTM_GATE_NAMES } from "../lstm/lstm_lm.ts";
+import { LSTM_CELL, lstmGateRows } from "../lstm/lstm_lm.ts";
 
 /** Architecture and regularisers of AWD-LSTM-MoS. */
 export interface MosConfig {
@@ -158,7 +157,7 @@ export function mosParamSpecs(config: MosConfig): ParamSpec[] {
   }];
   sizes.forEach((H, l) => {
     const inSize = l === 0 ? E : sizes[l - 1];
-    const gates = { blocks: equalBlocks(4 * H, 4), blockNames: LSTM_GATE_NAMES };
+    const gates = lstmGateRows(H);
     const n = mosLayerNames(l), init = u(1 / Math.sqrt(H));
     specs.push(
       { name: n.ih, shape: [4 * H, inSize], ...gates, sparse: true, init },
